@@ -1,0 +1,44 @@
+//! The command line, mautrix-style: `-c config.yaml -r registration.yaml`, `-g` to generate
+//! the registration, and subcommands for the operator's checks.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "slack-bridge",
+    version,
+    about = "A Matrix appservice bridge for Slack (Socket Mode)"
+)]
+pub struct Cli {
+    /// Path to the bridge config.
+    #[arg(
+        short = 'c',
+        long = "config",
+        default_value = "config.yaml",
+        global = true
+    )]
+    pub config: PathBuf,
+    /// Path of the appservice registration (written by -g, read by nothing else).
+    #[arg(
+        short = 'r',
+        long = "registration",
+        default_value = "registration.yaml",
+        global = true
+    )]
+    pub registration: PathBuf,
+    /// Generate the registration (and any `generate` tokens in the config), then exit.
+    #[arg(short = 'g', long = "generate-registration")]
+    pub generate_registration: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the bridge (the default).
+    Run,
+    /// Check the config, list every problem, and exit.
+    ValidateConfig,
+}

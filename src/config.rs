@@ -1,0 +1,656 @@
+//! Typed configuration: the YAML schema of `config.yaml`, its defaults, loading with secret
+//! resolution, and the validation pass that reports every problem at once.
+
+pub mod edit;
+pub mod locate;
+pub mod secret;
+mod validate;
+
+use std::{
+    collections::BTreeMap,
+    fmt,
+    path::{Path, PathBuf},
+};
+
+use serde::Deserialize;
+
+pub use secret::{Secret, SecretSource};
+pub use validate::Mode;
+
+/// The prefix of every environment variable that can carry a secret.
+pub const ENV_PREFIX: &str = "SLACK_BRIDGE_";
+
+/// The value of `as_token`/`hs_token` that `-g` replaces with a fresh random token.
+pub const GENERATE: &str = "generate";
+
+/// The embedded default database, next to the working directory.
+pub const DEFAULT_DATABASE_URI: &str = "sqlite://slack-bridge.db";
+
+/// The domain of the example config; running or generating with it is refused.
+pub const PLACEHOLDER_DOMAIN: &str = "example.com";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub homeserver: HomeserverConfig,
+    pub appservice: AppserviceConfig,
+    pub database: DatabaseConfig,
+    pub slack: SlackConfig,
+    pub bridge: BridgeConfig,
+    pub logging: LoggingConfig,
+    pub metrics: MetricsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct HomeserverConfig {
+    /// Client-server API base URL the bridge calls.
+    pub address: String,
+    /// The homeserver's server_name; ghost and bot IDs end in `:domain`.
+    pub domain: String,
+}
+
+impl Default for HomeserverConfig {
+    fn default() -> Self {
+        Self {
+            address: "http://127.0.0.1:8008".into(),
+            domain: PLACEHOLDER_DOMAIN.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AppserviceConfig {
+    pub id: String,
+    /// URL the homeserver uses to reach the bridge; the registration's `url`.
+    pub address: String,
+    /// Address the appservice listener binds.
+    pub hostname: String,
+    /// Port the appservice listener binds. Kept wide so a bad value is a validation problem
+    /// reported with the others rather than a parse failure.
+    pub port: i64,
+    pub as_token: Option<Secret>,
+    pub as_token_file: Option<PathBuf>,
+    pub hs_token: Option<Secret>,
+    pub hs_token_file: Option<PathBuf>,
+    pub bot: BotConfig,
+    /// Ghost localpart template; `{userid}` becomes lowercase `<team id>-<user id>`.
+    pub username_template: String,
+    #[serde(skip)]
+    pub as_token_source: SecretSource,
+    #[serde(skip)]
+    pub hs_token_source: SecretSource,
+}
+
+impl Default for AppserviceConfig {
+    fn default() -> Self {
+        Self {
+            id: "slack".into(),
+            address: "http://127.0.0.1:29319".into(),
+            hostname: "127.0.0.1".into(),
+            port: 29319,
+            as_token: None,
+            as_token_file: None,
+            hs_token: None,
+            hs_token_file: None,
+            bot: BotConfig::default(),
+            username_template: "slack_{userid}".into(),
+            as_token_source: SecretSource::Absent,
+            hs_token_source: SecretSource::Absent,
+        }
+    }
+}
+
+impl AppserviceConfig {
+    /// The listener port, valid after validation.
+    pub fn listen_port(&self) -> u16 {
+        u16::try_from(self.port).unwrap_or(0)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct BotConfig {
+    pub username: String,
+    pub displayname: String,
+    /// An `mxc://` URI, or empty for no avatar.
+    pub avatar: String,
+}
+
+impl Default for BotConfig {
+    fn default() -> Self {
+        Self {
+            username: "slackbot".into(),
+            displayname: "Slack bridge bot".into(),
+            avatar: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct DatabaseConfig {
+    /// `sqlite://path` or `postgres://user@host/db`. Redacted in Debug because a password may
+    /// sit inside it.
+    pub uri: Option<Secret>,
+    pub uri_file: Option<PathBuf>,
+    /// A password spliced into a `postgres://` URI, so the URI itself can stay in the config.
+    pub password_file: Option<PathBuf>,
+    pub max_connections: u32,
+    #[serde(skip)]
+    pub uri_source: SecretSource,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            uri: None,
+            uri_file: None,
+            password_file: None,
+            max_connections: 5,
+            uri_source: SecretSource::Absent,
+        }
+    }
+}
+
+impl DatabaseConfig {
+    pub fn uri(&self) -> &str {
+        self.uri.as_ref().map(Secret::expose).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct SlackConfig {
+    /// Web API base URL; tests point it at the emulator.
+    pub api_url: String,
+    pub logins: Vec<LoginConfig>,
+}
+
+impl Default for SlackConfig {
+    fn default() -> Self {
+        Self {
+            api_url: "https://slack.com/api".into(),
+            logins: Vec::new(),
+        }
+    }
+}
+
+/// A login declared in the config, so a deployment comes up with no chat steps.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct LoginConfig {
+    pub bot_token: Option<Secret>,
+    pub bot_token_file: Option<PathBuf>,
+    pub app_token: Option<Secret>,
+    pub app_token_file: Option<PathBuf>,
+    /// The Matrix user who owns this login and is invited to its portals.
+    pub owner: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct BridgeConfig {
+    pub command_prefix: String,
+    /// Keys: `*`, a server name, or a full MXID; the most specific match wins.
+    pub permissions: BTreeMap<String, PermissionLevel>,
+    pub relay: RelayConfig,
+    /// Matrix users invited to every portal room.
+    pub invite: Vec<String>,
+}
+
+impl Default for BridgeConfig {
+    fn default() -> Self {
+        Self {
+            command_prefix: "!slack".into(),
+            permissions: BTreeMap::from([("*".to_owned(), PermissionLevel::Relay)]),
+            relay: RelayConfig::default(),
+            invite: Vec::new(),
+        }
+    }
+}
+
+impl BridgeConfig {
+    /// The permission of `user_id`: exact MXID, then its server name, then `*`.
+    pub fn permission_of(&self, user_id: &str) -> Option<PermissionLevel> {
+        let server = user_id.split_once(':').map(|(_, s)| s);
+        self.permissions
+            .get(user_id)
+            .or_else(|| server.and_then(|s| self.permissions.get(s)))
+            .or_else(|| self.permissions.get("*"))
+            .copied()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PermissionLevel {
+    /// May talk in portals through the relay.
+    Relay,
+    /// May log in with their own Slack app.
+    User,
+    /// May manage the bridge.
+    Admin,
+}
+
+impl fmt::Display for PermissionLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Relay => "relay",
+            Self::User => "user",
+            Self::Admin => "admin",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RelayConfig {
+    pub enabled: bool,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LoggingConfig {
+    /// A tracing filter directive (`info`, `slack_bridge=debug,info`); `RUST_LOG` overrides it.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Pretty,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+/// One thing wrong with a config, located by its dotted key and, where found, its line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{} (line {}): {}", self.key, line, self.message),
+            None => write!(f, "{}: {}", self.key, self.message),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{}", problem_list(.path, .problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+fn problem_list(path: &Path, problems: &[Problem]) -> String {
+    let mut out = format!(
+        "config file {} has {} problem{}:",
+        path.display(),
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    for p in problems {
+        out.push_str("\n  - ");
+        out.push_str(&p.to_string());
+    }
+    out
+}
+
+/// Reads the process environment; tests pass their own lookup instead.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl Config {
+    /// Reads, parses, resolves secrets and validates `path` for `mode`.
+    pub fn load(path: &Path, mode: Mode) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_yaml(&text, path, mode, &process_env)
+    }
+
+    /// Parses `text` (the contents of `path`, used in messages), resolving secrets through
+    /// `env`, and validates it for `mode`.
+    pub fn from_yaml(
+        text: &str,
+        path: &Path,
+        mode: Mode,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut unknown = Vec::new();
+        // An empty file is an empty mapping, i.e. all defaults.
+        let source = if text.trim().is_empty() { "{}" } else { text };
+        let de = serde_yaml::Deserializer::from_str(source);
+        let mut config: Config = serde_ignored::deserialize(de, |p| {
+            unknown.push(locate::segments(&p));
+        })
+        .map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+
+        let mut problems: Vec<Problem> = unknown
+            .into_iter()
+            .map(|segments| Problem {
+                line: locate::line_of(text, &segments),
+                key: segments.join("."),
+                message: "unknown key".into(),
+            })
+            .collect();
+        config.resolve_secrets(env, &mut problems);
+        validate::validate(&config, mode, &mut problems);
+        for p in &mut problems {
+            if p.line.is_none() {
+                let segments: Vec<String> = p.key.split('.').map(str::to_owned).collect();
+                p.line = locate::line_of(text, &segments);
+            }
+        }
+        // Top to bottom, as the operator reads the file; problems without a line last.
+        problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                problems,
+            })
+        }
+    }
+
+    /// Fills every secret from its environment variable, its `*_file`, or the inline value,
+    /// in that order of precedence, recording a problem for an unreadable file or for a
+    /// secret given both inline and as a file.
+    fn resolve_secrets(
+        &mut self,
+        env: &dyn Fn(&str) -> Option<String>,
+        problems: &mut Vec<Problem>,
+    ) {
+        let a = &mut self.appservice;
+        a.as_token_source = resolve_one(
+            &mut a.as_token,
+            a.as_token_file.as_deref(),
+            "appservice.as_token",
+            "AS_TOKEN",
+            env,
+            problems,
+        );
+        a.hs_token_source = resolve_one(
+            &mut a.hs_token,
+            a.hs_token_file.as_deref(),
+            "appservice.hs_token",
+            "HS_TOKEN",
+            env,
+            problems,
+        );
+        let d = &mut self.database;
+        d.uri_source = resolve_one(
+            &mut d.uri,
+            d.uri_file.as_deref(),
+            "database.uri",
+            "DATABASE_URI",
+            env,
+            problems,
+        );
+        if d.uri_source == SecretSource::Absent {
+            d.uri = Some(Secret::new(DEFAULT_DATABASE_URI));
+            d.uri_source = SecretSource::Inline;
+        }
+        let mut password = None;
+        resolve_one(
+            &mut password,
+            d.password_file.as_deref(),
+            "database.password",
+            "DATABASE_PASSWORD",
+            env,
+            problems,
+        );
+        if let (Some(password), Some(uri)) = (password, d.uri.as_ref()) {
+            match with_password(uri.expose(), password.expose()) {
+                Ok(joined) => d.uri = Some(Secret::new(joined)),
+                Err(message) => problems.push(Problem {
+                    key: "database.password_file".into(),
+                    line: None,
+                    message,
+                }),
+            }
+        }
+        for (i, login) in self.slack.logins.iter_mut().enumerate() {
+            resolve_one(
+                &mut login.bot_token,
+                login.bot_token_file.as_deref(),
+                &format!("slack.logins.{i}.bot_token"),
+                &format!("LOGINS_{i}_BOT_TOKEN"),
+                env,
+                problems,
+            );
+            resolve_one(
+                &mut login.app_token,
+                login.app_token_file.as_deref(),
+                &format!("slack.logins.{i}.app_token"),
+                &format!("LOGINS_{i}_APP_TOKEN"),
+                env,
+                problems,
+            );
+        }
+    }
+
+    /// The bridge bot's full user ID.
+    pub fn bot_mxid(&self) -> String {
+        format!(
+            "@{}:{}",
+            self.appservice.bot.username, self.homeserver.domain
+        )
+    }
+}
+
+fn resolve_one(
+    slot: &mut Option<Secret>,
+    file: Option<&Path>,
+    key: &str,
+    env_suffix: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<Problem>,
+) -> SecretSource {
+    let inline_given = slot.as_ref().is_some_and(|s| !s.is_empty());
+    if file.is_some()
+        && slot
+            .as_ref()
+            .is_some_and(|s| !s.is_empty() && s.expose() != GENERATE)
+    {
+        problems.push(Problem {
+            key: format!("{key}_file"),
+            line: None,
+            message: format!("{key} is also set inline; keep only one of the two"),
+        });
+    }
+    if let Some(value) = env(&format!("{ENV_PREFIX}{env_suffix}")) {
+        *slot = Some(Secret::new(value.trim_end_matches(['\n', '\r'])));
+        return SecretSource::Env;
+    }
+    if let Some(file) = file {
+        return match std::fs::read_to_string(file) {
+            Ok(value) => {
+                *slot = Some(Secret::new(value.trim_end_matches(['\n', '\r'])));
+                SecretSource::File
+            }
+            Err(e) => {
+                problems.push(Problem {
+                    key: format!("{key}_file"),
+                    line: None,
+                    message: format!("cannot read {}: {e}", file.display()),
+                });
+                SecretSource::File
+            }
+        };
+    }
+    if inline_given {
+        SecretSource::Inline
+    } else {
+        *slot = None;
+        SecretSource::Absent
+    }
+}
+
+/// Splices `password` into a `postgres://user@host/db` URI.
+fn with_password(uri: &str, password: &str) -> Result<String, String> {
+    let mut url = url::Url::parse(uri).map_err(|e| format!("database.uri is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "postgres" | "postgresql") {
+        return Err("a database password only applies to a postgres:// uri".into());
+    }
+    url.set_password(Some(password))
+        .map_err(|()| "database.uri has no user to attach the password to".to_owned())?;
+    Ok(url.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../config.example.yaml");
+
+    fn parse(
+        text: &str,
+        mode: Mode,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        Config::from_yaml(text, Path::new("config.yaml"), mode, env)
+    }
+
+    fn problems(r: Result<Config, ConfigError>) -> Vec<Problem> {
+        match r {
+            Err(ConfigError::Invalid { problems, .. }) => problems,
+            other => panic!("expected problems, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn example_config_parses_and_only_the_placeholder_domain_is_refused() {
+        let p = problems(parse(EXAMPLE, Mode::Generate, &|_| None));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].key, "homeserver.domain");
+        let text = EXAMPLE.replace("domain: example.com", "domain: example.org");
+        let c = parse(&text, Mode::Generate, &|_| None).unwrap();
+        assert_eq!(c.appservice.bot.username, "slackbot");
+        assert_eq!(c.appservice.listen_port(), 29319);
+        assert_eq!(c.database.uri(), DEFAULT_DATABASE_URI);
+        assert_eq!(
+            c.bridge.permission_of("@admin:example.com"),
+            Some(PermissionLevel::Admin)
+        );
+        assert_eq!(
+            c.bridge.permission_of("@bob:example.com"),
+            Some(PermissionLevel::User)
+        );
+        assert_eq!(
+            c.bridge.permission_of("@eve:elsewhere.org"),
+            Some(PermissionLevel::Relay)
+        );
+    }
+
+    #[test]
+    fn environment_beats_file_beats_inline() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hs");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let text = format!(
+            "homeserver: {{domain: example.org}}\nappservice:\n  as_token: inline-as\n  hs_token_file: {}\n",
+            file.display()
+        );
+        let c = parse(&text, Mode::Run, &|_| None).unwrap();
+        assert_eq!(
+            c.appservice.as_token.as_ref().unwrap().expose(),
+            "inline-as"
+        );
+        assert_eq!(
+            c.appservice.hs_token.as_ref().unwrap().expose(),
+            "from-file"
+        );
+        assert_eq!(c.appservice.hs_token_source, SecretSource::File);
+        let env = |k: &str| (k == "SLACK_BRIDGE_HS_TOKEN").then(|| "from-env".to_owned());
+        let c = parse(&text, Mode::Run, &env).unwrap();
+        assert_eq!(c.appservice.hs_token.as_ref().unwrap().expose(), "from-env");
+    }
+
+    #[test]
+    fn inline_and_file_together_is_a_problem() {
+        let text = "homeserver: {domain: example.org}\nappservice:\n  as_token: a\n  as_token_file: /x\n  hs_token: b\n";
+        let p = problems(parse(text, Mode::Run, &|_| None));
+        assert!(
+            p.iter()
+                .any(|p| p.key == "appservice.as_token_file"
+                    && p.message.contains("also set inline")),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn database_password_is_spliced_into_postgres_uri() {
+        let text = "homeserver: {domain: example.org}\nappservice: {as_token: a, hs_token: b}\ndatabase:\n  uri: postgres://bridge@db.internal/slack\n";
+        let env = |k: &str| (k == "SLACK_BRIDGE_DATABASE_PASSWORD").then(|| "p@ss".to_owned());
+        let c = parse(text, Mode::Run, &env).unwrap();
+        assert_eq!(
+            c.database.uri(),
+            "postgres://bridge:p%40ss@db.internal/slack"
+        );
+        assert_eq!(format!("{:?}", c.database).matches("p%40ss").count(), 0);
+    }
+
+    #[test]
+    fn type_errors_name_the_line() {
+        let text = "homeserver:\n  domain: example.org\nmetrics:\n  enabled: maybe\n";
+        match parse(text, Mode::Generate, &|_| None) {
+            Err(ConfigError::Parse { message, .. }) => {
+                assert!(
+                    message.contains("metrics.enabled") && message.contains("line 4"),
+                    "{message}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! The bridge database: `Store::connect` picks SQLite (embedded default) or PostgreSQL from the
+//! URI, applies the versioned migrations of that dialect, and refuses a schema newer than this
+//! binary. One file per table below holds its SQL at the top and its queries.
+//!
+//! Queries are written once in the common subset of both dialects (`$1` placeholders, which
+//! SQLite also accepts, `ON CONFLICT`, `RETURNING`) and run on either pool through
+//! [`on_pool!`], instead of `sqlx::Any` and its limited types.
+
+mod ghosts;
+mod inbox;
+mod logins;
+mod management;
+mod messages;
+mod portals;
+mod reactions;
+
+use std::{str::FromStr, time::Duration};
+
+use sqlx::{
+    PgPool, SqlitePool,
+    migrate::Migrator,
+    postgres::{PgConnectOptions, PgPoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+
+pub use ghosts::Ghost;
+pub use inbox::{HsTxn, SlackInboxEntry};
+pub use logins::{Login, LoginState};
+pub use messages::MessageRow;
+pub use portals::{Portal, PortalKind};
+pub use reactions::ReactionRow;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "unsupported database uri scheme in `{0}`: use sqlite://path or postgres://user@host/db"
+    )]
+    Scheme(String),
+    #[error("invalid database uri: {0}")]
+    Uri(#[source] sqlx::Error),
+    #[error("cannot open the database ({target}): {source}")]
+    Connect {
+        target: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error(
+        "the database schema is at version {db}, newer than this slack-bridge knows ({known}); it was written by a newer release. Run that release, or restore a backup taken before the upgrade"
+    )]
+    SchemaTooNew { db: i64, known: i64 },
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("stored value is invalid: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same query code against whichever pool the store has.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite($pool) => $body,
+            $crate::store::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dialect", &self.dialect())
+            .finish()
+    }
+}
+
+/// The current time in milliseconds since the Unix epoch, the unit of every stored timestamp.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+impl Store {
+    /// Opens `uri` (`sqlite://path`, created if absent, WAL and foreign keys on; or
+    /// `postgres://…`) and migrates it to the schema this binary knows.
+    pub async fn connect(uri: &str, max_connections: u32) -> Result<Store> {
+        let store = if uri.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(uri)
+                .map_err(StoreError::Uri)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // FULL: a stored inbox entry survives power loss, not only a process crash,
+                // because it is acknowledged to Slack or the homeserver right after.
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            let target = format!("SQLite file {}", opts.get_filename().display());
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max_connections.max(1))
+                .connect_with(opts)
+                .await
+                .map_err(|source| StoreError::Connect { target, source })?;
+            Store {
+                pool: Pool::Sqlite(pool),
+            }
+        } else if uri.starts_with("postgres://") || uri.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(uri).map_err(StoreError::Uri)?;
+            let target = format!(
+                "PostgreSQL {}:{} database {}",
+                opts.get_host(),
+                opts.get_port(),
+                opts.get_database().unwrap_or("(default)")
+            );
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections.max(1))
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(opts)
+                .await
+                .map_err(|source| StoreError::Connect { target, source })?;
+            Store {
+                pool: Pool::Postgres(pool),
+            }
+        } else {
+            let scheme = uri.split(':').next().unwrap_or_default();
+            return Err(StoreError::Scheme(format!("{scheme}:")));
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self.pool {
+            Pool::Sqlite(_) => Dialect::Sqlite,
+            Pool::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    fn migrator(&self) -> &'static Migrator {
+        match self.pool {
+            Pool::Sqlite(_) => &SQLITE_MIGRATIONS,
+            Pool::Postgres(_) => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    /// The newest migration this binary carries.
+    pub fn known_version(&self) -> i64 {
+        self.migrator().iter().map(|m| m.version).max().unwrap_or(0)
+    }
+
+    /// The newest migration applied to the database, 0 for a fresh one.
+    pub async fn schema_version(&self) -> Result<i64> {
+        let exists: bool = match &self.pool {
+            Pool::Sqlite(pool) => {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+                )
+                .fetch_one(pool)
+                .await?
+                    > 0
+            }
+            Pool::Postgres(pool) => {
+                sqlx::query_scalar::<_, bool>(
+                    "SELECT to_regclass('_sqlx_migrations') IS NOT NULL",
+                )
+                .fetch_one(pool)
+                .await?
+            }
+        };
+        if !exists {
+            return Ok(0);
+        }
+        let v: Option<i64> = on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT MAX(version) FROM _sqlx_migrations WHERE success"
+        )
+        .fetch_one(pool)
+        .await?);
+        Ok(v.unwrap_or(0))
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let db = self.schema_version().await?;
+        let known = self.known_version();
+        if db > known {
+            return Err(StoreError::SchemaTooNew { db, known });
+        }
+        on_pool!(self, pool => self.migrator().run(pool).await?);
+        Ok(())
+    }
+
+    /// A trivial query, for readiness checks.
+    pub async fn ping(&self) -> Result<()> {
+        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await?.rows_affected());
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await);
+    }
+}

@@ -1,0 +1,131 @@
+//! The two durable inboxes: Slack events (deduplicated on `event_id`) and homeserver
+//! transactions (deduplicated on `txn_id`). An entry is stored before its delivery is
+//! acknowledged and processed afterwards, in arrival order, so nothing is lost to a crash.
+
+use super::{Result, Store, now_ms, on_pool};
+
+const SLACK_INSERT: &str =
+    "INSERT INTO slack_inbox (event_id, team_id, channel_id, payload, received_at)
+    VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING";
+const SLACK_PENDING: &str =
+    "SELECT id, event_id, team_id, channel_id, payload, attempts FROM slack_inbox
+    WHERE state = 'pending' AND id > $1 ORDER BY id LIMIT $2";
+const SLACK_DONE: &str = "UPDATE slack_inbox SET state = 'done', done_at = $2 WHERE id = $1";
+const SLACK_FAILED: &str = "UPDATE slack_inbox SET state = 'failed', last_error = $2, attempts = attempts + 1, done_at = $3 WHERE id = $1";
+const SLACK_ATTEMPT: &str =
+    "UPDATE slack_inbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1";
+const SLACK_COUNT: &str = "SELECT COUNT(*) FROM slack_inbox WHERE event_id = $1";
+
+const HS_INSERT: &str = "INSERT INTO hs_inbox (txn_id, body, received_at) VALUES ($1, $2, $3)
+    ON CONFLICT (txn_id) DO NOTHING";
+const HS_PENDING: &str = "SELECT id, txn_id, body, attempts FROM hs_inbox
+    WHERE state = 'pending' AND id > $1 ORDER BY id LIMIT $2";
+const HS_DONE: &str = "UPDATE hs_inbox SET state = 'done', done_at = $2 WHERE id = $1";
+const HS_ATTEMPT: &str =
+    "UPDATE hs_inbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1";
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SlackInboxEntry {
+    pub id: i64,
+    pub event_id: String,
+    pub team_id: String,
+    pub channel_id: Option<String>,
+    pub payload: String,
+    pub attempts: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct HsTxn {
+    pub id: i64,
+    pub txn_id: String,
+    pub body: String,
+    pub attempts: i64,
+}
+
+impl Store {
+    /// Stores a Slack event unless its `event_id` is known; true when it was new.
+    pub async fn insert_slack_event(
+        &self,
+        event_id: &str,
+        team_id: &str,
+        channel_id: Option<&str>,
+        payload: &str,
+    ) -> Result<bool> {
+        let n = on_pool!(self, pool => sqlx::query(SLACK_INSERT)
+            .bind(event_id)
+            .bind(team_id)
+            .bind(channel_id)
+            .bind(payload)
+            .bind(now_ms())
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(n > 0)
+    }
+
+    /// Pending Slack events after `after_id`, oldest first.
+    pub async fn pending_slack_events(
+        &self,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<SlackInboxEntry>> {
+        Ok(on_pool!(self, pool => sqlx::query_as(SLACK_PENDING)
+            .bind(after_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?))
+    }
+
+    pub async fn mark_slack_done(&self, id: i64) -> Result<()> {
+        on_pool!(self, pool => sqlx::query(SLACK_DONE).bind(id).bind(now_ms()).execute(pool).await?.rows_affected());
+        Ok(())
+    }
+
+    /// Gives up on an event for good, keeping the reason for the operator.
+    pub async fn mark_slack_failed(&self, id: i64, error: &str) -> Result<()> {
+        on_pool!(self, pool => sqlx::query(SLACK_FAILED).bind(id).bind(error).bind(now_ms()).execute(pool).await?.rows_affected());
+        Ok(())
+    }
+
+    /// Counts a failed attempt that will be retried.
+    pub async fn note_slack_attempt(&self, id: i64, error: &str) -> Result<()> {
+        on_pool!(self, pool => sqlx::query(SLACK_ATTEMPT).bind(id).bind(error).execute(pool).await?.rows_affected());
+        Ok(())
+    }
+
+    pub async fn slack_event_count(&self, event_id: &str) -> Result<i64> {
+        Ok(
+            on_pool!(self, pool => sqlx::query_scalar(SLACK_COUNT).bind(event_id).fetch_one(pool).await?),
+        )
+    }
+
+    /// Stores a homeserver transaction unless its txn id is known; true when it was new.
+    pub async fn insert_hs_txn(&self, txn_id: &str, body: &str) -> Result<bool> {
+        let n = on_pool!(self, pool => sqlx::query(HS_INSERT)
+            .bind(txn_id)
+            .bind(body)
+            .bind(now_ms())
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(n > 0)
+    }
+
+    pub async fn pending_hs_txns(&self, after_id: i64, limit: i64) -> Result<Vec<HsTxn>> {
+        Ok(on_pool!(self, pool => sqlx::query_as(HS_PENDING)
+            .bind(after_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?))
+    }
+
+    pub async fn mark_hs_done(&self, id: i64) -> Result<()> {
+        on_pool!(self, pool => sqlx::query(HS_DONE).bind(id).bind(now_ms()).execute(pool).await?.rows_affected());
+        Ok(())
+    }
+
+    pub async fn note_hs_attempt(&self, id: i64, error: &str) -> Result<()> {
+        on_pool!(self, pool => sqlx::query(HS_ATTEMPT).bind(id).bind(error).execute(pool).await?.rows_affected());
+        Ok(())
+    }
+}

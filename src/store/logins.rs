@@ -1,0 +1,156 @@
+//! `logins`: a Slack app installed in a workspace (bot + app-level token) and its Matrix owner.
+
+use super::{Result, Store, StoreError, now_ms, on_pool};
+use crate::config::Secret;
+
+const UPSERT: &str = "INSERT INTO logins
+    (team_id, team_name, bot_user_id, bot_id, app_id, owner_mxid, bot_token, app_token, state, state_reason, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'ok', NULL, $9)
+    ON CONFLICT (team_id) DO UPDATE SET team_name = excluded.team_name, bot_user_id = excluded.bot_user_id,
+        bot_id = excluded.bot_id, app_id = excluded.app_id, owner_mxid = excluded.owner_mxid,
+        bot_token = excluded.bot_token, app_token = excluded.app_token, state = 'ok', state_reason = NULL";
+const SELECT: &str =
+    "SELECT team_id, team_name, bot_user_id, bot_id, app_id, owner_mxid, bot_token, app_token,
+    state, state_reason, space_room_id FROM logins";
+const SET_STATE: &str = "UPDATE logins SET state = $2, state_reason = $3 WHERE team_id = $1";
+const SET_SPACE: &str = "UPDATE logins SET space_room_id = $2 WHERE team_id = $1";
+const DELETE: &str = "DELETE FROM logins WHERE team_id = $1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginState {
+    Ok,
+    /// Slack said the credentials are dead (revoked, uninstalled); not retried until a new login.
+    Invalid,
+    LoggedOut,
+}
+
+impl LoginState {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Invalid => "invalid",
+            Self::LoggedOut => "logged_out",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "ok" => Self::Ok,
+            "invalid" => Self::Invalid,
+            "logged_out" => Self::LoggedOut,
+            other => return Err(StoreError::Corrupt(format!("login state `{other}`"))),
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub team_id: String,
+    pub team_name: String,
+    pub bot_user_id: String,
+    pub bot_id: String,
+    pub app_id: String,
+    pub owner_mxid: String,
+    pub bot_token: Secret,
+    pub app_token: Secret,
+    pub state: LoginState,
+    pub state_reason: Option<String>,
+    pub space_room_id: Option<String>,
+}
+
+type LoginRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
+
+fn from_row(r: LoginRow) -> Result<Login> {
+    Ok(Login {
+        team_id: r.0,
+        team_name: r.1,
+        bot_user_id: r.2,
+        bot_id: r.3,
+        app_id: r.4,
+        owner_mxid: r.5,
+        bot_token: Secret::new(r.6),
+        app_token: Secret::new(r.7),
+        state: LoginState::parse(&r.8)?,
+        state_reason: r.9,
+        space_room_id: r.10,
+    })
+}
+
+impl Store {
+    /// Stores a verified login; logging in again replaces the tokens and revives the state.
+    pub async fn upsert_login(&self, l: &Login) -> Result<()> {
+        on_pool!(self, pool => sqlx::query(UPSERT)
+            .bind(&l.team_id)
+            .bind(&l.team_name)
+            .bind(&l.bot_user_id)
+            .bind(&l.bot_id)
+            .bind(&l.app_id)
+            .bind(&l.owner_mxid)
+            .bind(l.bot_token.expose())
+            .bind(l.app_token.expose())
+            .bind(now_ms())
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(())
+    }
+
+    pub async fn get_login(&self, team_id: &str) -> Result<Option<Login>> {
+        let sql = format!("{SELECT} WHERE team_id = $1");
+        let row: Option<LoginRow> = on_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(team_id)
+            .fetch_optional(pool)
+            .await?);
+        row.map(from_row).transpose()
+    }
+
+    pub async fn list_logins(&self) -> Result<Vec<Login>> {
+        let sql = format!("{SELECT} ORDER BY team_id");
+        let rows: Vec<LoginRow> =
+            on_pool!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await?);
+        rows.into_iter().map(from_row).collect()
+    }
+
+    pub async fn set_login_state(
+        &self,
+        team_id: &str,
+        state: LoginState,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        on_pool!(self, pool => sqlx::query(SET_STATE)
+            .bind(team_id)
+            .bind(state.as_str())
+            .bind(reason)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(())
+    }
+
+    pub async fn set_login_space(&self, team_id: &str, space_room_id: &str) -> Result<()> {
+        on_pool!(self, pool => sqlx::query(SET_SPACE)
+            .bind(team_id)
+            .bind(space_room_id)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(())
+    }
+
+    pub async fn delete_login(&self, team_id: &str) -> Result<bool> {
+        let done = on_pool!(self, pool => sqlx::query(DELETE).bind(team_id).execute(pool).await?.rows_affected());
+        Ok(done > 0)
+    }
+}

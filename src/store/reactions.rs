@@ -1,0 +1,64 @@
+//! `reactions`: a Slack reaction (message, user, emoji) and its Matrix annotation event.
+
+use super::{Result, Store, now_ms, on_pool};
+
+const INSERT: &str = "INSERT INTO reactions (team_id, channel_id, msg_ts, user_id, emoji, event_id, room_id, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING";
+const SELECT: &str =
+    "SELECT team_id, channel_id, msg_ts, user_id, emoji, event_id, room_id FROM reactions";
+const DELETE: &str = "DELETE FROM reactions WHERE event_id = $1";
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ReactionRow {
+    pub team_id: String,
+    pub channel_id: String,
+    pub msg_ts: String,
+    pub user_id: String,
+    pub emoji: String,
+    pub event_id: String,
+    pub room_id: String,
+}
+
+impl Store {
+    pub async fn insert_reaction(&self, r: &ReactionRow) -> Result<bool> {
+        let n = on_pool!(self, pool => sqlx::query(INSERT)
+            .bind(&r.team_id)
+            .bind(&r.channel_id)
+            .bind(&r.msg_ts)
+            .bind(&r.user_id)
+            .bind(&r.emoji)
+            .bind(&r.event_id)
+            .bind(&r.room_id)
+            .bind(now_ms())
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(n > 0)
+    }
+
+    pub async fn get_reaction(
+        &self,
+        team_id: &str,
+        channel_id: &str,
+        msg_ts: &str,
+        user_id: &str,
+        emoji: &str,
+    ) -> Result<Option<ReactionRow>> {
+        let sql = format!(
+            "{SELECT} WHERE team_id = $1 AND channel_id = $2 AND msg_ts = $3 AND user_id = $4 AND emoji = $5"
+        );
+        Ok(on_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(team_id)
+            .bind(channel_id)
+            .bind(msg_ts)
+            .bind(user_id)
+            .bind(emoji)
+            .fetch_optional(pool)
+            .await?))
+    }
+
+    pub async fn delete_reaction(&self, event_id: &str) -> Result<bool> {
+        let n = on_pool!(self, pool => sqlx::query(DELETE).bind(event_id).execute(pool).await?.rows_affected());
+        Ok(n > 0)
+    }
+}

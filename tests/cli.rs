@@ -1,0 +1,429 @@
+//! The binary as an operator uses it: `-g`, `validate-config`, argument errors, and a run whose
+//! log output must never contain a secret.
+
+use std::{
+    io::{BufRead, BufReader},
+    os::unix::fs::PermissionsExt,
+    path::Path,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use ruma::api::appservice::Registration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_slack-bridge");
+
+fn example() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.yaml"))
+        .unwrap()
+}
+
+fn example_with_domain() -> String {
+    example().replacen("  domain: example.com", "  domain: bridge.test", 1)
+}
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn yaml_token(text: &str, key: &str) -> String {
+    let v: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
+    v["appservice"][key].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn generate_registration_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.yaml");
+    let reg = dir.path().join("registration.yaml");
+    let original = example_with_domain();
+    std::fs::write(&cfg, &original).unwrap();
+
+    let out = run(&[
+        "-g",
+        "-c",
+        cfg.to_str().unwrap(),
+        "-r",
+        reg.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let config_text = std::fs::read_to_string(&cfg).unwrap();
+    let as_token = yaml_token(&config_text, "as_token");
+    let hs_token = yaml_token(&config_text, "hs_token");
+    for t in [&as_token, &hs_token] {
+        assert!(t.len() >= 64, "token too short: {t}");
+        assert!(
+            t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
+    }
+    assert_ne!(as_token, hs_token);
+
+    // Only the two token values changed: every comment and line survived.
+    let before: Vec<&str> = original.lines().collect();
+    let after: Vec<&str> = config_text.lines().collect();
+    assert_eq!(before.len(), after.len());
+    let changed: Vec<(&str, &str)> = before
+        .iter()
+        .zip(&after)
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| (*a, *b))
+        .collect();
+    assert_eq!(changed.len(), 2, "{changed:?}");
+    assert_eq!(
+        changed[0],
+        ("  as_token: generate", &*format!("  as_token: {as_token}"))
+    );
+    assert_eq!(
+        changed[1],
+        ("  hs_token: generate", &*format!("  hs_token: {hs_token}"))
+    );
+
+    let reg_text = std::fs::read_to_string(&reg).unwrap();
+    let registration: Registration = serde_yaml::from_str(&reg_text).unwrap();
+    assert_eq!(registration.sender_localpart, "slackbot");
+    assert_eq!(registration.as_token, as_token);
+    assert_eq!(registration.hs_token, hs_token);
+    assert_eq!(registration.id, "slack");
+    assert_eq!(registration.url.as_deref(), Some("http://127.0.0.1:29319"));
+    assert_eq!(registration.rate_limited, Some(false));
+    assert!(registration.receive_ephemeral);
+    let users: Vec<(&str, bool)> = registration
+        .namespaces
+        .users
+        .iter()
+        .map(|n| (n.regex.as_str(), n.exclusive))
+        .collect();
+    assert_eq!(
+        users,
+        [
+            (r"^@slack_.*:bridge\.test$", true),
+            (r"^@slackbot:bridge\.test$", true)
+        ]
+    );
+    let mode = std::fs::metadata(&reg).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "registration holds secrets");
+
+    // A second -g keeps the tokens the homeserver already has.
+    let out = run(&[
+        "-g",
+        "-c",
+        cfg.to_str().unwrap(),
+        "-r",
+        reg.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), config_text);
+    let again: Registration =
+        serde_yaml::from_str(&std::fs::read_to_string(&reg).unwrap()).unwrap();
+    assert_eq!((again.as_token, again.hs_token), (as_token, hs_token));
+
+    // The config is now complete for running.
+    let out = run(&["validate-config", "-c", cfg.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn generate_refuses_placeholder_domain() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.yaml");
+    let reg = dir.path().join("registration.yaml");
+    std::fs::write(&cfg, example()).unwrap();
+    let out = run(&[
+        "-g",
+        "-c",
+        cfg.to_str().unwrap(),
+        "-r",
+        reg.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.starts_with("Error: "), "{err}");
+    assert!(
+        err.contains("homeserver.domain") && err.contains("placeholder"),
+        "{err}"
+    );
+    assert!(!reg.exists(), "nothing written");
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), example());
+}
+
+#[test]
+fn generate_uses_token_files_without_touching_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.yaml");
+    let reg = dir.path().join("registration.yaml");
+    let as_file = dir.path().join("as_token");
+    std::fs::write(&as_file, "as-from-file-0123456789\n").unwrap();
+    let text = example_with_domain().replace(
+        "  as_token: generate",
+        &format!("  as_token_file: {}", as_file.display()),
+    );
+    std::fs::write(&cfg, &text).unwrap();
+    let out = run(&[
+        "-g",
+        "-c",
+        cfg.to_str().unwrap(),
+        "-r",
+        reg.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let registration: Registration =
+        serde_yaml::from_str(&std::fs::read_to_string(&reg).unwrap()).unwrap();
+    assert_eq!(registration.as_token, "as-from-file-0123456789");
+    let new_text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(new_text.contains(&format!("  as_token_file: {}", as_file.display())));
+    assert_eq!(registration.hs_token, yaml_token(&new_text, "hs_token"));
+}
+
+fn validate(text: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.yaml");
+    std::fs::write(&cfg, text).unwrap();
+    let out = run(&["validate-config", "-c", cfg.to_str().unwrap()]);
+    (out.status.code().unwrap(), stderr(&out))
+}
+
+/// A config that is valid for running, as the base of the negative cases.
+fn runnable() -> String {
+    example_with_domain()
+        .replace("  as_token: generate", "  as_token: as-secret-aaaaaaaaaaaa")
+        .replace("  hs_token: generate", "  hs_token: hs-secret-bbbbbbbbbbbb")
+}
+
+#[test]
+fn validate_config_accepts_a_runnable_config() {
+    let (code, err) = validate(&runnable());
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn validate_config_names_each_problem() {
+    let cases: &[(&str, &str, &str, &[&str])] = &[
+        (
+            "unknown key",
+            "  port: 29319\n",
+            "  port: 29319\n  colour: blue\n",
+            &["appservice.colour (line {}): unknown key"],
+        ),
+        (
+            "placeholder domain",
+            "  domain: bridge.test",
+            "  domain: example.com",
+            &["homeserver.domain (line {})", "placeholder"],
+        ),
+        (
+            "malformed URL",
+            "  address: http://127.0.0.1:8008",
+            "  address: http//127.0.0.1:8008",
+            &["homeserver.address (line {})", "not a valid URL"],
+        ),
+        (
+            "missing {userid}",
+            "username_template: slack_{userid}",
+            "username_template: slack_user",
+            &["appservice.username_template", "{userid}"],
+        ),
+        (
+            "missing *_file",
+            "  as_token: as-secret-aaaaaaaaaaaa",
+            "  as_token_file: /nonexistent/as_token",
+            &[
+                "appservice.as_token_file",
+                "cannot read /nonexistent/as_token",
+            ],
+        ),
+        (
+            "bad port",
+            "  port: 29319",
+            "  port: 70000",
+            &["appservice.port", "70000"],
+        ),
+        (
+            "tokens still generate",
+            "  hs_token: hs-secret-bbbbbbbbbbbb",
+            "  hs_token: generate",
+            &["appservice.hs_token", "slack-bridge -g"],
+        ),
+        (
+            "bot matched by the ghost template",
+            "    username: slackbot",
+            "    username: slack_bot",
+            &["appservice.bot.username", "matches the ghost template"],
+        ),
+    ];
+    for (what, from, to, expect) in cases {
+        let text = runnable();
+        assert!(text.contains(from), "{what}: base config lacks {from:?}");
+        let changed = text.replacen(from, to, 1);
+        // The line the operator has to look at: the last line of the replacement.
+        let offset = changed.find(to).unwrap() + to.trim_end().len();
+        let line = changed[..offset].lines().count();
+        let (code, err) = validate(&changed);
+        assert_eq!(code, 1, "{what}: {err}");
+        assert!(err.starts_with("Error: "), "{what}: {err}");
+        for e in *expect {
+            let e = e.replace("{}", &line.to_string());
+            assert!(err.contains(&e), "{what}: expected {e:?} in:\n{err}");
+        }
+    }
+}
+
+#[test]
+fn validate_config_lists_all_problems_at_once() {
+    let text = example()
+        .replace("  port: 29319\n", "  port: 29319\n  colour: blue\n")
+        .replace("  address: http://127.0.0.1:8008", "  address: not a url")
+        .replace(
+            "username_template: slack_{userid}",
+            "username_template: slack_user",
+        )
+        .replace(
+            "  as_token: generate",
+            "  as_token_file: /nonexistent/as_token",
+        );
+    let (code, err) = validate(&text);
+    assert_eq!(code, 1);
+    for key in [
+        "appservice.colour",
+        "homeserver.domain",
+        "homeserver.address",
+        "appservice.username_template",
+        "appservice.as_token_file",
+        "appservice.hs_token",
+    ] {
+        assert!(err.contains(key), "expected {key} in:\n{err}");
+    }
+    assert!(err.contains("6 problems"), "{err}");
+}
+
+#[test]
+fn argument_errors_and_version() {
+    let out = run(&["--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).starts_with("Error: "), "{}", stderr(&out));
+    let out = run(&["--version"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+    let out = run(&["-c", "/nonexistent/config.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("Error: cannot read config file /nonexistent/config.yaml"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"));
+}
+
+/// Runs the bridge with every kind of secret configured and debug logging, and asserts that
+/// none of the secrets appears in anything it printed.
+#[test]
+fn secrets_never_reach_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.yaml");
+    let hs_file = dir.path().join("hs_token");
+    let bot_file = dir.path().join("bot_token");
+    let secrets = [
+        "as-SECRET-1111111111111111",
+        "hs-SECRET-2222222222222222",
+        "xoxb-SECRET-3333333333",
+        "xapp-SECRET-4444444444",
+        "dbpassSECRET5555",
+    ];
+    std::fs::write(&hs_file, secrets[1]).unwrap();
+    std::fs::write(&bot_file, format!("{}\n", secrets[2])).unwrap();
+    let db = dir.path().join("bridge.db");
+    let text = runnable()
+        .replace(
+            "  as_token: as-secret-aaaaaaaaaaaa",
+            &format!("  as_token: {}", secrets[0]),
+        )
+        .replace(
+            "  hs_token: hs-secret-bbbbbbbbbbbb",
+            &format!("  hs_token_file: {}", hs_file.display()),
+        )
+        .replace(
+            "  uri: sqlite://slack-bridge.db",
+            &format!("  uri: sqlite://{}", db.display()),
+        )
+        .replace(
+            "  logins: []",
+            &format!(
+                "  logins:\n    - bot_token_file: {}\n      owner: \"@dan:bridge.test\"",
+                bot_file.display()
+            ),
+        )
+        .replace("  level: info", "  level: trace")
+        // Nothing listens here: the run must fail by itself after logging its startup.
+        .replace("http://127.0.0.1:8008", "http://127.0.0.1:9");
+    std::fs::write(&cfg, text).unwrap();
+    let child = Command::new(BIN)
+        .args(["-c", cfg.to_str().unwrap()])
+        .env("SLACK_BRIDGE_LOGINS_0_APP_TOKEN", secrets[3])
+        .env("SLACK_BRIDGE_DATABASE_PASSWORD", secrets[4])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The database password only applies to postgres URIs, so that config is refused; run it
+    // again without the password to get a full startup log.
+    let first = child.wait_with_output().unwrap();
+    let mut all = String::from_utf8_lossy(&first.stdout).into_owned() + &stderr(&first);
+    assert!(all.contains("database.password"), "{all}");
+
+    let mut child = Command::new(BIN)
+        .args(["-c", cfg.to_str().unwrap()])
+        .env("SLACK_BRIDGE_LOGINS_0_APP_TOKEN", secrets[3])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(err).lines() {
+            lines.push(line.unwrap_or_default());
+        }
+        lines
+    });
+    // The run either fails by itself (homeserver unreachable) or, once its database exists,
+    // gets stopped the way systemd stops it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut db_seen: Option<Instant> = None;
+    while child.try_wait().unwrap().is_none() {
+        if db.exists() {
+            db_seen.get_or_insert_with(Instant::now);
+        }
+        if Instant::now() > deadline
+            || db_seen.is_some_and(|t| t.elapsed() > Duration::from_secs(2))
+        {
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            child.wait().unwrap();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let lines = reader.join().unwrap();
+    all.push_str(&lines.join("\n"));
+    assert!(
+        all.contains("effective configuration"),
+        "the run logged its config at debug level:\n{all}"
+    );
+    for s in secrets {
+        assert!(
+            !all.contains(s),
+            "secret {s} leaked into the output:\n{all}"
+        );
+    }
+    assert!(all.contains("***"), "secrets show as ***");
+}

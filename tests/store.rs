@@ -1,0 +1,388 @@
+//! The store suite: every case runs on SQLite and on PostgreSQL (`sqlite::…` and
+//! `postgres::…` in the test output).
+
+mod support;
+
+use slack_bridge::{
+    config::Secret,
+    store::{
+        Ghost, Login, LoginState, MessageRow, Portal, PortalKind, ReactionRow, Store, StoreError,
+    },
+};
+use support::TestDb;
+
+macro_rules! store_suite {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let db = super::TestDb::sqlite();
+                    super::$case(&db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    if let Some(db) = super::TestDb::postgres(stringify!($case)).await {
+                        super::$case(&db).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+store_suite!(
+    migrates_fresh_and_reopens,
+    refuses_newer_schema,
+    slack_inbox_dedupes_and_orders,
+    hs_inbox_dedupes,
+    logins_roundtrip_and_state,
+    portals_insert_once_and_lookup,
+    ghosts_upsert,
+    messages_and_reactions,
+    management_rooms,
+);
+
+async fn migrates_fresh_and_reopens(db: &TestDb) {
+    let store = db.connect().await;
+    let known = store.known_version();
+    assert!(known >= 1);
+    assert_eq!(store.schema_version().await.unwrap(), known);
+    store.ping().await.unwrap();
+    store.close().await;
+    // A second start applies nothing and keeps the data.
+    let store = db.connect().await;
+    assert_eq!(store.schema_version().await.unwrap(), known);
+}
+
+async fn refuses_newer_schema(db: &TestDb) {
+    let store = db.connect().await;
+    let known = store.known_version();
+    // Pretend a newer release migrated this database.
+    let future = known + 1;
+    let sql = format!(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES ({future}, 'from the future', TRUE, X'00', 0)"
+    );
+    let sql = if store.dialect() == slack_bridge::store::Dialect::Postgres {
+        sql.replace("X'00'", "'\\x00'::bytea")
+    } else {
+        sql
+    };
+    raw_execute(db, &sql).await;
+    store.close().await;
+    let err = Store::connect(&db.uri, 2).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::SchemaTooNew { db, known: k } if db == future && k == known),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("version {future}")) && msg.contains(&format!("({known})")),
+        "{msg}"
+    );
+}
+
+async fn raw_execute(db: &TestDb, sql: &str) {
+    use sqlx::Connection;
+    if db.uri.starts_with("sqlite") {
+        let mut c = sqlx::SqliteConnection::connect(&db.uri).await.unwrap();
+        sqlx::query(sql).execute(&mut c).await.unwrap();
+    } else {
+        let mut c = sqlx::PgConnection::connect(&db.uri).await.unwrap();
+        sqlx::query(sql).execute(&mut c).await.unwrap();
+    }
+}
+
+async fn slack_inbox_dedupes_and_orders(db: &TestDb) {
+    let store = db.connect().await;
+    assert!(
+        store
+            .insert_slack_event("Ev1", "T1", Some("C1"), r#"{"a":1}"#)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .insert_slack_event("Ev1", "T1", Some("C1"), r#"{"a":1}"#)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .insert_slack_event("Ev2", "T1", None, r#"{"a":2}"#)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .insert_slack_event("Ev3", "T1", Some("C2"), r#"{"a":3}"#)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.slack_event_count("Ev1").await.unwrap(), 1);
+    let pending = store.pending_slack_events(0, 10).await.unwrap();
+    let ids: Vec<&str> = pending.iter().map(|e| e.event_id.as_str()).collect();
+    assert_eq!(ids, ["Ev1", "Ev2", "Ev3"]);
+    assert_eq!(pending[1].channel_id, None);
+    store.mark_slack_done(pending[0].id).await.unwrap();
+    store
+        .note_slack_attempt(pending[1].id, "homeserver down")
+        .await
+        .unwrap();
+    store
+        .mark_slack_failed(pending[2].id, "unsupported")
+        .await
+        .unwrap();
+    let pending = store.pending_slack_events(0, 10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].event_id, "Ev2");
+    assert_eq!(pending[0].attempts, 1);
+    // Paging past an id.
+    assert!(
+        store
+            .pending_slack_events(pending[0].id, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Survives a reopen.
+    store.close().await;
+    let store = db.connect().await;
+    assert_eq!(store.pending_slack_events(0, 10).await.unwrap().len(), 1);
+}
+
+async fn hs_inbox_dedupes(db: &TestDb) {
+    let store = db.connect().await;
+    assert!(store.insert_hs_txn("42", r#"{"events":[]}"#).await.unwrap());
+    assert!(
+        !store
+            .insert_hs_txn("42", r#"{"events":[1]}"#)
+            .await
+            .unwrap()
+    );
+    assert!(store.insert_hs_txn("43", r#"{"events":[]}"#).await.unwrap());
+    let pending = store.pending_hs_txns(0, 10).await.unwrap();
+    assert_eq!(pending.len(), 2);
+    assert_eq!(
+        pending[0].body, r#"{"events":[]}"#,
+        "the first body is kept"
+    );
+    store.mark_hs_done(pending[0].id).await.unwrap();
+    store
+        .note_hs_attempt(pending[1].id, "slack down")
+        .await
+        .unwrap();
+    let pending = store.pending_hs_txns(0, 10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!((pending[0].txn_id.as_str(), pending[0].attempts), ("43", 1));
+}
+
+fn login(team: &str, bot: &str) -> Login {
+    Login {
+        team_id: team.into(),
+        team_name: "Acme".into(),
+        bot_user_id: "UBOT".into(),
+        bot_id: "B1".into(),
+        app_id: "A1".into(),
+        owner_mxid: "@dan:example.org".into(),
+        bot_token: Secret::new(bot),
+        app_token: Secret::new("xapp-1"),
+        state: LoginState::Ok,
+        state_reason: None,
+        space_room_id: None,
+    }
+}
+
+async fn logins_roundtrip_and_state(db: &TestDb) {
+    let store = db.connect().await;
+    store.upsert_login(&login("T1", "xoxb-1")).await.unwrap();
+    store.upsert_login(&login("T2", "xoxb-2")).await.unwrap();
+    store
+        .set_login_state("T1", LoginState::Invalid, Some("token_revoked"))
+        .await
+        .unwrap();
+    let l = store.get_login("T1").await.unwrap().unwrap();
+    assert_eq!(
+        (l.state, l.state_reason.as_deref()),
+        (LoginState::Invalid, Some("token_revoked"))
+    );
+    // Logging in again replaces the tokens and revives the login.
+    store.upsert_login(&login("T1", "xoxb-new")).await.unwrap();
+    let l = store.get_login("T1").await.unwrap().unwrap();
+    assert_eq!(l.bot_token.expose(), "xoxb-new");
+    assert_eq!(l.state, LoginState::Ok);
+    assert_eq!(
+        format!("{l:?}").matches("xoxb").count(),
+        0,
+        "tokens are redacted in Debug"
+    );
+    store.set_login_space("T1", "!space:x").await.unwrap();
+    assert_eq!(
+        store
+            .get_login("T1")
+            .await
+            .unwrap()
+            .unwrap()
+            .space_room_id
+            .as_deref(),
+        Some("!space:x")
+    );
+    assert_eq!(store.list_logins().await.unwrap().len(), 2);
+    assert!(store.delete_login("T2").await.unwrap());
+    assert!(store.get_login("T2").await.unwrap().is_none());
+}
+
+async fn portals_insert_once_and_lookup(db: &TestDb) {
+    let store = db.connect().await;
+    let mut p = Portal {
+        team_id: "T1".into(),
+        channel_id: "C1".into(),
+        kind: PortalKind::Channel,
+        room_id: None,
+        name: "general".into(),
+        topic: "chat".into(),
+        dm_user_id: None,
+    };
+    assert!(store.insert_portal(&p).await.unwrap());
+    p.name = "other".into();
+    assert!(
+        !store.insert_portal(&p).await.unwrap(),
+        "a portal is created once"
+    );
+    store.set_portal_room("T1", "C1", "!room1").await.unwrap();
+    store
+        .set_portal_meta("T1", "C1", "renamed", "new topic")
+        .await
+        .unwrap();
+    let got = store.get_portal_by_room("!room1").await.unwrap().unwrap();
+    assert_eq!(
+        (got.name.as_str(), got.topic.as_str(), got.kind),
+        ("renamed", "new topic", PortalKind::Channel)
+    );
+    let dm = Portal {
+        channel_id: "D1".into(),
+        kind: PortalKind::Im,
+        dm_user_id: Some("U2".into()),
+        ..p.clone()
+    };
+    store.insert_portal(&dm).await.unwrap();
+    let all = store.list_portals("T1").await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(
+        store
+            .get_portal("T1", "D1")
+            .await
+            .unwrap()
+            .unwrap()
+            .dm_user_id
+            .as_deref(),
+        Some("U2")
+    );
+    assert!(store.get_portal("T9", "C1").await.unwrap().is_none());
+}
+
+async fn ghosts_upsert(db: &TestDb) {
+    let store = db.connect().await;
+    let mut g = Ghost {
+        team_id: "T1".into(),
+        user_id: "U1".into(),
+        mxid: "@slack_t1-u1:example.org".into(),
+        display_name: "Alice".into(),
+        avatar_source: String::new(),
+        avatar_mxc: String::new(),
+        is_bot: 0,
+        registered: 1,
+    };
+    store.upsert_ghost(&g).await.unwrap();
+    g.display_name = "Alice B".into();
+    g.avatar_mxc = "mxc://x/y".into();
+    store.upsert_ghost(&g).await.unwrap();
+    assert_eq!(store.get_ghost("T1", "U1").await.unwrap().unwrap(), g);
+    assert_eq!(store.get_ghost_by_mxid(&g.mxid).await.unwrap().unwrap(), g);
+}
+
+async fn messages_and_reactions(db: &TestDb) {
+    let store = db.connect().await;
+    let m = |part: i64, event: &str| MessageRow {
+        team_id: "T1".into(),
+        channel_id: "C1".into(),
+        ts: "1700000000.000100".into(),
+        part,
+        event_id: event.into(),
+        room_id: "!r".into(),
+        thread_ts: None,
+        sender: "U1".into(),
+    };
+    assert!(store.insert_message(&m(1, "$b")).await.unwrap());
+    assert!(store.insert_message(&m(0, "$a")).await.unwrap());
+    assert!(
+        !store.insert_message(&m(0, "$a")).await.unwrap(),
+        "idempotent"
+    );
+    let parts = store
+        .get_message("T1", "C1", "1700000000.000100")
+        .await
+        .unwrap();
+    assert_eq!(
+        parts
+            .iter()
+            .map(|p| p.event_id.as_str())
+            .collect::<Vec<_>>(),
+        ["$a", "$b"]
+    );
+    assert_eq!(
+        store
+            .get_message_by_event("$b")
+            .await
+            .unwrap()
+            .unwrap()
+            .part,
+        1
+    );
+    let r = ReactionRow {
+        team_id: "T1".into(),
+        channel_id: "C1".into(),
+        msg_ts: "1700000000.000100".into(),
+        user_id: "U2".into(),
+        emoji: "thumbsup".into(),
+        event_id: "$react".into(),
+        room_id: "!r".into(),
+    };
+    assert!(store.insert_reaction(&r).await.unwrap());
+    assert!(!store.insert_reaction(&r).await.unwrap());
+    assert_eq!(
+        store
+            .get_reaction("T1", "C1", "1700000000.000100", "U2", "thumbsup")
+            .await
+            .unwrap(),
+        Some(r)
+    );
+    assert!(store.delete_reaction("$react").await.unwrap());
+    assert_eq!(
+        store
+            .delete_message("T1", "C1", "1700000000.000100")
+            .await
+            .unwrap(),
+        2
+    );
+}
+
+async fn management_rooms(db: &TestDb) {
+    let store = db.connect().await;
+    store.set_management_room("@dan:x", "!m1").await.unwrap();
+    store.set_management_room("@dan:x", "!m2").await.unwrap();
+    assert_eq!(
+        store.management_room_of("@dan:x").await.unwrap().as_deref(),
+        Some("!m2")
+    );
+    assert_eq!(
+        store.management_room_owner("!m2").await.unwrap().as_deref(),
+        Some("@dan:x")
+    );
+    assert_eq!(store.management_room_owner("!m1").await.unwrap(), None);
+}

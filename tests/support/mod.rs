@@ -1,0 +1,94 @@
+//! Helpers shared by the integration tests: the two databases every store test runs on.
+
+#![allow(dead_code)]
+
+use slack_bridge::store::Store;
+use sqlx::{Connection, PgConnection};
+
+/// The environment variable naming the PostgreSQL server the tests may create databases on.
+pub const PG_ENV: &str = "TEST_DATABASE_URL";
+
+/// A throwaway database: a SQLite file in a temp dir, or a fresh PostgreSQL database that is
+/// dropped again when the test ends.
+pub struct TestDb {
+    pub uri: String,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let uri = format!("sqlite://{}", dir.path().join("bridge.db").display());
+        TestDb {
+            uri,
+            _dir: Some(dir),
+            pg: None,
+        }
+    }
+
+    /// A fresh PostgreSQL database, or `None` (after saying so loudly) when
+    /// `TEST_DATABASE_URL` is unset outside CI. In CI (`CI` set) the variable is required.
+    pub async fn postgres(test: &str) -> Option<TestDb> {
+        let Ok(admin) = std::env::var(PG_ENV) else {
+            if std::env::var_os("CI").is_some() {
+                panic!(
+                    "{PG_ENV} is not set, so the PostgreSQL store tests cannot run; CI must run them (.ci/run sets it)"
+                );
+            }
+            eprintln!(
+                "\n!!! {test}: PostgreSQL variant NOT RUN: set {PG_ENV}=postgres://user@127.0.0.1:5432/test (or run .ci/run) !!!\n"
+            );
+            return None;
+        };
+        let name = format!(
+            "sbtest_{}_{}",
+            std::process::id(),
+            slack_bridge::config::secret::random_token(10)
+                .unwrap()
+                .to_lowercase()
+                .replace(['-', '_'], "x")
+        );
+        let mut conn = PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {PG_ENV}={admin}: {e}"));
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let mut url = url::Url::parse(&admin).expect("TEST_DATABASE_URL is a URL");
+        url.set_path(&format!("/{name}"));
+        Some(TestDb {
+            uri: url.to_string(),
+            _dir: None,
+            pg: Some((admin, name)),
+        })
+    }
+
+    pub async fn connect(&self) -> Store {
+        Store::connect(&self.uri, 5).await.expect("connect store")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = self.pg.take() {
+            // Drop runs outside the test's runtime; a short-lived one cleans up.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    if let Ok(mut conn) = PgConnection::connect(&admin).await {
+                        let _ =
+                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute(&mut conn)
+                                .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
