@@ -41,4 +41,7 @@ pub enum Command {
     Run,
     /// Check the config, list every problem, and exit.
     ValidateConfig,
+    /// Run every startup check (config, database, homeserver, as_token, appservice ping)
+    /// without starting the bridge, and report each.
+    Doctor,
 }

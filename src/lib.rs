@@ -4,19 +4,32 @@
 //! - [`cli`]: the command line; [`config`]: typed config, secrets, validation, in-place edits;
 //! - [`registration`]: the appservice registration and `-g`;
 //! - [`store`]: the database (SQLite or PostgreSQL) with versioned migrations;
-//! - [`logging`]: tracing setup.
+//! - [`logging`]: tracing setup;
+//! - [`matrix`]: homeserver client, appservice API, transaction inbox, startup checks;
+//! - [`server`]: the HTTP listener (appservice API, `/health`, `/ready`);
+//! - [`doctor`]: every startup check, run without starting the bridge.
 
 pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod logging;
+pub mod matrix;
 pub mod registration;
+pub mod server;
 pub mod store;
 
-use std::future::Future;
+use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
 
 use config::{Config, ConfigError, Mode};
+use matrix::{
+    MatrixClient,
+    appservice::{AppserviceState, AppserviceStats},
+    checks::CheckError,
+    inbox::{InboxProcessor, LogSink, MatrixEventSink},
+};
 use registration::RegistrationError;
 use store::{Store, StoreError};
+use tokio::{net::TcpListener, sync::Notify};
 
 /// Everything that can stop the bridge or one of its commands; each message names the fix.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +42,19 @@ pub enum Error {
     Store(#[from] StoreError),
     #[error(transparent)]
     Logging(#[from] logging::LogError),
+    #[error(transparent)]
+    Check(#[from] CheckError),
+    #[error(
+        "cannot listen on {addr} for the homeserver: {source}. Is another slack-bridge running? Otherwise change appservice.hostname/port (and appservice.address, then regenerate the registration)"
+    )]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("the appservice listener stopped: {0}")]
+    Serve(std::io::Error),
+    #[error("{0}")]
+    Doctor(String),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -62,11 +88,22 @@ pub fn execute(cli: cli::Cli) -> Result<(), Error> {
             println!("{}: OK", cli.config.display());
             Ok(())
         }
+        cli::Command::Doctor => {
+            let rt = tokio::runtime::Runtime::new().map_err(Error::Runtime)?;
+            rt.block_on(doctor::run(&cli.config, &cli.registration))
+        }
         cli::Command::Run => {
             let config = Config::load(&cli.config, Mode::Run)?;
             logging::init(&config.logging)?;
             let rt = tokio::runtime::Runtime::new().map_err(Error::Runtime)?;
-            rt.block_on(run(config, shutdown_signal()))
+            rt.block_on(async {
+                let listener = bind(&config).await?;
+                run(
+                    Bridge::new(config, cli.registration.clone(), listener),
+                    shutdown_signal(),
+                )
+                .await
+            })
         }
     }
 }
@@ -95,8 +132,69 @@ pub async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-/// Runs the bridge until `shutdown` resolves.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+/// Binds the appservice listener on `appservice.hostname:port`.
+pub async fn bind(config: &Config) -> Result<TcpListener, Error> {
+    let addr = format!(
+        "{}:{}",
+        config.appservice.hostname,
+        config.appservice.listen_port()
+    );
+    TcpListener::bind(&addr)
+        .await
+        .map_err(|source| Error::Listen { addr, source })
+}
+
+/// What [`run`] needs: the config, where the registration lives (for messages), the bound
+/// listener (tests bind port 0), and the bridge layer that takes Matrix events.
+pub struct Bridge {
+    pub config: Config,
+    pub registration_path: PathBuf,
+    pub listener: TcpListener,
+    pub sink: Arc<dyn MatrixEventSink>,
+}
+
+impl Bridge {
+    pub fn new(config: Config, registration_path: PathBuf, listener: TcpListener) -> Self {
+        Self {
+            config,
+            registration_path,
+            listener,
+            sink: Arc::new(LogSink),
+        }
+    }
+
+    pub fn with_sink(mut self, sink: Arc<dyn MatrixEventSink>) -> Self {
+        self.sink = sink;
+        self
+    }
+}
+
+/// The homeserver client for a config.
+pub fn matrix_client(config: &Config) -> Result<MatrixClient, Error> {
+    let bot = ruma::UserId::parse(config.bot_mxid())
+        .map_err(|e| Error::Doctor(format!("bot user ID {} is invalid: {e}", config.bot_mxid())))?;
+    let token = config
+        .appservice
+        .as_token
+        .clone()
+        .unwrap_or_else(|| config::Secret::new(""));
+    Ok(MatrixClient::new(
+        &config.homeserver.address,
+        token,
+        &config.appservice.id,
+        bot,
+    ))
+}
+
+/// Runs the bridge until `shutdown` resolves: database, homeserver checks, the appservice
+/// listener, the appservice ping, then the transaction inbox.
+pub async fn run(bridge: Bridge, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    let Bridge {
+        config,
+        registration_path,
+        listener,
+        sink,
+    } = bridge;
     tracing::debug!(?config, "effective configuration");
     let store = Store::connect(config.database.uri(), config.database.max_connections).await?;
     tracing::info!(
@@ -104,8 +202,67 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         schema = store.known_version(),
         "database ready"
     );
-    shutdown.await;
-    tracing::info!("shutting down");
+    let matrix = Arc::new(matrix_client(&config)?);
+    matrix::checks::homeserver(&matrix, &registration_path).await?;
+    tracing::info!(homeserver = %config.homeserver.address, bot = %matrix.bot(), "homeserver accepted the as_token");
+
+    let notify = Arc::new(Notify::new());
+    let namespace = matrix::Namespace::from_config(&config);
+    let state = AppserviceState {
+        hs_token: config
+            .appservice
+            .hs_token
+            .clone()
+            .unwrap_or_else(|| config::Secret::new("")),
+        store: store.clone(),
+        namespace: namespace.clone(),
+        inbox: notify.clone(),
+        stats: Arc::new(AppserviceStats::default()),
+    };
+    let local: Option<SocketAddr> = listener.local_addr().ok();
+    let app = server::router(state, matrix.clone());
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    tracing::info!(listen = ?local, "appservice listener started");
+
+    let result = async {
+        let rtt = matrix::checks::ping(&matrix, &config.appservice.address).await?;
+        tracing::info!(
+            round_trip_ms = rtt.as_millis() as u64,
+            "homeserver reached the bridge (appservice ping)"
+        );
+        if let Err(e) = matrix
+            .set_display_name(matrix.bot(), &config.appservice.bot.displayname)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot set the bot's display name");
+        }
+        let processor = InboxProcessor {
+            store: store.clone(),
+            sink,
+            namespace,
+            notify,
+        };
+        let processing = tokio::spawn(processor.run());
+        tracing::info!("bridge running");
+        shutdown.await;
+        tracing::info!("shutting down");
+        processing.abort();
+        Ok::<(), Error>(())
+    }
+    .await;
+    let _ = stop_tx.send(true);
+    match server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "appservice listener failed"),
+        Err(e) => tracing::error!(error = %e, "appservice listener task failed"),
+    }
     store.close().await;
-    Ok(())
+    result
 }

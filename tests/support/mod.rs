@@ -1,6 +1,9 @@
-//! Helpers shared by the integration tests: the two databases every store test runs on.
+//! Helpers shared by the integration tests: the two databases every store test runs on, and a
+//! bridge next to a real Synapse.
 
 #![allow(dead_code)]
+
+pub mod bridge;
 
 use slack_bridge::store::Store;
 use sqlx::{Connection, PgConnection};

@@ -1,0 +1,666 @@
+//! The Matrix side against a real Synapse: transactions reach the bridge layer exactly once
+//! through failures and outages, the homeserver client does what a bridge needs, the
+//! appservice API answers as the spec says, and misconfigurations are diagnosed.
+
+mod support;
+
+use std::{
+    process::Command,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::{Request, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use ruma::{
+    MilliSecondsSinceUnixEpoch, OwnedRoomId, UInt, UserId,
+    api::client::room::create_room,
+    events::{
+        reaction::ReactionEventContent,
+        relation::Annotation,
+        room::message::{ReplacementMetadata, RoomMessageEventContent},
+    },
+};
+use serde_json::{Value, json};
+use slack_bridge::{
+    config::Secret,
+    matrix::{
+        Namespace,
+        appservice::{AppserviceState, AppserviceStats},
+    },
+    matrix_client, server,
+    store::Store,
+};
+use support::bridge::{DOMAIN, Env, EnvOptions, RecordingSink};
+use testkit::free_port;
+
+const BIN: &str = env!("CARGO_BIN_EXE_slack-bridge");
+
+/// Sits between Synapse and the bridge, failing the first `fail` transactions with a 500 and
+/// recording every transaction path it saw.
+struct FaultProxy {
+    target: String,
+    fail: AtomicUsize,
+    seen: Mutex<Vec<String>>,
+    http: reqwest::Client,
+}
+
+async fn start_proxy(port: u16, target_port: u16, fail: usize) -> Arc<FaultProxy> {
+    let proxy = Arc::new(FaultProxy {
+        target: format!("http://127.0.0.1:{target_port}"),
+        fail: AtomicUsize::new(fail),
+        seen: Mutex::new(Vec::new()),
+        http: reqwest::Client::new(),
+    });
+    let app = Router::new().fallback(forward).with_state(proxy.clone());
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    proxy
+}
+
+async fn forward(State(p): State<Arc<FaultProxy>>, req: Request) -> Response {
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    let method = req.method().clone();
+    let auth = req.headers().get("authorization").cloned();
+    let body: Bytes = axum::body::to_bytes(req.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    if path.contains("/transactions/") {
+        p.seen.lock().unwrap().push(path.clone());
+        if p.fail
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "{\"errcode\":\"M_UNKNOWN\"}",
+            )
+                .into_response();
+        }
+    }
+    let mut r = p
+        .http
+        .request(method, format!("{}{}", p.target, path))
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(a) = auth {
+        r = r.header("authorization", a);
+    }
+    match r.send().await {
+        Ok(resp) => {
+            let status = resp.status();
+            (status, resp.bytes().await.unwrap_or_default()).into_response()
+        }
+        Err(_) => (StatusCode::BAD_GATEWAY, "bridge down").into_response(),
+    }
+}
+
+async fn wait_healthy(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/health")).await
+            && r.status().is_success()
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the bridge never became healthy");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn count(sink: &RecordingSink, body: &str) -> usize {
+    sink.bodies().iter().filter(|b| *b == body).count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_reaches_the_bridge_layer_exactly_once_through_errors_and_outages() {
+    let proxy_port = free_port();
+    let env = Env::start_with(EnvOptions {
+        registration_url_port: Some(proxy_port),
+    })
+    .await;
+    let proxy = start_proxy(proxy_port, env.as_port, 1).await;
+    let sink = Arc::new(RecordingSink::default());
+    let bridge = env.run_bridge(sink.clone()).await;
+    wait_healthy(env.as_port).await;
+
+    let config = env.config();
+    let bot_client = matrix_client(&config).unwrap();
+    let alice = env
+        .synapse
+        .register_user("alice", "pw-alice", false)
+        .await
+        .unwrap();
+    let room = alice.create_room().await.unwrap();
+    let bot = config.bot_mxid();
+    alice.invite(&room, &bot).await.unwrap();
+    let room_id = OwnedRoomId::try_from(room.as_str()).unwrap();
+    bot_client.join(None, &room_id).await.unwrap();
+
+    // The first transaction is answered 500; Synapse retries it with the same txnId.
+    alice.send_text(&room, "first message").await.unwrap();
+    sink.wait_for_body("first message", Duration::from_secs(30))
+        .await;
+    let seen = proxy.seen.lock().unwrap().clone();
+    assert!(
+        seen.len() >= 2 && seen[0] == seen[1],
+        "the failed transaction was retried with the same txnId: {seen:?}"
+    );
+    assert_eq!(count(&sink, "first message"), 1);
+
+    let ready = reqwest::get(format!("http://127.0.0.1:{}/ready", env.as_port))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+
+    // The bridge goes away for a few seconds; Synapse keeps the event and the restarted
+    // bridge's ping makes it deliver at once.
+    bridge.stop().await.unwrap();
+    alice
+        .send_text(&room, "sent while the bridge was down")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let bridge = env.run_bridge(sink.clone()).await;
+    sink.wait_for_body("sent while the bridge was down", Duration::from_secs(30))
+        .await;
+    alice.send_text(&room, "after the restart").await.unwrap();
+    sink.wait_for_body("after the restart", Duration::from_secs(30))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for body in [
+        "first message",
+        "sent while the bridge was down",
+        "after the restart",
+    ] {
+        assert_eq!(count(&sink, body), 1, "{body} handled once");
+    }
+    // The bot's own membership events are ours: never handed to the bridge layer.
+    let events = sink.events.lock().unwrap().clone();
+    assert!(
+        events.iter().all(|e| e["sender"] != bot.as_str()),
+        "{events:?}"
+    );
+    assert!(events.iter().any(|e| e["sender"] == alice.user_id()));
+    bridge.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ghosts_rooms_messages_edits_reactions_redactions_and_media() {
+    let env = Env::start().await;
+    let config = env.config();
+    let client = matrix_client(&config).unwrap();
+    let ghost = UserId::parse(format!("@slack_t1-u1:{DOMAIN}")).unwrap();
+    client.ensure_registered(&ghost).await.unwrap();
+    // Idempotent, also for a fresh client that has no cache (M_USER_IN_USE).
+    client.ensure_registered(&ghost).await.unwrap();
+    matrix_client(&config)
+        .unwrap()
+        .ensure_registered(&ghost)
+        .await
+        .unwrap();
+    client
+        .set_display_name(&ghost, "Alice from Slack")
+        .await
+        .unwrap();
+
+    let alice = env
+        .synapse
+        .register_user("reader", "pw-reader", false)
+        .await
+        .unwrap();
+    let mut req = create_room::v3::Request::new();
+    req.name = Some("#general".into());
+    req.invite = vec![UserId::parse(alice.user_id()).unwrap()];
+    let room = client.create_room(None, req).await.unwrap();
+    client.invite(None, &room, &ghost).await.unwrap();
+    client.join(Some(&ghost), &room).await.unwrap();
+    alice.join(room.as_str()).await.unwrap();
+
+    let ts = MilliSecondsSinceUnixEpoch(UInt::new(1_700_000_000_123).unwrap());
+    let msg = client
+        .send_message(
+            Some(&ghost),
+            &room,
+            "slack-T1-C1-1700000000.123456-0",
+            &RoomMessageEventContent::text_plain("hello from slack"),
+            Some(ts),
+        )
+        .await
+        .unwrap();
+    // The same txn id again returns the same event instead of a second message.
+    let again = client
+        .send_message(
+            Some(&ghost),
+            &room,
+            "slack-T1-C1-1700000000.123456-0",
+            &RoomMessageEventContent::text_plain("hello from slack"),
+            Some(ts),
+        )
+        .await
+        .unwrap();
+    assert_eq!(msg, again);
+
+    let event = alice
+        .wait_for_text(room.as_str(), "hello from slack", Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(event["sender"], ghost.as_str());
+    assert_eq!(event["origin_server_ts"], 1_700_000_000_123u64);
+    assert_eq!(event["event_id"], msg.as_str());
+    let member = alice
+        .state_event(room.as_str(), "m.room.member", ghost.as_str())
+        .await
+        .unwrap();
+    assert_eq!(member["displayname"], "Alice from Slack");
+    let messages = alice.messages(room.as_str(), 50).await.unwrap();
+    assert_eq!(
+        messages
+            .iter()
+            .filter(|e| e["content"]["body"] == "hello from slack")
+            .count(),
+        1
+    );
+
+    // Edit.
+    let edit = RoomMessageEventContent::text_plain("hello, edited")
+        .make_replacement(ReplacementMetadata::new(msg.clone(), None));
+    client
+        .send_message(Some(&ghost), &room, "slack-edit-1", &edit, None)
+        .await
+        .unwrap();
+    // Reaction, twice: the second is a duplicate annotation and counts as success.
+    let reaction = ReactionEventContent::new(Annotation::new(msg.clone(), "👍".into()));
+    let first = client
+        .send_reaction(Some(&ghost), &room, "slack-react-1", &reaction, None)
+        .await
+        .unwrap();
+    assert!(first.is_some());
+    let second = client
+        .send_reaction(Some(&ghost), &room, "slack-react-2", &reaction, None)
+        .await
+        .unwrap();
+    assert_eq!(second, None);
+    let edited = alice
+        .wait_for_event(
+            room.as_str(),
+            |e| e["content"]["m.new_content"]["body"] == "hello, edited",
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(edited["content"]["m.relates_to"]["rel_type"], "m.replace");
+    let reactions: Vec<Value> = alice
+        .messages(room.as_str(), 50)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e["type"] == "m.reaction")
+        .collect();
+    assert_eq!(reactions.len(), 1);
+    assert_eq!(reactions[0]["content"]["m.relates_to"]["key"], "👍");
+
+    // Redaction.
+    client
+        .redact(
+            Some(&ghost),
+            &room,
+            &msg,
+            "slack-delete-1",
+            Some("deleted on Slack"),
+        )
+        .await
+        .unwrap();
+    let original = alice.event(room.as_str(), msg.as_str()).await.unwrap();
+    assert_eq!(original["content"], json!({}));
+    assert!(original["unsigned"]["redacted_because"].is_object());
+
+    // Media: upload as the ghost, download through the authenticated API, byte for byte.
+    let bytes: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let mxc = client
+        .upload(
+            Some(&ghost),
+            bytes.clone(),
+            "application/octet-stream",
+            Some("blob.bin"),
+        )
+        .await
+        .unwrap();
+    let (downloaded, content_type) = client.download(&mxc).await.unwrap();
+    assert_eq!(downloaded, bytes);
+    assert_eq!(content_type.as_deref(), Some("application/octet-stream"));
+}
+
+/// The appservice API on its own: auth, malformed input, unknown paths, replays.
+#[tokio::test]
+async fn appservice_api_answers_as_the_spec_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(&format!("sqlite://{}/b.db", dir.path().display()), 2)
+        .await
+        .unwrap();
+    let text = format!(
+        "homeserver: {{domain: {DOMAIN}, address: 'http://127.0.0.1:9'}}\nappservice: {{as_token: a, hs_token: the-hs-token}}\n"
+    );
+    let config = slack_bridge::config::Config::from_yaml(
+        &text,
+        std::path::Path::new("c.yaml"),
+        slack_bridge::config::Mode::Run,
+        &|_| None,
+    )
+    .unwrap();
+    let state = AppserviceState {
+        hs_token: Secret::new("the-hs-token"),
+        store: store.clone(),
+        namespace: Namespace::from_config(&config),
+        inbox: Arc::new(tokio::sync::Notify::new()),
+        stats: Arc::new(AppserviceStats::default()),
+    };
+    let app = server::router(state, Arc::new(matrix_client(&config).unwrap()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let http = reqwest::Client::new();
+    let txn = |id: &str| format!("{base}/_matrix/app/v1/transactions/{id}");
+    let body = r#"{"events":[{"type":"m.room.message","event_id":"$1","room_id":"!r","sender":"@a:test.local","origin_server_ts":1,"content":{"msgtype":"m.text","body":"x"}}]}"#;
+
+    async fn check(r: reqwest::RequestBuilder, status: u16, errcode: Option<&str>) -> Value {
+        let resp = r.send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), status);
+        let text = resp.text().await.unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text:?}"));
+        if let Some(code) = errcode {
+            assert_eq!(v["errcode"], code, "{v}");
+        }
+        v
+    }
+
+    // No token, wrong token, right token (header), right token (legacy query parameter).
+    check(http.put(txn("1")).body(body), 401, Some("M_UNAUTHORIZED")).await;
+    check(
+        http.put(txn("1")).bearer_auth("nope").body(body),
+        403,
+        Some("M_FORBIDDEN"),
+    )
+    .await;
+    let ok = check(
+        http.put(txn("1")).bearer_auth("the-hs-token").body(body),
+        200,
+        None,
+    )
+    .await;
+    assert_eq!(ok, json!({}));
+    check(
+        http.put(format!("{}?access_token=the-hs-token", txn("2")))
+            .body(body),
+        200,
+        None,
+    )
+    .await;
+    // A replayed txnId is answered again and not stored twice.
+    check(
+        http.put(txn("1")).bearer_auth("the-hs-token").body(body),
+        200,
+        None,
+    )
+    .await;
+    let pending = store.pending_hs_txns(0, 10).await.unwrap();
+    assert_eq!(
+        pending
+            .iter()
+            .map(|t| t.txn_id.as_str())
+            .collect::<Vec<_>>(),
+        ["1", "2"]
+    );
+    // Malformed input.
+    check(
+        http.put(txn("3"))
+            .bearer_auth("the-hs-token")
+            .body("{not json"),
+        400,
+        Some("M_NOT_JSON"),
+    )
+    .await;
+    check(
+        http.put(txn("4"))
+            .bearer_auth("the-hs-token")
+            .body(r#"{"evnts":[]}"#),
+        400,
+        Some("M_BAD_JSON"),
+    )
+    .await;
+    let huge = format!(
+        r#"{{"events":[],"pad":"{}"}}"#,
+        "x".repeat(33 * 1024 * 1024)
+    );
+    check(
+        http.put(txn("5")).bearer_auth("the-hs-token").body(huge),
+        413,
+        Some("M_TOO_LARGE"),
+    )
+    .await;
+    assert_eq!(store.pending_hs_txns(0, 10).await.unwrap().len(), 2);
+    // Unknown paths and methods.
+    check(
+        http.get(format!("{base}/_matrix/app/v1/nope"))
+            .bearer_auth("the-hs-token"),
+        404,
+        Some("M_UNRECOGNIZED"),
+    )
+    .await;
+    check(
+        http.get(txn("6")).bearer_auth("the-hs-token"),
+        405,
+        Some("M_UNRECOGNIZED"),
+    )
+    .await;
+    // Ping, user and alias queries.
+    let ping = check(
+        http.post(format!("{base}/_matrix/app/v1/ping"))
+            .bearer_auth("the-hs-token")
+            .body(r#"{"transaction_id":"t1"}"#),
+        200,
+        None,
+    )
+    .await;
+    assert_eq!(ping, json!({}));
+    check(
+        http.get(format!(
+            "{base}/_matrix/app/v1/users/%40slack_t1-nobody%3Atest.local"
+        ))
+        .bearer_auth("the-hs-token"),
+        404,
+        Some("M_NOT_FOUND"),
+    )
+    .await;
+    check(
+        http.get(format!(
+            "{base}/_matrix/app/v1/rooms/%23slack_x%3Atest.local"
+        ))
+        .bearer_auth("the-hs-token"),
+        404,
+        Some("M_NOT_FOUND"),
+    )
+    .await;
+    // Health is the process; readiness needs the homeserver, which is not there.
+    check(http.get(format!("{base}/health")), 200, None).await;
+    let ready = check(http.get(format!("{base}/ready")), 503, None).await;
+    assert_eq!(ready["database"], "ok");
+    assert!(
+        ready["homeserver"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1:9"),
+        "{ready}"
+    );
+}
+
+/// Runs the binary to its exit (at most a minute) and returns its exit code and stderr.
+fn run_binary(args: &[&str]) -> (Option<i32>, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("slack-bridge {args:?} did not exit within a minute");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_as_token_is_diagnosed() {
+    let env = Env::start().await;
+    let config = env.config();
+    let real = config.appservice.as_token.unwrap();
+    env.edit_config(
+        &format!("  as_token: {}", real.expose()),
+        "  as_token: not-the-registered-token",
+    );
+    let cfg = env.config_path.to_str().unwrap().to_owned();
+    let reg = env.registration_path.to_str().unwrap().to_owned();
+    let (code, err) = tokio::task::spawn_blocking(move || run_binary(&["-c", &cfg, "-r", &reg]))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("Error: the homeserver does not know this as_token"),
+        "{err}"
+    );
+    assert!(
+        err.contains(env.registration_path.to_str().unwrap()),
+        "{err}"
+    );
+    assert!(
+        err.contains("app_service_config_files") && err.contains("!admin appservices register"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("not-the-registered-token"),
+        "the token is not printed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_homeserver_that_cannot_reach_the_bridge_is_diagnosed() {
+    // The registration points at a port nothing listens on; the bridge listens elsewhere.
+    let dead = free_port();
+    let env = Env::start_with(EnvOptions {
+        registration_url_port: Some(dead),
+    })
+    .await;
+    let cfg = env.config_path.to_str().unwrap().to_owned();
+    let reg = env.registration_path.to_str().unwrap().to_owned();
+    let (code, err) = tokio::task::spawn_blocking(move || run_binary(&["-c", &cfg, "-r", &reg]))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "Error: the homeserver could not reach the bridge at http://127.0.0.1:{dead}: M_CONNECTION_FAILED"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("firewall") && err.contains("127.0.0.1"),
+        "{err}"
+    );
+
+    // doctor reports the same without starting the bridge, next to the checks that passed.
+    let cfg = env.config_path.to_str().unwrap().to_owned();
+    let reg = env.registration_path.to_str().unwrap().to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(["doctor", "-c", &cfg, "-r", &reg])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("[ok  ] homeserver"), "{stdout}");
+    assert!(stdout.contains("[FAIL] appservice ping"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_passes_on_a_working_setup() {
+    let env = Env::start().await;
+    let cfg = env.config_path.to_str().unwrap().to_owned();
+    let reg = env.registration_path.to_str().unwrap().to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(["doctor", "-c", &cfg, "-r", &reg])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "[ok  ] config",
+        "[ok  ] database",
+        "[ok  ] homeserver",
+        "[ok  ] appservice ping",
+        "All checks passed.",
+    ] {
+        assert!(stdout.contains(line), "{line} in:\n{stdout}");
+    }
+}
+
+#[test]
+fn an_unreachable_homeserver_lists_every_address_tried() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.yaml");
+    let dead = free_port();
+    let text = format!(
+        "homeserver:\n  domain: {DOMAIN}\n  address: http://localhost:{dead}\nappservice:\n  as_token: a-token\n  hs_token: h-token\ndatabase:\n  uri: sqlite://{}/b.db\n",
+        dir.path().display()
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let (code, err) = run_binary(&["-c", cfg.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "Error: cannot connect to the homeserver at http://localhost:{dead}"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("localhost → 127.0.0.1:{dead} ")),
+        "each address is listed: {err}"
+    );
+    assert!(
+        err.contains(&format!("http://127.0.0.1:{dead}")),
+        "suggests the literal IP: {err}"
+    );
+}
