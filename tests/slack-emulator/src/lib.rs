@@ -1,0 +1,570 @@
+//! Slack emulator for slack-bridge tests: a workspace model served over the Slack Web API
+//! (`/api/<method>`) and Socket Mode (`/link/`), with a control surface (Rust methods on
+//! [`Emulator`] and JSON endpoints under `/_emulator/`) for acting as users, observing what the
+//! app did, and injecting faults. Shapes follow /work/shared/reference/slack-protocol.md.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! let emu = slack_emulator::Emulator::start(slack_emulator::Workspace::demo()).await;
+//! let api = emu.api_url(); // point the bridge's `slack.api_url` here
+//! # }
+//! ```
+
+mod actions;
+pub mod blocks;
+mod control;
+mod error;
+mod events;
+mod faults;
+pub mod model;
+mod server;
+pub mod socket;
+pub mod util;
+mod web;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub use actions::ProfileUpdate;
+pub use error::Error;
+pub use model::{BotId, ChannelId, ChannelKind, FileId, UserId, Workspace};
+pub use server::Config;
+pub use socket::{AckRecord, DeliveryRecord, EventRecord, SocketConfig, Target};
+pub use web::{BodyKind, RecordedCall, TokenKind};
+
+use server::Inner;
+
+/// Owns the server tasks; dropping the last owning [`Emulator`] stops them.
+struct Guard {
+    inner: std::sync::Weak<Inner>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.upgrade() {
+            inner.close_all_sockets("emulator shutting down");
+        }
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// A running emulator. Cheap to clone; the server stops when the last clone is dropped.
+#[derive(Clone)]
+pub struct Emulator {
+    inner: Arc<Inner>,
+    _guard: Option<Arc<Guard>>,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("base_url", &self.inner.base_url)
+            .finish()
+    }
+}
+
+impl Emulator {
+    /// Starts on 127.0.0.1 with a free port and default settings. Panics if it cannot bind.
+    pub async fn start(ws: Workspace) -> Emulator {
+        Self::start_with(ws, Config::default())
+            .await
+            .expect("slack-emulator: cannot bind 127.0.0.1")
+    }
+
+    /// Starts with explicit settings (port, Socket Mode timings, history cap…).
+    pub async fn start_with(mut ws: Workspace, config: Config) -> std::io::Result<Emulator> {
+        let listener =
+            tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], config.port))).await?;
+        let addr = listener.local_addr()?;
+        let base_url = format!("http://{addr}");
+        ws.base_url = base_url.clone();
+        let inner = Arc::new(Inner::new(ws, config, base_url));
+        let app = server::router(inner.clone());
+        let serve = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "slack-emulator server stopped");
+            }
+        });
+        let retry = tokio::spawn(socket::retry_loop(Arc::downgrade(&inner)));
+        let guard = Guard {
+            inner: Arc::downgrade(&inner),
+            tasks: vec![serve, retry],
+        };
+        Ok(Emulator {
+            inner,
+            _guard: Some(Arc::new(guard)),
+        })
+    }
+
+    /// A non-owning handle for the HTTP control routes.
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Emulator {
+        Emulator {
+            inner,
+            _guard: None,
+        }
+    }
+
+    /// Stops the server and closes all sockets (also happens when the last clone drops).
+    pub fn shutdown(self) {
+        drop(self)
+    }
+
+    // ---- identity ----
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        self.inner.base_url.clone()
+    }
+    /// `base_url() + "/api"`, the Web API root (Slack's `https://slack.com/api`).
+    pub fn api_url(&self) -> String {
+        format!("{}/api", self.inner.base_url)
+    }
+    fn ws<R>(&self, f: impl FnOnce(&Workspace) -> R) -> R {
+        f(&self.inner.ws.lock().unwrap())
+    }
+    pub fn bot_token(&self) -> String {
+        self.ws(|w| w.bot_token.clone())
+    }
+    pub fn app_token(&self) -> String {
+        self.ws(|w| w.app_token.clone())
+    }
+    pub fn team_id(&self) -> String {
+        self.ws(|w| w.team_id.clone())
+    }
+    pub fn bot_user_id(&self) -> String {
+        self.ws(|w| w.bot_user_id.clone())
+    }
+    pub fn bot_id(&self) -> String {
+        self.ws(|w| w.bot_id.clone())
+    }
+    pub fn app_id(&self) -> String {
+        self.ws(|w| w.app_id.clone())
+    }
+
+    /// Looks up a conversation ID by name (`general` or `#general`).
+    pub fn channel_id(&self, name: &str) -> Option<ChannelId> {
+        self.ws(|w| w.channel_by_name(name).map(|c| c.id.clone()))
+    }
+    /// Looks up a user ID by handle.
+    pub fn user_id(&self, name: &str) -> Option<UserId> {
+        self.ws(|w| {
+            w.users
+                .iter()
+                .find(|u| u.name == name)
+                .map(|u| u.id.clone())
+        })
+    }
+    /// The DM between `user` and the bot, if any.
+    pub fn dm_id(&self, user: &str) -> Option<ChannelId> {
+        self.ws(|w| w.dm_with(user).map(|c| c.id.clone()))
+    }
+
+    /// Silent direct access to the model (no events), for setup that has no dedicated method.
+    pub fn with_workspace<R>(&self, f: impl FnOnce(&mut Workspace) -> R) -> R {
+        f(&mut self.inner.ws.lock().unwrap())
+    }
+
+    /// Runs an action under the workspace lock and queues the events it caused.
+    fn act<T>(&self, f: impl FnOnce(&mut Workspace) -> actions::Outcome<T>) -> Result<T, Error> {
+        let mut ws = self.inner.ws.lock().unwrap();
+        let (out, events) = f(&mut ws)?;
+        self.inner.commit(&ws, events);
+        Ok(out)
+    }
+
+    // ---- workspace changes that emit events ----
+
+    /// Adds a person (`team_join` event).
+    pub fn add_user(&self, name: &str, real_name: &str) -> UserId {
+        self.act(|w| w.act_add_user(name, real_name))
+            .expect("add_user cannot fail")
+    }
+    /// Adds a channel silently (setup); use [`Emulator::create_channel`] for the evented path.
+    pub fn add_channel(&self, name: &str, private: bool, members: &[&str]) -> ChannelId {
+        self.with_workspace(|w| w.add_channel(name, private, members))
+    }
+    /// Adds the DM between `user` and the bot silently.
+    pub fn add_dm(&self, user: &str) -> ChannelId {
+        self.with_workspace(|w| w.add_dm(user))
+    }
+    /// Adds a group DM of `users` and the bot silently.
+    pub fn add_mpim(&self, users: &[&str]) -> ChannelId {
+        self.with_workspace(|w| w.add_mpim(users))
+    }
+    /// `user` creates a channel (`channel_created` for public ones).
+    pub fn create_channel(
+        &self,
+        user: &str,
+        name: &str,
+        private: bool,
+    ) -> Result<ChannelId, Error> {
+        self.act(|w| w.act_create_channel(user, name, private))
+    }
+
+    // ---- acting as users ----
+
+    /// `user` posts mrkdwn `text` (escaped as Slack sends it: `&lt;`, `<@U…>`); the event
+    /// carries `text`, a derived `rich_text` block and a `client_msg_id`. Returns the `ts`.
+    pub fn post_message(&self, user: &str, channel: &str, text: &str) -> Result<String, Error> {
+        self.act(|w| w.act_post(user, channel, text, None, false, None))
+    }
+    /// Like [`Emulator::post_message`] with explicit `blocks` instead of derived ones.
+    pub fn post_message_with_blocks(
+        &self,
+        user: &str,
+        channel: &str,
+        text: &str,
+        blocks: Value,
+    ) -> Result<String, Error> {
+        self.act(|w| w.act_post(user, channel, text, None, false, Some(blocks)))
+    }
+    /// A thread reply (`thread_ts` = the root, or any reply of it).
+    pub fn reply(
+        &self,
+        user: &str,
+        channel: &str,
+        thread_ts: &str,
+        text: &str,
+    ) -> Result<String, Error> {
+        self.act(|w| w.act_post(user, channel, text, Some(thread_ts), false, None))
+    }
+    /// A thread reply also sent to the channel (`subtype: thread_broadcast`).
+    pub fn reply_broadcast(
+        &self,
+        user: &str,
+        channel: &str,
+        thread_ts: &str,
+        text: &str,
+    ) -> Result<String, Error> {
+        self.act(|w| w.act_post(user, channel, text, Some(thread_ts), true, None))
+    }
+    /// A `/me` message (`subtype: me_message`).
+    pub fn me_message(&self, user: &str, channel: &str, text: &str) -> Result<String, Error> {
+        self.act(|w| w.act_me_message(user, channel, text))
+    }
+    /// Edits `user`'s message (`message_changed`); returns the edit's `ts`.
+    pub fn edit(&self, user: &str, channel: &str, ts: &str, text: &str) -> Result<String, Error> {
+        self.act(|w| w.act_edit(user, channel, ts, text, None))
+    }
+    /// Deletes a message (`message_deleted`); authors and admins may.
+    pub fn delete(&self, user: &str, channel: &str, ts: &str) -> Result<(), Error> {
+        self.act(|w| w.act_delete(Some(user), channel, ts))
+    }
+    /// `reaction_added`; `name` without colons (`thumbsup`, `+1::skin-tone-2`).
+    pub fn react(&self, user: &str, channel: &str, ts: &str, name: &str) -> Result<(), Error> {
+        self.act(|w| w.act_react(user, channel, ts, name))
+    }
+    /// `reaction_removed`.
+    pub fn unreact(&self, user: &str, channel: &str, ts: &str, name: &str) -> Result<(), Error> {
+        self.act(|w| w.act_unreact(user, channel, ts, name))
+    }
+    /// `user` uploads and shares a file (`file_share` message + `file_shared`); returns its ID.
+    pub fn share_file(
+        &self,
+        user: &str,
+        channel: &str,
+        name: &str,
+        bytes: Vec<u8>,
+        mimetype: &str,
+    ) -> Result<FileId, Error> {
+        self.share_file_with(user, channel, name, bytes, mimetype, "", None)
+            .map(|(f, _)| f)
+    }
+    /// [`Emulator::share_file`] with a comment and/or into a thread; returns `(file_id, ts)`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn share_file_with(
+        &self,
+        user: &str,
+        channel: &str,
+        name: &str,
+        bytes: Vec<u8>,
+        mimetype: &str,
+        comment: &str,
+        thread_ts: Option<&str>,
+    ) -> Result<(FileId, String), Error> {
+        self.act(|w| w.act_share_file(user, channel, name, bytes, mimetype, comment, thread_ts))
+    }
+    /// `channel_rename` (or `group_rename`) plus a `channel_name` message.
+    pub fn rename_channel(&self, user: &str, channel: &str, new_name: &str) -> Result<(), Error> {
+        self.act(|w| w.act_rename(user, channel, new_name))
+    }
+    /// A `channel_topic` message.
+    pub fn set_topic(&self, user: &str, channel: &str, topic: &str) -> Result<(), Error> {
+        self.act(|w| w.act_set_topic(user, channel, topic))
+    }
+    /// A `channel_purpose` message.
+    pub fn set_purpose(&self, user: &str, channel: &str, purpose: &str) -> Result<(), Error> {
+        self.act(|w| w.act_set_purpose(user, channel, purpose))
+    }
+    /// `member_joined_channel` + `channel_join` message. Joining the bot user adds the bot.
+    pub fn join(&self, user: &str, channel: &str) -> Result<(), Error> {
+        self.act(|w| w.act_join(user, channel, None)).map(|_| ())
+    }
+    /// `inviter` adds `user` (the events carry `inviter`).
+    pub fn invite(&self, inviter: &str, user: &str, channel: &str) -> Result<(), Error> {
+        self.act(|w| w.act_join(user, channel, Some(inviter)))
+            .map(|_| ())
+    }
+    /// `channel_leave` message + `member_left_channel`.
+    pub fn leave(&self, user: &str, channel: &str) -> Result<(), Error> {
+        self.act(|w| w.act_leave(user, channel))
+    }
+    /// `channel_archive` / `channel_unarchive`.
+    pub fn archive_channel(&self, user: &str, channel: &str, archived: bool) -> Result<(), Error> {
+        self.act(|w| w.act_archive(user, channel, archived))
+    }
+    /// Changes a profile (`user_change` with the full user object).
+    pub fn update_profile(&self, user: &str, update: ProfileUpdate) -> Result<(), Error> {
+        self.act(|w| w.act_update_profile(user, update))
+    }
+    /// Sets a custom avatar (new `avatar_hash` and image URLs; `user_change`).
+    pub fn set_avatar(&self, user: &str, png: Vec<u8>) -> Result<(), Error> {
+        self.update_profile(
+            user,
+            ProfileUpdate {
+                avatar: Some(png),
+                ..Default::default()
+            },
+        )
+    }
+    /// Adds a custom emoji (`emoji_changed` with `subtype: add`).
+    pub fn add_emoji(&self, name: &str, value: &str) {
+        let _ = self.act(|w| w.act_add_emoji(name, value));
+    }
+
+    // ---- observation ----
+
+    /// Web API calls of `method`, oldest first.
+    pub fn calls(&self, method: &str) -> Vec<RecordedCall> {
+        self.inner
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.method == method)
+            .cloned()
+            .collect()
+    }
+    /// Every Web API call, oldest first.
+    pub fn all_calls(&self) -> Vec<RecordedCall> {
+        self.inner.calls.lock().unwrap().clone()
+    }
+    pub fn clear_calls(&self) {
+        self.inner.calls.lock().unwrap().clear();
+    }
+    /// Acks that counted (not dropped), oldest first.
+    pub fn acks(&self) -> Vec<AckRecord> {
+        let d = self.inner.disp.lock().unwrap();
+        d.acks.iter().filter(|a| !a.dropped).cloned().collect()
+    }
+    /// All acks received, including ones ignored by [`Emulator::drop_acks`].
+    pub fn all_acks(&self) -> Vec<AckRecord> {
+        self.inner.disp.lock().unwrap().acks.clone()
+    }
+    /// Every envelope sent, including retries.
+    pub fn deliveries(&self) -> Vec<DeliveryRecord> {
+        self.inner.disp.lock().unwrap().deliveries.clone()
+    }
+    /// Every event payload queued for the app.
+    pub fn events(&self) -> Vec<EventRecord> {
+        self.inner.disp.lock().unwrap().events.clone()
+    }
+    /// Envelopes queued or awaiting an ack.
+    pub fn pending_events(&self) -> usize {
+        self.inner.disp.lock().unwrap().pending_count()
+    }
+    /// All messages of a conversation (thread replies included), oldest first, rendered as
+    /// conversations.history shows them.
+    pub fn messages(&self, channel: &str) -> Vec<Value> {
+        self.ws(|w| {
+            w.channel(channel)
+                .map(|c| c.messages.iter().map(|m| w.message_json(c, m)).collect())
+                .unwrap_or_default()
+        })
+    }
+    /// One message by `ts`.
+    pub fn message(&self, channel: &str, ts: &str) -> Option<Value> {
+        self.ws(|w| {
+            let c = w.channel(channel)?;
+            c.message(ts).map(|m| w.message_json(c, m))
+        })
+    }
+    /// A file's stored bytes.
+    pub fn file_bytes(&self, file: &str) -> Option<Vec<u8>> {
+        self.ws(|w| w.file(file).map(|f| f.bytes.to_vec()))
+    }
+    /// A file object as files.info renders it.
+    pub fn file_json(&self, file: &str) -> Option<Value> {
+        self.ws(|w| w.file(file).map(|f| w.file_json(f)))
+    }
+    /// Members of a conversation.
+    pub fn members(&self, channel: &str) -> Vec<UserId> {
+        self.ws(|w| {
+            w.channel(channel)
+                .map(|c| c.members.clone())
+                .unwrap_or_default()
+        })
+    }
+    /// Open Socket Mode connections.
+    pub fn connection_count(&self) -> usize {
+        self.inner.disp.lock().unwrap().connection_count()
+    }
+    /// IDs of the open connections, oldest first.
+    pub fn connection_ids(&self) -> Vec<u64> {
+        self.inner.disp.lock().unwrap().connection_ids()
+    }
+    /// Sockets ever accepted.
+    pub fn total_connections(&self) -> u64 {
+        self.inner.disp.lock().unwrap().total_connections
+    }
+
+    // ---- waiting (for tests) ----
+
+    /// Polls `f` every 10 ms until it returns `Some` or `timeout` passes.
+    pub async fn wait_for<T>(
+        &self,
+        timeout: Duration,
+        mut f: impl FnMut(&Emulator) -> Option<T>,
+    ) -> Option<T> {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(v) = f(self) {
+                return Some(v);
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    /// Waits until at least `n` calls of `method` were made; returns them.
+    pub async fn wait_for_calls(
+        &self,
+        method: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Option<Vec<RecordedCall>> {
+        self.wait_for(timeout, |e| {
+            let c = e.calls(method);
+            (c.len() >= n).then_some(c)
+        })
+        .await
+    }
+    /// Waits until exactly `n` sockets are open.
+    pub async fn wait_for_connections(&self, n: usize, timeout: Duration) -> bool {
+        self.wait_for(timeout, |e| (e.connection_count() == n).then_some(()))
+            .await
+            .is_some()
+    }
+    /// Waits until at least `n` acks counted.
+    pub async fn wait_for_acks(&self, n: usize, timeout: Duration) -> Option<Vec<AckRecord>> {
+        self.wait_for(timeout, |e| {
+            let a = e.acks();
+            (a.len() >= n).then_some(a)
+        })
+        .await
+    }
+
+    // ---- faults ----
+
+    /// The next `times` calls of `method` get HTTP 429, `Retry-After: retry_after_secs`.
+    pub fn rate_limit(&self, method: &str, times: u32, retry_after_secs: u64) {
+        self.inner
+            .faults
+            .lock()
+            .unwrap()
+            .rate_limit(method, times, retry_after_secs);
+    }
+    /// The next `times` calls of `method` answer `{"ok":false,"error":error}`.
+    pub fn fail_next(&self, method: &str, times: u32, error: &str) {
+        self.inner
+            .faults
+            .lock()
+            .unwrap()
+            .fail_next(method, times, error);
+    }
+    pub fn clear_faults(&self) {
+        self.inner.faults.lock().unwrap().clear();
+    }
+    /// While on, acks are received but ignored, so every envelope is redelivered.
+    pub fn drop_acks(&self, drop: bool) {
+        self.inner.disp.lock().unwrap().drop_acks = drop;
+    }
+    /// Sends an event again as a retry (`retry_attempt` + 1) even if it was acked.
+    pub fn redeliver(&self, event_id: &str) -> bool {
+        self.inner.disp.lock().unwrap().redeliver(event_id)
+    }
+    /// Sends `disconnect` with `reason` to every socket; they close after the refresh grace.
+    pub fn disconnect_all(&self, reason: &str) -> usize {
+        self.inner.disconnect(Target::All, reason)
+    }
+    /// Sends `disconnect` to one socket (see [`Target`]).
+    pub fn disconnect(&self, target: Target, reason: &str) -> usize {
+        self.inner.disconnect(target, reason)
+    }
+    /// Bot token now answers `token_revoked`; file downloads get the login page.
+    pub fn revoke_bot_token(&self) {
+        let mut ws = self.inner.ws.lock().unwrap();
+        ws.bot_token_revoked = true;
+        let ev = serde_json::json!({
+            "type": "tokens_revoked",
+            "tokens": {"oauth": [], "bot": [ws.bot_user_id.clone()]},
+            "event_ts": ws.clock.next(),
+        });
+        // App events need no subscription; deliver before sockets are affected.
+        let raw = events::RawEvent::new(ev, "tokens_revoked", None, true);
+        ws.bot_events.insert("tokens_revoked".into());
+        self.inner.commit(&ws, vec![raw]);
+    }
+    /// App token revoked: apps.connections.open answers `invalid_auth`, open sockets close.
+    pub fn revoke_app_token(&self) {
+        self.inner.ws.lock().unwrap().app_token_revoked = true;
+        self.inner.close_all_sockets("token_revoked");
+    }
+    /// Replaces the granted bot scopes (reflected in `x-oauth-scopes` and `missing_scope`).
+    pub fn set_scopes(&self, scopes: &[&str]) {
+        self.with_workspace(|w| w.set_scopes(scopes));
+    }
+    /// Removes scopes from the grant.
+    pub fn remove_scopes(&self, scopes: &[&str]) {
+        self.with_workspace(|w| {
+            for s in scopes {
+                w.scopes.remove(*s);
+            }
+        });
+    }
+    /// The granted bot scopes.
+    pub fn scopes(&self) -> Vec<String> {
+        self.ws(|w| w.scopes.iter().cloned().collect())
+    }
+    /// Replaces the bot event subscriptions.
+    pub fn set_bot_events(&self, events: &[&str]) {
+        self.with_workspace(|w| w.set_bot_events(events));
+    }
+    pub fn set_ack_timeout(&self, d: Duration) {
+        self.inner.disp.lock().unwrap().config.ack_timeout = d;
+    }
+    pub fn set_refresh_grace(&self, d: Duration) {
+        self.inner.disp.lock().unwrap().config.refresh_grace = d;
+    }
+    pub fn set_max_retries(&self, n: u32) {
+        self.inner.disp.lock().unwrap().config.max_retries = n;
+    }
+    /// Applies to sockets opened afterwards.
+    pub fn set_ping_interval(&self, d: Duration) {
+        self.inner.disp.lock().unwrap().config.ping_interval = d;
+    }
+    pub fn set_history_limit_cap(&self, cap: Option<u32>) {
+        self.inner.config.lock().unwrap().history_limit_cap = cap;
+    }
+    /// Whether a thread reply also emits `message_changed` for its root (default on).
+    pub fn set_thread_parent_updates(&self, on: bool) {
+        self.with_workspace(|w| w.thread_parent_updates = on);
+    }
+}
