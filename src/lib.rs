@@ -7,7 +7,8 @@
 //! - [`logging`]: tracing setup;
 //! - [`matrix`]: homeserver client, appservice API, transaction inbox, startup checks;
 //! - [`server`]: the HTTP listener (appservice API, `/health`, `/ready`);
-//! - [`doctor`]: every startup check, run without starting the bridge.
+//! - [`doctor`]: every startup check, run without starting the bridge;
+//! - [`slack`]: Socket Mode frames and the connection manager.
 
 pub mod cli;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod logging;
 pub mod matrix;
 pub mod registration;
 pub mod server;
+pub mod slack;
 pub mod store;
 
 use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};

@@ -1,0 +1,494 @@
+//! The Socket Mode connection manager: `apps.connections.open` → connect → "connected" after
+//! `hello` → every envelope stored in the durable inbox, then acked → on a `disconnect`
+//! warning or refresh, a new socket is opened **before** the old one closes, so no event falls
+//! into a gap → dead credentials stop it for good (no hot loop) → half-open sockets are found
+//! by an idle watchdog → reconnects back off exponentially with jitter.
+//!
+//! The WebSocket is reached through [`SocketConnector`] and the URL through [`SocketOpener`],
+//! so unit tests drive the whole state machine with in-memory channels.
+
+use std::{collections::BTreeMap, future::Future, pin::Pin, sync::Arc, time::Duration};
+
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use tokio::{
+    sync::{Notify, mpsc, oneshot, watch},
+    time::{Instant, sleep_until, timeout},
+};
+use tokio_tungstenite::tungstenite::Message;
+
+use super::frames::{self, Envelope, Frame};
+use crate::store::Store;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub type WsError = Box<dyn std::error::Error + Send + Sync>;
+pub type WsSink = Pin<Box<dyn Sink<Message, Error = WsError> + Send>>;
+pub type WsStream = Pin<Box<dyn Stream<Item = Result<Message, WsError>> + Send>>;
+
+/// Why no socket URL could be had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenError {
+    /// The credentials are dead (revoked, invalid, app uninstalled): retrying cannot help.
+    Dead(String),
+    /// Slack asked us to wait.
+    RateLimited(Duration),
+    /// Anything else: retried with backoff.
+    Other(String),
+}
+
+/// Gets a fresh single-use WebSocket URL (`apps.connections.open`).
+pub trait SocketOpener: Send + Sync {
+    fn open(&self) -> BoxFuture<'_, Result<String, OpenError>>;
+}
+
+/// Opens a WebSocket.
+pub trait SocketConnector: Send + Sync {
+    fn connect(&self, url: String) -> BoxFuture<'_, Result<(WsSink, WsStream), String>>;
+}
+
+/// Stores an envelope durably; `Ok(true)` when it was new, `Ok(false)` for a redelivery.
+/// Only after `Ok` is the envelope acked.
+pub trait EnvelopeStore: Send + Sync {
+    fn store<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, Result<bool, String>>;
+}
+
+/// The production connector: tokio-tungstenite over rustls.
+pub struct TungsteniteConnector;
+
+impl SocketConnector for TungsteniteConnector {
+    fn connect(&self, url: String) -> BoxFuture<'_, Result<(WsSink, WsStream), String>> {
+        Box::pin(async move {
+            let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
+                .await
+                .map_err(|e| e.to_string())?;
+            let (sink, stream) = ws.split();
+            let sink: WsSink = Box::pin(sink.sink_map_err(|e| Box::new(e) as WsError));
+            let stream: WsStream = Box::pin(stream.map(|r| r.map_err(|e| Box::new(e) as WsError)));
+            Ok((sink, stream))
+        })
+    }
+}
+
+/// The production store: the Slack inbox table, deduplicated on `event_id`.
+pub struct InboxStore {
+    pub store: Store,
+    /// Team the socket belongs to, for envelopes that do not name one.
+    pub team_id: String,
+    /// Woken after each new event so the processor picks it up.
+    pub notify: Arc<Notify>,
+}
+
+impl EnvelopeStore for InboxStore {
+    fn store<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, Result<bool, String>> {
+        Box::pin(async move {
+            let payload = envelope.payload.to_string();
+            let new = self
+                .store
+                .insert_slack_event(
+                    &envelope.dedupe_key(),
+                    envelope.team_id().unwrap_or(&self.team_id),
+                    envelope.channel_id(),
+                    &payload,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            if new {
+                self.notify.notify_one();
+            }
+            Ok(new)
+        })
+    }
+}
+
+/// What the manager is doing, for `ping` and the health endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SocketState {
+    Connecting,
+    Connected,
+    /// Waiting to reconnect after `reason`.
+    Reconnecting {
+        attempt: u32,
+        reason: String,
+    },
+    /// Credentials are dead; nothing is retried until a new login.
+    Invalid(String),
+    Stopped,
+}
+
+#[derive(Debug, Clone)]
+pub struct SocketConfig {
+    /// A connection that has not said `hello` by then is abandoned.
+    pub hello_timeout: Duration,
+    /// A connection with no frame at all (not even a pong) for this long is half-open.
+    pub idle_timeout: Duration,
+    /// How often we ping the server.
+    pub ping_interval: Duration,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Extra wait after `too_many_websockets`, so several bridges sharing an app do not fight.
+    pub too_many_backoff: Duration,
+}
+
+impl Default for SocketConfig {
+    fn default() -> Self {
+        Self {
+            hello_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            ping_interval: Duration::from_secs(10),
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            too_many_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The wait before reconnect attempt `failures` (1-based): exponential, capped, with jitter
+/// between half and all of it so many bridges do not reconnect in lockstep.
+pub fn backoff(config: &SocketConfig, failures: u32) -> Duration {
+    if failures == 0 {
+        return Duration::ZERO;
+    }
+    let exp = config
+        .backoff_base
+        .saturating_mul(1u32 << (failures - 1).min(20))
+        .min(config.backoff_max);
+    let mut b = [0u8; 2];
+    let r = if getrandom::fill(&mut b).is_ok() {
+        u16::from_le_bytes(b) as f64 / u16::MAX as f64
+    } else {
+        1.0
+    };
+    exp.mul_f64(0.5 + 0.5 * r)
+}
+
+enum ConnEvent {
+    Hello(u64),
+    Disconnect(u64, String),
+    Closed(u64, String),
+}
+
+struct ConnHandle {
+    close: Option<oneshot::Sender<()>>,
+    hello: bool,
+    draining: bool,
+}
+
+pub struct SocketManager {
+    pub opener: Arc<dyn SocketOpener>,
+    pub connector: Arc<dyn SocketConnector>,
+    pub store: Arc<dyn EnvelopeStore>,
+    pub config: SocketConfig,
+    /// For logs: which login this socket serves.
+    pub label: String,
+    state: watch::Sender<SocketState>,
+}
+
+impl SocketManager {
+    pub fn new(
+        label: impl Into<String>,
+        opener: Arc<dyn SocketOpener>,
+        connector: Arc<dyn SocketConnector>,
+        store: Arc<dyn EnvelopeStore>,
+        config: SocketConfig,
+    ) -> Self {
+        Self {
+            opener,
+            connector,
+            store,
+            config,
+            label: label.into(),
+            state: watch::Sender::new(SocketState::Connecting),
+        }
+    }
+
+    pub fn state(&self) -> watch::Receiver<SocketState> {
+        self.state.subscribe()
+    }
+
+    fn set(&self, s: SocketState) {
+        self.state.send_replace(s);
+    }
+
+    /// Keeps a connection up until `shutdown` resolves or the credentials die; returns the
+    /// final state.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> SocketState {
+        let (tx, mut rx) = mpsc::channel::<ConnEvent>(64);
+        let mut conns: BTreeMap<u64, ConnHandle> = BTreeMap::new();
+        let mut next_id = 0u64;
+        let mut failures = 0u32;
+        let mut need_new = true;
+        let mut not_before = Instant::now();
+        let mut last_reason = String::from("starting");
+        tokio::pin!(shutdown);
+        let close_all = |conns: &mut BTreeMap<u64, ConnHandle>| {
+            for c in conns.values_mut() {
+                if let Some(close) = c.close.take() {
+                    let _ = close.send(());
+                }
+            }
+        };
+        loop {
+            if need_new && Instant::now() >= not_before {
+                need_new = false;
+                if failures > 0 {
+                    self.set(SocketState::Reconnecting {
+                        attempt: failures,
+                        reason: last_reason.clone(),
+                    });
+                } else if !conns.values().any(|c| c.hello) {
+                    self.set(SocketState::Connecting);
+                }
+                let opened = tokio::select! {
+                    _ = &mut shutdown => {
+                        close_all(&mut conns);
+                        self.set(SocketState::Stopped);
+                        return SocketState::Stopped;
+                    }
+                    r = self.open_and_connect() => r,
+                };
+                match opened {
+                    Ok((sink, stream)) => {
+                        next_id += 1;
+                        let (close_tx, close_rx) = oneshot::channel();
+                        conns.insert(
+                            next_id,
+                            ConnHandle {
+                                close: Some(close_tx),
+                                hello: false,
+                                draining: false,
+                            },
+                        );
+                        tracing::debug!(login = %self.label, connection = next_id, "socket mode connection opened");
+                        tokio::spawn(connection(
+                            next_id,
+                            sink,
+                            stream,
+                            self.store.clone(),
+                            tx.clone(),
+                            close_rx,
+                            self.config.clone(),
+                            self.label.clone(),
+                        ));
+                    }
+                    Err(OpenError::Dead(reason)) => {
+                        tracing::error!(login = %self.label, %reason, "slack credentials are no longer valid; log in again");
+                        close_all(&mut conns);
+                        let state = SocketState::Invalid(reason);
+                        self.set(state.clone());
+                        return state;
+                    }
+                    Err(OpenError::RateLimited(wait)) => {
+                        tracing::warn!(login = %self.label, wait_s = wait.as_secs(), "apps.connections.open rate limited");
+                        last_reason = "rate limited by Slack".into();
+                        need_new = true;
+                        not_before = Instant::now() + wait;
+                    }
+                    Err(OpenError::Other(reason)) => {
+                        failures += 1;
+                        let wait = backoff(&self.config, failures);
+                        tracing::warn!(login = %self.label, attempt = failures, retry_in_ms = wait.as_millis() as u64, %reason, "cannot open a socket mode connection");
+                        last_reason = reason;
+                        need_new = true;
+                        not_before = Instant::now() + wait;
+                    }
+                }
+                continue;
+            }
+            let wake = if need_new {
+                not_before
+            } else {
+                Instant::now() + Duration::from_secs(3600)
+            };
+            tokio::select! {
+                _ = &mut shutdown => {
+                    close_all(&mut conns);
+                    self.set(SocketState::Stopped);
+                    return SocketState::Stopped;
+                }
+                _ = sleep_until(wake) => {}
+                Some(ev) = rx.recv() => match ev {
+                    ConnEvent::Hello(id) => {
+                        failures = 0;
+                        if let Some(c) = conns.get_mut(&id) {
+                            c.hello = true;
+                        }
+                        // The new socket is up: only now let the draining ones go.
+                        for c in conns.values_mut().filter(|c| c.draining) {
+                            if let Some(close) = c.close.take() {
+                                let _ = close.send(());
+                            }
+                        }
+                        tracing::info!(login = %self.label, connection = id, "slack socket mode connected");
+                        self.set(SocketState::Connected);
+                    }
+                    ConnEvent::Disconnect(id, reason) => {
+                        tracing::info!(login = %self.label, connection = id, %reason, "slack asked to disconnect");
+                        match reason.as_str() {
+                            "link_disabled" => {
+                                close_all(&mut conns);
+                                let state = SocketState::Invalid(
+                                    "Socket Mode is disabled for this Slack app (link_disabled): turn it on in the app's settings".into(),
+                                );
+                                self.set(state.clone());
+                                return state;
+                            }
+                            "too_many_websockets" => {
+                                if let Some(c) = conns.get_mut(&id)
+                                    && let Some(close) = c.close.take()
+                                {
+                                    let _ = close.send(());
+                                }
+                                last_reason = "too many websockets for this Slack app".into();
+                                failures += 1;
+                                need_new = false;
+                                not_before = Instant::now() + self.config.too_many_backoff.max(backoff(&self.config, failures));
+                            }
+                            _ => {
+                                if let Some(c) = conns.get_mut(&id) {
+                                    c.draining = true;
+                                }
+                                if !conns.values().any(|c| !c.draining) {
+                                    need_new = true;
+                                    not_before = Instant::now();
+                                }
+                            }
+                        }
+                    }
+                    ConnEvent::Closed(id, reason) => {
+                        let handle = conns.remove(&id);
+                        tracing::info!(login = %self.label, connection = id, %reason, "socket mode connection closed");
+                        if handle.as_ref().is_some_and(|h| !h.hello) {
+                            failures += 1;
+                        }
+                        if !conns.values().any(|c| !c.draining) && !need_new {
+                            need_new = true;
+                            last_reason = reason;
+                            not_before = not_before.max(Instant::now() + backoff(&self.config, failures));
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    async fn open_and_connect(&self) -> Result<(WsSink, WsStream), OpenError> {
+        let url = self.opener.open().await?;
+        self.connector
+            .connect(url)
+            .await
+            .map_err(|e| OpenError::Other(format!("websocket connect failed: {e}")))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn connection(
+    id: u64,
+    mut sink: WsSink,
+    mut stream: WsStream,
+    store: Arc<dyn EnvelopeStore>,
+    events: mpsc::Sender<ConnEvent>,
+    mut close_rx: oneshot::Receiver<()>,
+    config: SocketConfig,
+    label: String,
+) {
+    let opened = Instant::now();
+    let mut last_seen = opened;
+    let mut said_hello = false;
+    let mut next_ping = opened + config.ping_interval;
+    let reason = loop {
+        let deadline = if said_hello {
+            last_seen + config.idle_timeout
+        } else {
+            opened + config.hello_timeout
+        };
+        tokio::select! {
+            biased;
+            _ = &mut close_rx => {
+                let _ = sink.send(Message::Close(None)).await;
+                // Give Slack a moment to finish the close handshake; it may not close the TCP
+                // connection itself.
+                let _ = timeout(Duration::from_secs(1), async {
+                    while let Some(Ok(_)) = stream.next().await {}
+                }).await;
+                break "closed by the bridge".to_owned();
+            }
+            _ = sleep_until(deadline) => {
+                break if said_hello {
+                    format!("no traffic for {} s (half-open socket)", config.idle_timeout.as_secs())
+                } else {
+                    format!("no hello within {} s", config.hello_timeout.as_secs())
+                };
+            }
+            _ = sleep_until(next_ping) => {
+                next_ping = Instant::now() + config.ping_interval;
+                if let Err(e) = sink.send(Message::Ping(Vec::new().into())).await {
+                    break format!("ping failed: {e}");
+                }
+            }
+            msg = stream.next() => {
+                let msg = match msg {
+                    None => break "closed by Slack".to_owned(),
+                    Some(Err(e)) => break format!("read failed: {e}"),
+                    Some(Ok(m)) => m,
+                };
+                last_seen = Instant::now();
+                let text = match msg {
+                    Message::Text(t) => t,
+                    Message::Close(frame) => {
+                        break format!("closed by Slack ({})", frame.map(|f| f.code.to_string()).unwrap_or_default());
+                    }
+                    _ => continue,
+                };
+                match frames::parse(text.as_str()) {
+                    Ok(Frame::Hello { num_connections }) => {
+                        said_hello = true;
+                        tracing::debug!(login = %label, connection = id, ?num_connections, "hello");
+                        let _ = events.send(ConnEvent::Hello(id)).await;
+                    }
+                    Ok(Frame::Disconnect { reason }) => {
+                        let _ = events.send(ConnEvent::Disconnect(id, reason)).await;
+                    }
+                    Ok(Frame::EventsApi(envelope)) => {
+                        let started = Instant::now();
+                        match store.store(&envelope).await {
+                            Ok(new) => {
+                                if let Err(e) = sink.send(Message::Text(frames::ack(&envelope.envelope_id).into())).await {
+                                    break format!("ack failed: {e}");
+                                }
+                                tracing::debug!(
+                                    login = %label,
+                                    connection = id,
+                                    envelope_id = %envelope.envelope_id,
+                                    event_id = %envelope.dedupe_key(),
+                                    retry_attempt = envelope.retry_attempt,
+                                    duplicate = !new,
+                                    ack_ms = started.elapsed().as_millis() as u64,
+                                    "envelope stored and acked"
+                                );
+                            }
+                            Err(e) => {
+                                // Not stored, so not acked: Slack redelivers it.
+                                tracing::error!(login = %label, envelope_id = %envelope.envelope_id, error = %e, "cannot store a slack event; leaving it unacked for redelivery");
+                            }
+                        }
+                    }
+                    Ok(Frame::OtherEnvelope { kind, envelope_id }) => {
+                        tracing::debug!(login = %label, %kind, %envelope_id, "acking an envelope the bridge does not use");
+                        if let Err(e) = sink.send(Message::Text(frames::ack(&envelope_id).into())).await {
+                            break format!("ack failed: {e}");
+                        }
+                    }
+                    Ok(Frame::Unknown { kind }) => {
+                        tracing::debug!(login = %label, %kind, "ignoring an unknown socket mode frame");
+                    }
+                    Err(e) => {
+                        tracing::warn!(login = %label, error = %e, "ignoring an unparsable socket mode frame");
+                    }
+                }
+            }
+        }
+    };
+    let _ = events.send(ConnEvent::Closed(id, reason)).await;
+}
+
+#[cfg(test)]
+mod tests;
