@@ -8,11 +8,17 @@
 //! - [`matrix`]: homeserver client, appservice API, transaction inbox, startup checks;
 //! - [`server`]: the HTTP listener (appservice API, `/health`, `/ready`);
 //! - [`doctor`]: every startup check, run without starting the bridge;
-//! - [`slack`]: Socket Mode frames and the connection manager.
+//! - [`slack`]: Slack wire types, the Web API client, Socket Mode;
+//! - [`format`]: message formatting between Slack and Matrix;
+//! - [`bridge`]: logins, portals, ghosts and both directions of message flow;
+//! - [`ids`]: how Slack identities map to Matrix ones.
 
+pub mod bridge;
 pub mod cli;
 pub mod config;
 pub mod doctor;
+pub mod format;
+pub mod ids;
 pub mod logging;
 pub mod matrix;
 pub mod registration;
@@ -27,7 +33,7 @@ use matrix::{
     MatrixClient,
     appservice::{AppserviceState, AppserviceStats},
     checks::CheckError,
-    inbox::{InboxProcessor, LogSink, MatrixEventSink},
+    inbox::{InboxProcessor, MatrixEventSink},
 };
 use registration::RegistrationError;
 use store::{Store, StoreError};
@@ -147,12 +153,13 @@ pub async fn bind(config: &Config) -> Result<TcpListener, Error> {
 }
 
 /// What [`run`] needs: the config, where the registration lives (for messages), the bound
-/// listener (tests bind port 0), and the bridge layer that takes Matrix events.
+/// listener (tests bind port 0), and optionally a stand-in for the bridge layer (tests of the
+/// Matrix side alone); without one the full bridge runs.
 pub struct Bridge {
     pub config: Config,
     pub registration_path: PathBuf,
     pub listener: TcpListener,
-    pub sink: Arc<dyn MatrixEventSink>,
+    pub sink: Option<Arc<dyn MatrixEventSink>>,
 }
 
 impl Bridge {
@@ -161,12 +168,12 @@ impl Bridge {
             config,
             registration_path,
             listener,
-            sink: Arc::new(LogSink),
+            sink: None,
         }
     }
 
     pub fn with_sink(mut self, sink: Arc<dyn MatrixEventSink>) -> Self {
-        self.sink = sink;
+        self.sink = Some(sink);
         self
     }
 }
@@ -245,17 +252,40 @@ pub async fn run(bridge: Bridge, shutdown: impl Future<Output = ()>) -> Result<(
         {
             tracing::warn!(error = %e, "cannot set the bot's display name");
         }
+        let mut tasks = Vec::new();
+        let (sink, core) = match sink {
+            Some(sink) => (sink, None),
+            None => {
+                let core = bridge::Core::new(config.clone(), store.clone(), matrix.clone());
+                tasks.push(tokio::spawn(bridge::from_slack::run_dispatcher(
+                    core.clone(),
+                )));
+                let sink: Arc<dyn MatrixEventSink> =
+                    Arc::new(bridge::from_matrix::MatrixSide(core.clone()));
+                (sink, Some(core))
+            }
+        };
         let processor = InboxProcessor {
             store: store.clone(),
             sink,
             namespace,
             notify,
         };
-        let processing = tokio::spawn(processor.run());
+        tasks.push(tokio::spawn(processor.run()));
+        if let Some(core) = &core {
+            bridge::login::start_all(core).await;
+        }
         tracing::info!("bridge running");
         shutdown.await;
         tracing::info!("shutting down");
-        processing.abort();
+        if let Some(core) = &core {
+            for rt in core.all_logins() {
+                rt.stop();
+            }
+        }
+        for t in tasks {
+            t.abort();
+        }
         Ok::<(), Error>(())
     }
     .await;

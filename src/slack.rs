@@ -1,4 +1,7 @@
-//! The Slack side: Socket Mode frames (pure) and the Socket Mode connection manager.
+//! The Slack side: wire types (pure), the Web API client, and the Socket Mode connection.
 
+pub mod events;
 pub mod frames;
 pub mod socket;
+pub mod types;
+pub mod web;

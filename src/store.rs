@@ -11,6 +11,7 @@ mod inbox;
 mod logins;
 mod management;
 mod messages;
+mod outgoing;
 mod portals;
 mod reactions;
 
@@ -27,6 +28,7 @@ pub use ghosts::Ghost;
 pub use inbox::{HsTxn, SlackInboxEntry};
 pub use logins::{Login, LoginState};
 pub use messages::MessageRow;
+pub use outgoing::Outgoing;
 pub use portals::{Portal, PortalKind};
 pub use reactions::ReactionRow;
 
@@ -97,6 +99,29 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Holds an exclusive lock on `<db>-migrate.lock` next to a SQLite file while it lives.
+async fn lock_file(db: &std::path::Path) -> Result<Option<std::fs::File>> {
+    if db.as_os_str().is_empty() || db.to_string_lossy().contains(":memory:") {
+        return Ok(None);
+    }
+    let mut name = db.as_os_str().to_owned();
+    name.push("-migrate.lock");
+    let path = std::path::PathBuf::from(name);
+    let file = tokio::task::spawn_blocking(move || {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        f.lock()?;
+        Ok::<_, std::io::Error>(f)
+    })
+    .await
+    .map_err(|e| StoreError::Corrupt(format!("migration lock task failed: {e}")))?
+    .map_err(|e| StoreError::Corrupt(format!("cannot lock the database for migration: {e}")))?;
+    Ok(Some(file))
+}
+
 /// The current time in milliseconds since the Unix epoch, the unit of every stored timestamp.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -120,14 +145,20 @@ impl Store {
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10));
             let target = format!("SQLite file {}", opts.get_filename().display());
+            let migrate_lock = opts.get_filename().to_owned();
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections.max(1))
                 .connect_with(opts)
                 .await
                 .map_err(|source| StoreError::Connect { target, source })?;
-            Store {
+            let store = Store {
                 pool: Pool::Sqlite(pool),
-            }
+            };
+            // sqlx serialises migrations with an advisory lock on PostgreSQL only; two
+            // processes opening a fresh SQLite file at once would both create the tables.
+            let _guard = lock_file(&migrate_lock).await?;
+            store.migrate().await?;
+            return Ok(store);
         } else if uri.starts_with("postgres://") || uri.starts_with("postgresql://") {
             let opts = PgConnectOptions::from_str(uri).map_err(StoreError::Uri)?;
             let target = format!(

@@ -131,6 +131,7 @@ async fn a_message_reaches_the_bridge_layer_exactly_once_through_errors_and_outa
     let proxy_port = free_port();
     let env = Env::start_with(EnvOptions {
         registration_url_port: Some(proxy_port),
+        ..EnvOptions::default()
     })
     .await;
     let proxy = start_proxy(proxy_port, env.as_port, 1).await;
@@ -571,6 +572,7 @@ async fn a_homeserver_that_cannot_reach_the_bridge_is_diagnosed() {
     let dead = free_port();
     let env = Env::start_with(EnvOptions {
         registration_url_port: Some(dead),
+        ..EnvOptions::default()
     })
     .await;
     let cfg = env.config_path.to_str().unwrap().to_owned();

@@ -6,7 +6,8 @@ mod support;
 use slack_bridge::{
     config::Secret,
     store::{
-        Ghost, Login, LoginState, MessageRow, Portal, PortalKind, ReactionRow, Store, StoreError,
+        Ghost, Login, LoginState, MessageRow, Outgoing, Portal, PortalKind, ReactionRow, Store,
+        StoreError,
     },
 };
 use support::TestDb;
@@ -45,6 +46,8 @@ store_suite!(
     ghosts_upsert,
     messages_and_reactions,
     management_rooms,
+    outgoing_is_recorded_before_sending,
+    concurrent_first_opens_do_not_race,
 );
 
 async fn migrates_fresh_and_reopens(db: &TestDb) {
@@ -385,4 +388,52 @@ async fn management_rooms(db: &TestDb) {
         Some("@dan:x")
     );
     assert_eq!(store.management_room_owner("!m1").await.unwrap(), None);
+}
+
+async fn outgoing_is_recorded_before_sending(db: &TestDb) {
+    let store = db.connect().await;
+    assert_eq!(
+        store.begin_outgoing("$e1", "!r", "T1", "C1").await.unwrap(),
+        Outgoing::New
+    );
+    // A redelivered transaction finds it pending (sent state unknown).
+    assert_eq!(
+        store.begin_outgoing("$e1", "!r", "T1", "C1").await.unwrap(),
+        Outgoing::Pending
+    );
+    store
+        .finish_outgoing("$e1", "1700000000.000200")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.begin_outgoing("$e1", "!r", "T1", "C1").await.unwrap(),
+        Outgoing::Sent("1700000000.000200".into())
+    );
+    assert!(
+        store
+            .is_outgoing_ts("T1", "C1", "1700000000.000200")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .is_outgoing_ts("T1", "C1", "1700000000.000300")
+            .await
+            .unwrap()
+    );
+    store.begin_outgoing("$e2", "!r", "T1", "C1").await.unwrap();
+    store.fail_outgoing("$e2", "not_in_channel").await.unwrap();
+    assert_eq!(
+        store.begin_outgoing("$e2", "!r", "T1", "C1").await.unwrap(),
+        Outgoing::Failed
+    );
+}
+
+/// Two processes starting on a fresh database (the bridge and `doctor`, say) both migrate it.
+async fn concurrent_first_opens_do_not_race(db: &TestDb) {
+    let opens = (0..4).map(|_| Store::connect(&db.uri, 2));
+    for r in futures_util::future::join_all(opens).await {
+        let store = r.expect("every concurrent open succeeds");
+        assert_eq!(store.schema_version().await.unwrap(), store.known_version());
+    }
 }

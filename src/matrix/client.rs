@@ -31,7 +31,7 @@ use ruma::{
             profile::set_profile_field,
             redact::redact_event,
             room::create_room,
-            state::send_state_event,
+            state::{get_state_event_for_key, send_state_event},
         },
         path_builder::VersionHistory,
     },
@@ -457,16 +457,18 @@ impl MatrixClient {
         }
     }
 
-    pub async fn send_state<C>(
+    /// Sends a state event; `state_key` is `&EmptyStateKey` for keyless events.
+    pub async fn send_state<C, K>(
         &self,
         as_user: Option<&UserId>,
         room_id: &RoomId,
-        state_key: &str,
+        state_key: &K,
         content: &C,
     ) -> Result<OwnedEventId, MatrixError>
     where
         C: StateEventContent,
-        C::StateKey: std::borrow::Borrow<str>,
+        C::StateKey: std::borrow::Borrow<K>,
+        K: AsRef<str> + ?Sized,
     {
         let req = send_state_event::v3::Request::new(room_id.to_owned(), state_key, content)
             .map_err(|e| MatrixError::Build(e.to_string()))?;
@@ -488,6 +490,25 @@ impl MatrixClient {
         );
         req.reason = reason.map(str::to_owned);
         Ok(self.send(req, as_user).await?.event_id)
+    }
+
+    /// The display name `user_id` has in `room` (its member event), if any.
+    pub async fn member_displayname(
+        &self,
+        room_id: &RoomId,
+        user_id: &UserId,
+    ) -> Result<Option<String>, MatrixError> {
+        let req = get_state_event_for_key::v3::Request::new(
+            room_id.to_owned(),
+            ruma::events::StateEventType::RoomMember,
+            user_id.to_string(),
+        );
+        let resp = self.send(req, None).await?;
+        let v: serde_json::Value = serde_json::from_str(resp.event_or_content.get())
+            .map_err(|e| MatrixError::Response(e.to_string()))?;
+        Ok(v.get("displayname")
+            .and_then(|d| d.as_str())
+            .map(str::to_owned))
     }
 
     /// Uploads media (`/_matrix/media/v3/upload`).

@@ -39,27 +39,6 @@ pub trait MatrixEventSink: Send + Sync + 'static {
     }
 }
 
-/// Logs events and does nothing else: the sink used until a bridge layer is attached.
-pub struct LogSink;
-
-impl MatrixEventSink for LogSink {
-    fn handle_event<'a>(
-        &'a self,
-        txn_id: &'a str,
-        event: &'a Raw<AnyTimelineEvent>,
-    ) -> BoxFuture<'a, Result<(), SinkError>> {
-        Box::pin(async move {
-            tracing::debug!(
-                %txn_id,
-                event_id = ?event.get_field::<String>("event_id").ok().flatten(),
-                kind = ?event.get_field::<String>("type").ok().flatten(),
-                "matrix event"
-            );
-            Ok(())
-        })
-    }
-}
-
 pub struct InboxProcessor {
     pub store: Store,
     pub sink: Arc<dyn MatrixEventSink>,

@@ -20,8 +20,17 @@ pub const DOMAIN: &str = "test.local";
 
 /// What an environment is made of; `registration_url_port` lets a test point the registration
 /// somewhere else than where the bridge listens (a proxy, or nothing).
+#[derive(Default)]
 pub struct EnvOptions {
     pub registration_url_port: Option<u16>,
+    /// Database URI for the bridge (default: a SQLite file in the env's dir).
+    pub database: Option<String>,
+    /// Slack Web API base URL (the emulator's).
+    pub slack_api_url: Option<String>,
+    /// A declarative login: (bot token, app token, owner MXID).
+    pub login: Option<(String, String, String)>,
+    /// Extra `bridge.permissions` entries.
+    pub permissions: Vec<(String, String)>,
 }
 
 pub struct Env {
@@ -34,10 +43,7 @@ pub struct Env {
 
 impl Env {
     pub async fn start() -> Env {
-        Self::start_with(EnvOptions {
-            registration_url_port: None,
-        })
-        .await
+        Self::start_with(EnvOptions::default()).await
     }
 
     pub async fn start_with(opts: EnvOptions) -> Env {
@@ -49,7 +55,11 @@ impl Env {
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.yaml"),
         )
         .unwrap();
-        let text = example
+        let database = opts
+            .database
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}/bridge.db", dir.path().display()));
+        let mut text = example
             .replacen("  domain: example.com", &format!("  domain: {DOMAIN}"), 1)
             .replacen(
                 "  address: http://127.0.0.1:8008",
@@ -64,10 +74,31 @@ impl Env {
             .replacen("  port: 29319", &format!("  port: {as_port}"), 1)
             .replacen(
                 "  uri: sqlite://slack-bridge.db",
-                &format!("  uri: sqlite://{}/bridge.db", dir.path().display()),
+                &format!("  uri: {database}"),
                 1,
             )
             .replace("\"example.com\": user", &format!("\"{DOMAIN}\": user"));
+        if let Some(api) = &opts.slack_api_url {
+            text = text.replacen(
+                "  api_url: https://slack.com/api",
+                &format!("  api_url: {api}"),
+                1,
+            );
+        }
+        if let Some((bot, app, owner)) = &opts.login {
+            text = text.replacen(
+                "  logins: []",
+                &format!("  logins:\n    - bot_token: {bot}\n      app_token: {app}\n      owner: \"{owner}\""),
+                1,
+            );
+        }
+        for (who, level) in &opts.permissions {
+            text = text.replacen(
+                "  permissions:\n",
+                &format!("  permissions:\n    \"{who}\": {level}\n"),
+                1,
+            );
+        }
         let config_path = dir.path().join("config.yaml");
         let registration_path = dir.path().join("registration.yaml");
         std::fs::write(&config_path, text).unwrap();
@@ -100,12 +131,33 @@ impl Env {
         std::fs::write(&self.config_path, text.replacen(from, to, 1)).unwrap();
     }
 
+    /// The bridge with a stand-in for the bridge layer (Matrix-side tests).
     pub async fn run_bridge(&self, sink: Arc<dyn MatrixEventSink>) -> RunningBridge {
+        self.run(Some(sink)).await
+    }
+
+    /// The whole bridge.
+    pub async fn run_bridge_full(&self) -> RunningBridge {
+        self.run(None).await
+    }
+
+    /// A client acting as the bridge bot (the as_token's user).
+    pub async fn bot_client(&self) -> testkit::TestClient {
+        let token = self.config().appservice.as_token.unwrap();
+        self.synapse
+            .client_with_token(token.expose())
+            .await
+            .unwrap()
+    }
+
+    async fn run(&self, sink: Option<Arc<dyn MatrixEventSink>>) -> RunningBridge {
         let listener = TcpListener::bind(("127.0.0.1", self.as_port))
             .await
             .unwrap();
-        let bridge =
-            Bridge::new(self.config(), self.registration_path.clone(), listener).with_sink(sink);
+        let mut bridge = Bridge::new(self.config(), self.registration_path.clone(), listener);
+        if let Some(sink) = sink {
+            bridge = bridge.with_sink(sink);
+        }
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(slack_bridge::run(bridge, async {
             let _ = rx.await;

@@ -1,0 +1,180 @@
+//! The sandbox: a local Synapse, the Slack emulator with a demo workspace, and the bridge on
+//! SQLite, all on this machine, so a newcomer can watch Slack and Matrix talk in one command:
+//!
+//! ```sh
+//! cargo run --example sandbox
+//! ```
+//!
+//! It prints a Matrix user and password for any Matrix client and a curl line that posts as a
+//! Slack user. Ctrl-C stops everything. `--smoke` posts one message each way, checks that it
+//! arrived, and exits (the test suite runs it like that).
+
+use std::{error::Error, path::Path, time::Duration};
+
+use serde_json::json;
+use slack_bridge::{Bridge, config::Config, config::Mode, registration};
+use slack_emulator::{Emulator, Workspace};
+use testkit::{Synapse, SynapseConfig, free_port};
+
+const SERVER_NAME: &str = "sandbox.local";
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    let smoke = std::env::args().any(|a| a == "--smoke");
+    let dir = tempfile::Builder::new()
+        .prefix("slack-bridge-sandbox-")
+        .tempdir()?;
+    eprintln!(
+        "sandbox: starting the Slack emulator, Synapse and the bridge (data in {})",
+        dir.path().display()
+    );
+
+    let emu = Emulator::start(Workspace::demo()).await;
+    let hs_port = free_port();
+    let as_port = free_port();
+    let config_path = dir.path().join("config.yaml");
+    let registration_path = dir.path().join("registration.yaml");
+    let example =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.yaml"))?;
+    let text = example
+        .replacen("  domain: example.com", &format!("  domain: {SERVER_NAME}"), 1)
+        .replacen("  address: http://127.0.0.1:8008", &format!("  address: http://127.0.0.1:{hs_port}"), 1)
+        .replacen("  address: http://127.0.0.1:29319", &format!("  address: http://127.0.0.1:{as_port}"), 1)
+        .replacen("  port: 29319", &format!("  port: {as_port}"), 1)
+        .replacen("  uri: sqlite://slack-bridge.db", &format!("  uri: sqlite://{}/bridge.db", dir.path().display()), 1)
+        .replacen("  api_url: https://slack.com/api", &format!("  api_url: {}", emu.api_url()), 1)
+        .replacen(
+            "  logins: []",
+            &format!(
+                "  logins:\n    - bot_token: {}\n      app_token: {}\n      owner: \"@you:{SERVER_NAME}\"",
+                emu.bot_token(),
+                emu.app_token()
+            ),
+            1,
+        )
+        .replace("\"example.com\": user", &format!("\"{SERVER_NAME}\": user"))
+        .replacen("  level: info", "  level: warn", 1);
+    std::fs::write(&config_path, text)?;
+    registration::generate(&config_path, &registration_path)?;
+
+    let synapse = Synapse::start(SynapseConfig {
+        server_name: SERVER_NAME.into(),
+        registrations: vec![registration_path.clone()],
+        port: Some(hs_port),
+        ..SynapseConfig::default()
+    })
+    .await?;
+    let password = slack_bridge::config::secret::random_token(16)?;
+    let you = synapse.register_user("you", &password, true).await?;
+
+    let config = Config::load(&config_path, Mode::Run)?;
+    slack_bridge::logging::init(&config.logging)?;
+    let listener = slack_bridge::bind(&config).await?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let bridge = tokio::spawn(slack_bridge::run(
+        Bridge::new(config, registration_path, listener),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+
+    let general = emu
+        .channel_id("general")
+        .ok_or("demo workspace has #general")?;
+    let alice = emu.user_id("alice").ok_or("demo workspace has alice")?;
+    println!();
+    println!("Matrix homeserver: http://127.0.0.1:{hs_port}");
+    println!("  user:     @you:{SERVER_NAME}");
+    println!("  password: {password}");
+    println!(
+        "  (log in with any Matrix client; accept the invites to #general, #random, … and the Acme Demo space)"
+    );
+    println!();
+    println!(
+        "Slack emulator: {}/_emulator/  (tokens and IDs: {}/_emulator/info)",
+        emu.base_url(),
+        emu.base_url()
+    );
+    println!("Post to #general as Slack user alice:");
+    println!(
+        "  curl -s -X POST {}/_emulator/post -H 'content-type: application/json' -d '{}'",
+        emu.base_url(),
+        json!({"user": alice, "channel": general, "text": "Hello from Slack!"})
+    );
+    println!("See what the bridge posted to Slack:");
+    println!("  curl -s {}/_emulator/messages/general", emu.base_url());
+    println!();
+
+    let result = if smoke {
+        smoke_test(&emu, &you, &general, &alice).await
+    } else {
+        println!("Press Ctrl-C to stop.");
+        tokio::signal::ctrl_c().await?;
+        Ok(())
+    };
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), bridge).await;
+    drop(synapse);
+    emu.shutdown();
+    eprintln!("sandbox: stopped");
+    result
+}
+
+/// One message each way, as a user would check it.
+async fn smoke_test(
+    emu: &Emulator,
+    you: &testkit::TestClient,
+    general: &str,
+    alice: &str,
+) -> Result<(), Box<dyn Error>> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let room = loop {
+        let rooms: Vec<String> = you
+            .get("/_matrix/client/v3/sync?timeout=0")
+            .await
+            .ok()
+            .and_then(|v| {
+                v["rooms"]["invite"]
+                    .as_object()
+                    .map(|m| m.keys().cloned().collect())
+            })
+            .unwrap_or_default();
+        let mut found = None;
+        for r in rooms {
+            if let Ok(state) = you
+                .get(&format!(
+                    "/_matrix/client/v3/rooms/{}/state/m.room.name/",
+                    testkit::enc(&r)
+                ))
+                .await
+                && state["name"] == "#general"
+            {
+                found = Some(r);
+            }
+        }
+        if let Some(r) = found {
+            break r;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err("no invite to #general arrived".into());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    you.join(&room).await?;
+    emu.post_message(alice, general, "Hello from Slack!")
+        .map_err(|e| format!("{e:?}"))?;
+    you.wait_for_text(&room, "Hello from Slack!", Duration::from_secs(60))
+        .await?;
+    you.send_text(&room, "Hello from Matrix!").await?;
+    emu.wait_for_calls("chat.postMessage", 1, Duration::from_secs(60))
+        .await;
+    let posted = emu
+        .messages(general)
+        .iter()
+        .any(|m| m["text"] == "Hello from Matrix!");
+    if !posted {
+        return Err("the Matrix message did not reach Slack".into());
+    }
+    println!("sandbox smoke test: OK (Slack → Matrix and Matrix → Slack)");
+    Ok(())
+}

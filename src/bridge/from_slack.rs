@@ -1,0 +1,277 @@
+//! Slack → Matrix: the Slack inbox is read oldest first and each event goes to the queue of its
+//! portal, so one channel's events are handled in order while channels proceed in parallel. An
+//! event that fails for a retryable reason (homeserver down) is retried in place with backoff,
+//! holding back the rest of its portal; every Matrix send uses a txn id derived from the Slack
+//! message, so a retry after a lost response never duplicates.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use ruma::{
+    MilliSecondsSinceUnixEpoch, OwnedUserId, RoomId, UInt, UserId,
+    events::{
+        Mentions,
+        room::message::{
+            EmoteMessageEventContent, MessageType, RoomMessageEventContent, TextMessageEventContent,
+        },
+    },
+};
+use tokio::sync::mpsc;
+
+use super::{BridgeError, Core, LoginRuntime, Result, ghost, portal};
+use crate::{
+    format::{self, SlackContext},
+    ids,
+    slack::{
+        events::{EventCallback, MessageEvent, MessageSubtype, SlackEvent},
+        types::Message,
+    },
+    store::{MessageRow, SlackInboxEntry},
+};
+
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Reads the Slack inbox forever, feeding the per-portal queues.
+pub async fn run_dispatcher(core: Arc<Core>) {
+    let mut queues: HashMap<String, mpsc::UnboundedSender<SlackInboxEntry>> = HashMap::new();
+    let mut after = 0i64;
+    loop {
+        let batch = match core.store.pending_slack_events(after, 200).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the slack inbox");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), core.slack_inbox.notified()).await;
+            continue;
+        }
+        for entry in batch {
+            after = after.max(entry.id);
+            let key = format!(
+                "{}:{}",
+                entry.team_id,
+                entry.channel_id.as_deref().unwrap_or("-")
+            );
+            let tx = queues.entry(key).or_insert_with(|| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                tokio::spawn(run_portal_queue(core.clone(), rx));
+                tx
+            });
+            let _ = tx.send(entry);
+        }
+    }
+}
+
+async fn run_portal_queue(core: Arc<Core>, mut rx: mpsc::UnboundedReceiver<SlackInboxEntry>) {
+    while let Some(entry) = rx.recv().await {
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            match handle_entry(&core, &entry).await {
+                Ok(()) => {
+                    if let Err(e) = core.store.mark_slack_done(entry.id).await {
+                        tracing::error!(event_id = %entry.event_id, error = %e, "cannot mark a slack event done");
+                    }
+                    break;
+                }
+                Err(e) if e.is_retryable() => {
+                    tracing::warn!(
+                        event_id = %entry.event_id,
+                        team = %entry.team_id,
+                        channel = ?entry.channel_id,
+                        retry_in_ms = backoff.as_millis() as u64,
+                        error = %e,
+                        "slack event not bridged yet, retrying"
+                    );
+                    let _ = core
+                        .store
+                        .note_slack_attempt(entry.id, &e.to_string())
+                        .await;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                Err(e) => {
+                    tracing::warn!(event_id = %entry.event_id, error = %e, "slack event not bridged");
+                    let _ = core.store.mark_slack_failed(entry.id, &e.to_string()).await;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn handle_entry(core: &Arc<Core>, entry: &SlackInboxEntry) -> Result<()> {
+    let Some(rt) = core.login(&entry.team_id) else {
+        // Keep the event while its login is starting; drop it when the login is gone.
+        return match core.store.get_login(&entry.team_id).await? {
+            Some(l) if l.state == crate::store::LoginState::Ok => Err(BridgeError::NotReady(
+                format!("slack login for team {} is starting", entry.team_id),
+            )),
+            _ => Err(BridgeError::NoLogin(entry.team_id.clone())),
+        };
+    };
+    let callback: EventCallback = serde_json::from_str(&entry.payload).map_err(|e| {
+        BridgeError::Other(format!("stored slack event is not an event_callback: {e}"))
+    })?;
+    handle_event(core, &rt, callback.event).await
+}
+
+async fn handle_event(core: &Arc<Core>, rt: &Arc<LoginRuntime>, event: SlackEvent) -> Result<()> {
+    match event {
+        SlackEvent::MemberJoinedChannel(m) if m.user == rt.login.bot_user_id => {
+            portal::ensure_portal(core, rt, &m.channel).await?;
+            Ok(())
+        }
+        SlackEvent::ChannelRename(c) | SlackEvent::GroupRename(c) => {
+            portal::update_meta(core, rt, &c.channel.id, Some(c.channel.name.clone()), None).await
+        }
+        SlackEvent::UserChange(u) => ghost::update_from_user(core, rt, &u.user).await,
+        SlackEvent::TokensRevoked(_) | SlackEvent::AppUninstalled => {
+            super::login::mark_invalid(
+                core,
+                rt.team_id(),
+                "Slack revoked the app's tokens (tokens_revoked / app_uninstalled)",
+            )
+            .await;
+            Ok(())
+        }
+        SlackEvent::Message(m) => handle_message(core, rt, m).await,
+        _ => Ok(()),
+    }
+}
+
+async fn handle_message(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: MessageEvent) -> Result<()> {
+    match &m.subtype {
+        MessageSubtype::ChannelTopic { topic } => {
+            return portal::update_meta(core, rt, &m.channel, None, Some(topic.clone())).await;
+        }
+        MessageSubtype::ChannelName { name, .. } => {
+            return portal::update_meta(core, rt, &m.channel, Some(name.clone()), None).await;
+        }
+        _ => {}
+    }
+    if !m.is_new_message() {
+        // Edits, deletes and the rest arrive with the next fidelity work.
+        return Ok(());
+    }
+    let msg = &m.message;
+    if rt.is_own_bot(
+        msg.bot_id.as_deref(),
+        msg.app_id.as_deref(),
+        msg.user.as_deref(),
+    ) {
+        // The echo of our own post.
+        return Ok(());
+    }
+    if core
+        .store
+        .is_outgoing_ts(rt.team_id(), &m.channel, &msg.ts)
+        .await?
+    {
+        return Ok(());
+    }
+    if !core
+        .store
+        .get_message(rt.team_id(), &m.channel, &msg.ts)
+        .await?
+        .is_empty()
+    {
+        // Already bridged (a redelivery that got past the inbox, or a replay).
+        return Ok(());
+    }
+    let sender = msg
+        .user
+        .clone()
+        .or_else(|| msg.bot_id.clone())
+        .ok_or_else(|| BridgeError::Other("message without a sender".into()))?;
+    let portal = portal::ensure_portal(core, rt, &m.channel).await?;
+    let room = portal
+        .room_id
+        .clone()
+        .ok_or_else(|| BridgeError::Other("portal without a room".into()))?;
+    let ghost = ghost::ensure_ghost(core, rt, &sender).await?;
+    ghost::ensure_joined(core, &room, &ghost).await?;
+
+    let ctx = mention_context(core, rt, msg).await;
+    let converted = format::slack_to_matrix(&msg.text, msg.blocks.as_ref(), &ctx);
+    let mut mentions = Mentions::new();
+    mentions.user_ids = converted
+        .mentioned_users
+        .iter()
+        .filter_map(|u| UserId::parse(u).ok())
+        .collect::<std::collections::BTreeSet<OwnedUserId>>();
+    mentions.room = converted.mentions_room;
+    let msgtype = match (&m.subtype, converted.formatted_body.clone()) {
+        (MessageSubtype::MeMessage, Some(html)) => {
+            MessageType::Emote(EmoteMessageEventContent::html(converted.body.clone(), html))
+        }
+        (MessageSubtype::MeMessage, None) => {
+            MessageType::Emote(EmoteMessageEventContent::plain(converted.body.clone()))
+        }
+        (_, Some(html)) => {
+            MessageType::Text(TextMessageEventContent::html(converted.body.clone(), html))
+        }
+        (_, None) => MessageType::Text(TextMessageEventContent::plain(converted.body.clone())),
+    };
+    let content = RoomMessageEventContent::new(msgtype).add_mentions(mentions);
+    let room_id = RoomId::parse(&room).map_err(|e| BridgeError::Other(format!("room id: {e}")))?;
+    let ghost_id =
+        UserId::parse(&ghost).map_err(|e| BridgeError::Other(format!("ghost id: {e}")))?;
+    let ts = ids::ts_to_millis(&msg.ts)
+        .and_then(UInt::new)
+        .map(MilliSecondsSinceUnixEpoch);
+    let txn = ids::message_txn_id(rt.team_id(), &m.channel, &msg.ts, 0);
+    let event_id = core
+        .matrix
+        .send_message(Some(&ghost_id), &room_id, &txn, &content, ts)
+        .await?;
+    core.store
+        .insert_message(&MessageRow {
+            team_id: rt.team_id().to_owned(),
+            channel_id: m.channel.clone(),
+            ts: msg.ts.clone(),
+            part: 0,
+            event_id: event_id.to_string(),
+            room_id: room,
+            thread_ts: msg.thread_ts.clone(),
+            sender,
+        })
+        .await?;
+    tracing::debug!(team = %rt.team_id(), channel = %m.channel, ts = %msg.ts, event_id = %event_id, "slack message bridged");
+    Ok(())
+}
+
+/// Resolves the users and channels a message mentions, for pills.
+async fn mention_context(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: &Message) -> SlackContext {
+    let (users, channels) = format::referenced_ids(&m.text, m.blocks.as_ref());
+    let mut ctx = SlackContext::default();
+    for user in users {
+        match ghost::ensure_ghost(core, rt, &user).await {
+            Ok(mxid) => {
+                let name = core
+                    .store
+                    .get_ghost_by_mxid(&mxid)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|g| g.display_name)
+                    .unwrap_or_else(|| user.clone());
+                ctx.users.insert(user, format::Mention { mxid, name });
+            }
+            Err(e) => tracing::debug!(%user, error = %e, "cannot resolve a mentioned user"),
+        }
+    }
+    for channel in channels {
+        if let Ok(Some(p)) = core.store.get_portal(rt.team_id(), &channel).await {
+            ctx.channels.insert(
+                channel,
+                format::ChannelRef {
+                    room_id: p.room_id,
+                    name: p.name.trim_start_matches('#').to_owned(),
+                },
+            );
+        }
+    }
+    ctx
+}

@@ -1,0 +1,166 @@
+//! Ghosts: the Matrix user of each Slack user or bot, registered once, with the Slack display
+//! name and avatar (downloaded once, re-uploaded only when Slack's image changes), and joined
+//! to the rooms it talks in.
+
+use std::sync::Arc;
+
+use ruma::{RoomId, UserId};
+
+use super::{BridgeError, Core, LoginRuntime, Result};
+use crate::{slack::types::User, store::Ghost};
+
+/// Display name, avatar URL and bot flag of a Slack user or bot, as Slack reports them.
+struct Profile {
+    name: String,
+    avatar: Option<String>,
+    is_bot: bool,
+}
+
+fn profile_of_user(u: &User) -> Profile {
+    Profile {
+        name: u.display_name().to_owned(),
+        avatar: u.profile.best_image().map(str::to_owned),
+        is_bot: u.is_bot,
+    }
+}
+
+async fn fetch_profile(rt: &LoginRuntime, user_id: &str) -> Result<Profile> {
+    if user_id.starts_with('B') {
+        let bot = rt.slack.bots_info(user_id).await?;
+        return Ok(Profile {
+            name: bot.name.clone(),
+            avatar: bot.icons.best().map(str::to_owned),
+            is_bot: true,
+        });
+    }
+    let user = rt.slack.users_info(user_id).await?;
+    Ok(profile_of_user(&user))
+}
+
+/// The ghost of a Slack user (`U…`) or bot (`B…`), registered and with a profile.
+pub async fn ensure_ghost(core: &Arc<Core>, rt: &LoginRuntime, user_id: &str) -> Result<String> {
+    let team = rt.team_id();
+    if let Some(g) = core.store.get_ghost(team, user_id).await?
+        && g.registered == 1
+    {
+        return Ok(g.mxid);
+    }
+    let _guard = core.lock(format!("ghost:{team}:{user_id}")).await;
+    if let Some(g) = core.store.get_ghost(team, user_id).await?
+        && g.registered == 1
+    {
+        return Ok(g.mxid);
+    }
+    let profile = fetch_profile(rt, user_id).await?;
+    let mxid = core.ghost_mxid(team, user_id);
+    apply_profile(core, rt, team, user_id, &mxid, profile, None).await?;
+    Ok(mxid)
+}
+
+/// Pushes a changed Slack profile (`user_change`) to the ghost.
+pub async fn update_from_user(core: &Arc<Core>, rt: &LoginRuntime, user: &User) -> Result<()> {
+    let team = rt.team_id();
+    let existing = core.store.get_ghost(team, &user.id).await?;
+    let Some(existing) = existing else {
+        // Never seen talking: nothing to update until it does.
+        return Ok(());
+    };
+    let _guard = core.lock(format!("ghost:{team}:{}", user.id)).await;
+    apply_profile(
+        core,
+        rt,
+        team,
+        &user.id,
+        &existing.mxid.clone(),
+        profile_of_user(user),
+        Some(existing),
+    )
+    .await
+}
+
+async fn apply_profile(
+    core: &Arc<Core>,
+    rt: &LoginRuntime,
+    team: &str,
+    user_id: &str,
+    mxid: &str,
+    profile: Profile,
+    existing: Option<Ghost>,
+) -> Result<()> {
+    let ghost_id =
+        UserId::parse(mxid).map_err(|e| BridgeError::Other(format!("ghost id {mxid}: {e}")))?;
+    core.matrix.ensure_registered(&ghost_id).await?;
+    let name = if profile.name.is_empty() {
+        user_id.to_owned()
+    } else {
+        profile.name.clone()
+    };
+    let old_name = existing.as_ref().map(|g| g.display_name.as_str());
+    if old_name != Some(name.as_str()) {
+        core.matrix.set_display_name(&ghost_id, &name).await?;
+    }
+    let mut avatar_source = existing
+        .as_ref()
+        .map(|g| g.avatar_source.clone())
+        .unwrap_or_default();
+    let mut avatar_mxc = existing
+        .as_ref()
+        .map(|g| g.avatar_mxc.clone())
+        .unwrap_or_default();
+    if let Some(url) = profile.avatar.as_deref()
+        && url != avatar_source
+    {
+        match rt.slack.download_file(url).await {
+            Ok(bytes) => {
+                let mime = if url.ends_with(".jpg") || url.ends_with(".jpeg") {
+                    "image/jpeg"
+                } else {
+                    "image/png"
+                };
+                let mxc = core
+                    .matrix
+                    .upload(Some(&ghost_id), bytes, mime, Some("avatar"))
+                    .await?;
+                core.matrix.set_avatar_url(&ghost_id, mxc.clone()).await?;
+                avatar_source = url.to_owned();
+                avatar_mxc = mxc.to_string();
+            }
+            Err(e) => {
+                tracing::warn!(%team, user = %user_id, error = %e, "cannot download the slack avatar");
+            }
+        }
+    }
+    core.store
+        .upsert_ghost(&Ghost {
+            team_id: team.to_owned(),
+            user_id: user_id.to_owned(),
+            mxid: mxid.to_owned(),
+            display_name: name,
+            avatar_source,
+            avatar_mxc,
+            is_bot: i64::from(profile.is_bot),
+            registered: 1,
+        })
+        .await?;
+    Ok(())
+}
+
+/// Makes sure `mxid` is in `room`: the bot invites, the ghost joins.
+pub async fn ensure_joined(core: &Core, room: &str, mxid: &str) -> Result<()> {
+    if core.is_joined(room, mxid) {
+        return Ok(());
+    }
+    let room_id =
+        RoomId::parse(room).map_err(|e| BridgeError::Other(format!("room id {room}: {e}")))?;
+    let user =
+        UserId::parse(mxid).map_err(|e| BridgeError::Other(format!("ghost id {mxid}: {e}")))?;
+    match core.matrix.invite(None, &room_id, &user).await {
+        Ok(()) => {}
+        // Already invited or joined.
+        Err(e) if e.errcode() == Some("M_FORBIDDEN") => {}
+        Err(e) => return Err(e.into()),
+    }
+    core.matrix.join(Some(&user), &room_id).await?;
+    core.mark_joined(room, mxid);
+    Ok(())
+}

@@ -1,0 +1,282 @@
+//! Logins: verifying a Slack app's tokens, storing them, and running what a login needs (the
+//! Socket Mode connection and the initial portal sync). A login whose credentials die is
+//! marked invalid with the reason and its owner is told.
+
+use std::sync::Arc;
+
+use tokio::{sync::watch, task::JoinHandle};
+
+use super::{BridgeError, Core, Result, portal};
+use crate::{
+    config::Secret,
+    slack::{
+        socket::{
+            BoxFuture, InboxStore, OpenError, SocketConfig, SocketManager, SocketOpener,
+            SocketState, TungsteniteConnector,
+        },
+        web::SlackClient,
+    },
+    store::{Login, LoginState},
+};
+
+/// A running login.
+pub struct LoginRuntime {
+    pub login: Login,
+    pub slack: Arc<SlackClient>,
+    pub socket: watch::Receiver<SocketState>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl LoginRuntime {
+    pub fn team_id(&self) -> &str {
+        &self.login.team_id
+    }
+
+    /// Whether a Slack event came from this login's own bot (the echo of our own posts).
+    pub fn is_own_bot(
+        &self,
+        bot_id: Option<&str>,
+        app_id: Option<&str>,
+        user: Option<&str>,
+    ) -> bool {
+        bot_id.is_some_and(|b| b == self.login.bot_id)
+            || app_id.is_some_and(|a| !self.login.app_id.is_empty() && a == self.login.app_id)
+            || user.is_some_and(|u| u == self.login.bot_user_id)
+    }
+
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Opens Socket Mode URLs with the login's app token.
+struct Opener(Arc<SlackClient>);
+
+impl SocketOpener for Opener {
+    fn open(&self) -> BoxFuture<'_, Result<String, OpenError>> {
+        Box::pin(async move {
+            self.0.apps_connections_open().await.map_err(|e| {
+                if e.is_auth_dead() {
+                    OpenError::Dead(e.to_string())
+                } else if let Some(wait) = e.retry_after() {
+                    OpenError::RateLimited(wait)
+                } else {
+                    OpenError::Other(e.to_string())
+                }
+            })
+        })
+    }
+}
+
+/// The bot scopes the bridge needs, as the app manifest lists them.
+pub const REQUIRED_SCOPES: &[&str] = &[
+    "channels:history",
+    "channels:read",
+    "channels:join",
+    "chat:write",
+    "chat:write.customize",
+    "files:read",
+    "files:write",
+    "groups:history",
+    "groups:read",
+    "im:history",
+    "im:read",
+    "im:write",
+    "mpim:history",
+    "mpim:read",
+    "mpim:write",
+    "reactions:read",
+    "reactions:write",
+    "team:read",
+    "users:read",
+];
+
+pub fn slack_client(core: &Core, bot_token: &Secret, app_token: &Secret) -> Result<SlackClient> {
+    Ok(SlackClient::new(
+        &core.config.slack.api_url,
+        bot_token.clone(),
+        app_token.clone(),
+    )?)
+}
+
+/// Checks both tokens with Slack (auth.test for the bot token, apps.connections.open for the
+/// app-level token) and returns the login they make, owned by `owner`.
+pub async fn verify(
+    core: &Core,
+    bot_token: &Secret,
+    app_token: &Secret,
+    owner: &str,
+) -> Result<Login> {
+    let slack = slack_client(core, bot_token, app_token)?;
+    let authed = slack.auth_test().await?;
+    let missing = authed.missing_scopes(REQUIRED_SCOPES);
+    let auth = &authed.info;
+    if !missing.is_empty() {
+        tracing::warn!(
+            team = %auth.team_id,
+            missing = %missing.join(", "),
+            "the slack app lacks scopes; add them in the app's OAuth settings and reinstall it"
+        );
+    }
+    let bot_id = auth.bot_id.clone().unwrap_or_default();
+    let app_id = match (&auth.app_id, bot_id.is_empty()) {
+        (Some(a), _) if !a.is_empty() => a.clone(),
+        (_, false) => slack
+            .bots_info(&bot_id)
+            .await
+            .map(|b| b.app_id.unwrap_or_default())
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    slack.apps_connections_open().await.map_err(|e| {
+        BridgeError::Other(format!(
+            "the app-level token does not open Socket Mode connections ({e}); it needs the connections:write scope and Socket Mode turned on"
+        ))
+    })?;
+    let team_name = slack
+        .team_info()
+        .await
+        .map(|t| t.name)
+        .unwrap_or_else(|_| auth.team.clone());
+    Ok(Login {
+        team_id: auth.team_id.clone(),
+        team_name,
+        bot_user_id: auth.user_id.clone(),
+        bot_id,
+        app_id,
+        owner_mxid: owner.to_owned(),
+        bot_token: bot_token.clone(),
+        app_token: app_token.clone(),
+        state: LoginState::Ok,
+        state_reason: None,
+        space_room_id: None,
+    })
+}
+
+/// Starts the socket and the portal sync of a stored login, replacing a running one.
+pub async fn start(core: &Arc<Core>, login: Login) -> Result<Arc<LoginRuntime>> {
+    if let Some(old) = core.login(&login.team_id) {
+        old.stop();
+    }
+    let slack = Arc::new(slack_client(core, &login.bot_token, &login.app_token)?);
+    let manager = SocketManager::new(
+        login.team_id.clone(),
+        Arc::new(Opener(slack.clone())),
+        Arc::new(TungsteniteConnector),
+        Arc::new(InboxStore {
+            store: core.store.clone(),
+            team_id: login.team_id.clone(),
+            notify: core.slack_inbox.clone(),
+        }),
+        SocketConfig::default(),
+    );
+    let socket = manager.state();
+    let (stop, mut stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let team = login.team_id.clone();
+    let watch_core = core.clone();
+    let mut state_rx = manager.state();
+    tasks.push(tokio::spawn(async move {
+        let final_state = manager
+            .run(async move {
+                let _ = stop_rx.wait_for(|s| *s).await;
+            })
+            .await;
+        if let SocketState::Invalid(reason) = final_state {
+            mark_invalid(&watch_core, &team, &reason).await;
+        }
+    }));
+    // Log state changes for the operator.
+    let team = login.team_id.clone();
+    tasks.push(tokio::spawn(async move {
+        while state_rx.changed().await.is_ok() {
+            let s = state_rx.borrow_and_update().clone();
+            tracing::debug!(%team, state = ?s, "slack connection state");
+        }
+    }));
+    let runtime = Arc::new(LoginRuntime {
+        login,
+        slack,
+        socket,
+        stop,
+        tasks,
+    });
+    core.logins
+        .write()
+        .expect("logins")
+        .insert(runtime.login.team_id.clone(), runtime.clone());
+    let sync_core = core.clone();
+    let sync_rt = runtime.clone();
+    tokio::spawn(async move {
+        if let Err(e) = portal::sync_all(&sync_core, &sync_rt).await {
+            tracing::error!(team = %sync_rt.login.team_id, error = %e, "initial portal sync failed");
+        }
+    });
+    Ok(runtime)
+}
+
+/// Marks a login's credentials dead, stops it, and tells its owner why.
+pub async fn mark_invalid(core: &Arc<Core>, team_id: &str, reason: &str) {
+    tracing::error!(team = %team_id, %reason, "slack login is no longer valid; its owner must log in again");
+    if let Err(e) = core
+        .store
+        .set_login_state(team_id, LoginState::Invalid, Some(reason))
+        .await
+    {
+        tracing::error!(team = %team_id, error = %e, "cannot record the login state");
+    }
+    let runtime = core.logins.write().expect("logins").remove(team_id);
+    if let Some(rt) = runtime {
+        rt.stop();
+        super::commands::notify_owner(
+            core,
+            &rt.login.owner_mxid,
+            &format!(
+                "Your Slack login for {} stopped working: {reason}. Log in again with `login <app token> <bot token>`.",
+                rt.login.team_name
+            ),
+        )
+        .await;
+    }
+}
+
+/// Starts the logins declared in the config (verifying and storing them) and every stored
+/// login that is still valid.
+pub async fn start_all(core: &Arc<Core>) {
+    for (i, declared) in core.config.slack.logins.iter().enumerate() {
+        let (Some(bot), Some(app)) = (&declared.bot_token, &declared.app_token) else {
+            continue;
+        };
+        match verify(core, bot, app, &declared.owner).await {
+            Ok(login) => {
+                if let Err(e) = core.store.upsert_login(&login).await {
+                    tracing::error!(login = i, error = %e, "cannot store a declared login");
+                    continue;
+                }
+                tracing::info!(team = %login.team_id, name = %login.team_name, "declared slack login verified");
+            }
+            Err(e) => {
+                tracing::error!(login = i, error = %e, "declared slack login (slack.logins.{i}) failed verification");
+            }
+        }
+    }
+    match core.store.list_logins().await {
+        Ok(logins) => {
+            for login in logins.into_iter().filter(|l| l.state == LoginState::Ok) {
+                let login = match core.store.get_login(&login.team_id).await {
+                    Ok(Some(l)) => l,
+                    _ => login,
+                };
+                let team = login.team_id.clone();
+                if let Err(e) = start(core, login).await {
+                    tracing::error!(%team, error = %e, "cannot start a slack login");
+                }
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "cannot read the stored logins"),
+    }
+}

@@ -1,0 +1,247 @@
+//! Portals: one Matrix room per Slack conversation, all inside one space per workspace. Rooms
+//! are created once (serialised per portal, mapping stored right after creation), named and
+//! topic'd from Slack, and kept in step with renames and topic changes.
+
+use std::sync::Arc;
+
+use ruma::{
+    OwnedRoomId, OwnedUserId, RoomId,
+    api::client::room::{Visibility, create_room},
+    events::{
+        EmptyStateKey,
+        room::{name::RoomNameEventContent, topic::RoomTopicEventContent},
+        space::child::SpaceChildEventContent,
+    },
+    room::RoomType,
+    serde::Raw,
+};
+
+use super::{BridgeError, Core, LoginRuntime, Result, ghost};
+use crate::{
+    slack::types::{Conversation, ConversationKind},
+    store::{Portal, PortalKind},
+};
+
+fn kind_of(c: &Conversation) -> PortalKind {
+    match c.kind() {
+        ConversationKind::Channel => PortalKind::Channel,
+        ConversationKind::Private => PortalKind::Private,
+        ConversationKind::Im => PortalKind::Im,
+        ConversationKind::Mpim => PortalKind::Mpim,
+    }
+}
+
+/// The room name of a conversation: `#general` for public channels, the plain name for
+/// private ones, the member names for a group DM; DMs are named after the other user later.
+fn room_name(c: &Conversation) -> String {
+    match c.kind() {
+        ConversationKind::Channel => format!("#{}", c.name),
+        ConversationKind::Private => c.name.clone(),
+        ConversationKind::Mpim => {
+            // mpdm-alice--bob--carol-1 → alice, bob, carol
+            let inner = c.name.trim_start_matches("mpdm-");
+            let inner = inner.rsplit_once('-').map(|(a, _)| a).unwrap_or(inner);
+            inner.split("--").collect::<Vec<_>>().join(", ")
+        }
+        ConversationKind::Im => String::new(),
+    }
+}
+
+/// Who is invited to every portal of a login.
+fn invitees(core: &Core, rt: &LoginRuntime) -> Vec<OwnedUserId> {
+    std::iter::once(rt.login.owner_mxid.as_str())
+        .chain(core.config.bridge.invite.iter().map(String::as_str))
+        .filter_map(|u| ruma::UserId::parse(u).ok())
+        .collect()
+}
+
+/// Creates every portal of the login's conversations the bot is a member of.
+pub async fn sync_all(core: &Arc<Core>, rt: &Arc<LoginRuntime>) -> Result<()> {
+    let convs = rt
+        .slack
+        .conversations_list_all(&ConversationKind::ALL)
+        .await?;
+    let convs: Vec<Conversation> = convs
+        .into_iter()
+        .filter(|c| !c.is_archived && (c.kind() == ConversationKind::Im || c.bot_is_member()))
+        .collect();
+    let total = convs.len();
+    ensure_space(core, rt).await?;
+    tracing::info!(team = %rt.team_id(), total, "syncing portals");
+    for (i, c) in convs.iter().enumerate() {
+        if let Err(e) = ensure_portal_from(core, rt, c).await {
+            tracing::warn!(team = %rt.team_id(), channel = %c.id, error = %e, "cannot create a portal");
+        }
+        if (i + 1) % 10 == 0 || i + 1 == total {
+            tracing::info!(team = %rt.team_id(), "portals: {}/{}", i + 1, total);
+        }
+    }
+    Ok(())
+}
+
+/// The workspace's space, created on first use.
+pub async fn ensure_space(core: &Core, rt: &LoginRuntime) -> Result<OwnedRoomId> {
+    let _guard = core.lock(format!("space:{}", rt.team_id())).await;
+    if let Some(login) = core.store.get_login(rt.team_id()).await?
+        && let Some(space) = login.space_room_id
+    {
+        return RoomId::parse(&space)
+            .map_err(|e| BridgeError::Other(format!("stored space id: {e}")));
+    }
+    let mut req = create_room::v3::Request::new();
+    req.name = Some(rt.login.team_name.clone());
+    req.topic = Some(format!("Slack workspace {}", rt.login.team_name));
+    req.invite = invitees(core, rt);
+    req.visibility = Visibility::Private;
+    req.preset = Some(create_room::v3::RoomPreset::PrivateChat);
+    let mut creation = create_room::v3::CreationContent::new();
+    creation.room_type = Some(RoomType::Space);
+    req.creation_content =
+        Some(Raw::new(&creation).map_err(|e| BridgeError::Other(e.to_string()))?);
+    let space = core.matrix.create_room(None, req).await?;
+    core.store
+        .set_login_space(rt.team_id(), space.as_str())
+        .await?;
+    tracing::info!(team = %rt.team_id(), space = %space, "created the workspace space");
+    Ok(space)
+}
+
+/// The portal of a conversation, creating its room when there is none yet.
+pub async fn ensure_portal(
+    core: &Arc<Core>,
+    rt: &LoginRuntime,
+    channel_id: &str,
+) -> Result<Portal> {
+    if let Some(p) = core.store.get_portal(rt.team_id(), channel_id).await?
+        && p.room_id.is_some()
+    {
+        return Ok(p);
+    }
+    let conv = rt.slack.conversations_info(channel_id).await?;
+    ensure_portal_from(core, rt, &conv).await
+}
+
+pub async fn ensure_portal_from(
+    core: &Arc<Core>,
+    rt: &LoginRuntime,
+    c: &Conversation,
+) -> Result<Portal> {
+    let _guard = core.lock(format!("portal:{}:{}", rt.team_id(), c.id)).await;
+    if let Some(p) = core.store.get_portal(rt.team_id(), &c.id).await?
+        && p.room_id.is_some()
+    {
+        return Ok(p);
+    }
+    let kind = kind_of(c);
+    let topic = c.topic.value.clone();
+    let mut name = room_name(c);
+    let mut invite = invitees(core, rt);
+    let mut dm_ghost = None;
+    if kind == PortalKind::Im
+        && let Some(other) = c.user.as_deref()
+    {
+        let mxid = ghost::ensure_ghost(core, rt, other).await?;
+        if let Some(g) = core.store.get_ghost_by_mxid(&mxid).await? {
+            name = g.display_name;
+        }
+        if let Ok(u) = ruma::UserId::parse(&mxid) {
+            invite.push(u.clone());
+            dm_ghost = Some(u);
+        }
+    }
+    let mut req = create_room::v3::Request::new();
+    req.name = (!name.is_empty()).then_some(name.clone());
+    req.topic = (!topic.is_empty()).then_some(topic.clone());
+    req.invite = invite;
+    req.is_direct = kind == PortalKind::Im;
+    req.visibility = Visibility::Private;
+    req.preset = Some(create_room::v3::RoomPreset::PrivateChat);
+    let room = core.matrix.create_room(None, req).await?;
+    let portal = Portal {
+        team_id: rt.team_id().to_owned(),
+        channel_id: c.id.clone(),
+        kind,
+        room_id: Some(room.to_string()),
+        name: name.clone(),
+        topic,
+        dm_user_id: c.user.clone(),
+    };
+    if !core.store.insert_portal(&portal).await? {
+        core.store
+            .set_portal_room(rt.team_id(), &c.id, room.as_str())
+            .await?;
+        core.store
+            .set_portal_meta(rt.team_id(), &c.id, &portal.name, &portal.topic)
+            .await?;
+    }
+    if let Some(ghost) = dm_ghost {
+        core.matrix.join(Some(&ghost), &room).await?;
+        core.mark_joined(room.as_str(), ghost.as_str());
+    }
+    let space = ensure_space(core, rt).await?;
+    let via = ruma::ServerName::parse(&core.config.homeserver.domain)
+        .map_err(|e| BridgeError::Other(format!("server name: {e}")))?;
+    let child = SpaceChildEventContent::new(vec![via]);
+    if let Err(e) = core.matrix.send_state(None, &space, &*room, &child).await {
+        tracing::warn!(room = %room, error = %e, "cannot add the portal to the workspace space");
+    }
+    tracing::info!(team = %rt.team_id(), channel = %c.id, room = %room, name = %name, "portal created");
+    Ok(portal)
+}
+
+/// A channel was renamed or its topic changed on Slack.
+pub async fn update_meta(
+    core: &Arc<Core>,
+    rt: &LoginRuntime,
+    channel_id: &str,
+    name: Option<String>,
+    topic: Option<String>,
+) -> Result<()> {
+    let Some(portal) = core.store.get_portal(rt.team_id(), channel_id).await? else {
+        return Ok(());
+    };
+    let Some(room) = portal
+        .room_id
+        .as_deref()
+        .and_then(|r| RoomId::parse(r).ok())
+    else {
+        return Ok(());
+    };
+    let new_name = name.map(|n| match portal.kind {
+        PortalKind::Channel if !n.starts_with('#') => format!("#{n}"),
+        _ => n,
+    });
+    if let Some(n) = &new_name
+        && *n != portal.name
+    {
+        core.matrix
+            .send_state(
+                None,
+                &room,
+                &EmptyStateKey,
+                &RoomNameEventContent::new(n.clone()),
+            )
+            .await?;
+    }
+    if let Some(t) = &topic
+        && *t != portal.topic
+    {
+        core.matrix
+            .send_state(
+                None,
+                &room,
+                &EmptyStateKey,
+                &RoomTopicEventContent::new(t.clone()),
+            )
+            .await?;
+    }
+    core.store
+        .set_portal_meta(
+            rt.team_id(),
+            channel_id,
+            new_name.as_deref().unwrap_or(&portal.name),
+            topic.as_deref().unwrap_or(&portal.topic),
+        )
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,232 @@
+//! Message formatting between Slack (mrkdwn, rich_text blocks) and Matrix (HTML + plain body).
+//! Pure converters: the caller resolves users and channels into [`SlackContext`] /
+//! [`MatrixContext`] beforehand, so nothing here does I/O.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+pub mod emoji;
+pub mod html;
+pub mod mrkdwn;
+mod render;
+pub mod rich_text;
+
+/// A Slack message converted for Matrix (`m.text` content).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MatrixMessage {
+    /// Plain text fallback: mentions as display names, emoji as unicode.
+    pub body: String,
+    /// `org.matrix.custom.html`; `None` when the plain body says it all.
+    pub formatted_body: Option<String>,
+    /// MXIDs of mentioned users, for `m.mentions.user_ids`.
+    pub mentioned_users: Vec<String>,
+    /// `@here` / `@channel` / `@everyone`, for `m.mentions.room`.
+    pub mentions_room: bool,
+}
+
+/// A Slack user as seen from Matrix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mention {
+    pub mxid: String,
+    pub name: String,
+}
+
+/// A Slack channel as seen from Matrix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelRef {
+    /// The portal room, when one exists.
+    pub room_id: Option<String>,
+    pub name: String,
+}
+
+/// Lookups for Slack → Matrix, filled by the caller from [`referenced_ids`].
+#[derive(Debug, Clone, Default)]
+pub struct SlackContext {
+    /// Slack user id → ghost (or puppeted Matrix user).
+    pub users: BTreeMap<String, Mention>,
+    /// Slack channel id → portal.
+    pub channels: BTreeMap<String, ChannelRef>,
+}
+
+/// Lookups for Matrix → Slack.
+#[derive(Debug, Clone, Default)]
+pub struct MatrixContext {
+    /// MXID → Slack user id (ghosts map to their Slack user).
+    pub users: BTreeMap<String, String>,
+    /// Matrix room id → Slack channel id.
+    pub rooms: BTreeMap<String, String>,
+}
+
+/// Every Slack user and channel id a message refers to (text and blocks), so the caller can
+/// resolve them before calling [`slack_to_matrix`]. Deduplicated, in order of appearance.
+pub fn referenced_ids(text: &str, blocks: Option<&Value>) -> (Vec<String>, Vec<String>) {
+    let mut users = Vec::new();
+    let mut channels = Vec::new();
+    if let Some(blocks) = blocks {
+        rich_text::collect_ids(blocks, &mut users, &mut channels);
+    }
+    mrkdwn::collect_ids(text, &mut users, &mut channels);
+    (users, channels)
+}
+
+/// Converts a Slack message: `rich_text` blocks when present, the mrkdwn `text` otherwise.
+pub fn slack_to_matrix(text: &str, blocks: Option<&Value>, ctx: &SlackContext) -> MatrixMessage {
+    // The mrkdwn text carries labels (`<@U1|bob>`, `<!subteam^S1|@team>`) that blocks lack; they
+    // are the best fallback for ids the caller could not resolve.
+    let labels = mrkdwn::labels(text);
+    blocks
+        .and_then(|blocks| rich_text::to_matrix_with_labels(blocks, ctx, &labels))
+        .unwrap_or_else(|| mrkdwn::to_matrix(text, ctx))
+}
+
+/// Converts a Matrix message to Slack mrkdwn: the HTML when present, the plain body otherwise.
+pub fn matrix_to_slack(body: &str, formatted_body: Option<&str>, ctx: &MatrixContext) -> String {
+    match formatted_body {
+        Some(html) if !html.trim().is_empty() => html::to_slack(html, ctx),
+        _ => html::escape_slack(body),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn slack_ctx() -> SlackContext {
+        let mut ctx = SlackContext::default();
+        ctx.users.insert(
+            "U1".into(),
+            Mention {
+                mxid: "@slack_t1-u1:example.com".into(),
+                name: "Alice".into(),
+            },
+        );
+        ctx.channels.insert(
+            "C1".into(),
+            ChannelRef {
+                room_id: Some("!general:example.com".into()),
+                name: "general".into(),
+            },
+        );
+        ctx
+    }
+
+    fn matrix_ctx() -> MatrixContext {
+        let mut ctx = MatrixContext::default();
+        ctx.users
+            .insert("@slack_t1-u1:example.com".into(), "U1".into());
+        ctx.rooms.insert("!general:example.com".into(), "C1".into());
+        ctx
+    }
+
+    #[test]
+    fn referenced_ids_from_text_and_blocks() {
+        let blocks = json!([{"type":"rich_text","block_id":"2Le","elements":[{"type":"rich_text_section",
+            "elements":[{"type":"user","user_id":"U01JKSB8T7Y"},{"type":"text","text":" see "},
+            {"type":"channel","channel_id":"C02GD0YEHDJ"}]}]}]);
+        let (users, channels) = referenced_ids(
+            "<@U01JKSB8T7Y> see <#C02GD0YEHDJ|dev> <@W9|x>",
+            Some(&blocks),
+        );
+        assert_eq!(users, ["U01JKSB8T7Y", "W9"]);
+        assert_eq!(channels, ["C02GD0YEHDJ"]);
+        assert_eq!(referenced_ids("", None), (vec![], vec![]));
+    }
+
+    #[test]
+    fn blocks_preferred_over_text() {
+        let blocks = json!([{"type":"rich_text","block_id":"x","elements":[{"type":"rich_text_section",
+            "elements":[{"type":"text","text":"from blocks","style":{"bold":true}}]}]}]);
+        let msg = slack_to_matrix("*from text*", Some(&blocks), &slack_ctx());
+        assert_eq!(msg.body, "from blocks");
+        assert_eq!(
+            msg.formatted_body.as_deref(),
+            Some("<strong>from blocks</strong>")
+        );
+    }
+
+    #[test]
+    fn falls_back_to_text_without_rich_text() {
+        let blocks = json!([{"type":"image","image_url":"https://x/y.png","alt_text":"y"}]);
+        let msg = slack_to_matrix("*hi*", Some(&blocks), &slack_ctx());
+        assert_eq!(msg.formatted_body.as_deref(), Some("<strong>hi</strong>"));
+        let msg = slack_to_matrix("plain", None, &slack_ctx());
+        assert_eq!(
+            msg,
+            MatrixMessage {
+                body: "plain".into(),
+                ..Default::default()
+            }
+        );
+    }
+
+    #[test]
+    fn unresolved_block_mentions_use_text_labels() {
+        let blocks = json!([{"type":"rich_text","block_id":"x","elements":[{"type":"rich_text_section",
+            "elements":[{"type":"usergroup","usergroup_id":"S01BL602YLU"},{"type":"text","text":" hi "},
+            {"type":"user","user_id":"U77"}]}]}]);
+        let msg = slack_to_matrix(
+            "<!subteam^S01BL602YLU|@devs> hi <@U77|bob>",
+            Some(&blocks),
+            &SlackContext::default(),
+        );
+        assert_eq!(msg.body, "@devs hi @bob");
+        assert!(msg.mentioned_users.is_empty());
+    }
+
+    #[test]
+    fn matrix_to_slack_plain_and_html() {
+        let ctx = matrix_ctx();
+        assert_eq!(matrix_to_slack("a < b & c", None, &ctx), "a &lt; b &amp; c");
+        assert_eq!(matrix_to_slack("*x*", Some("<b>x</b>"), &ctx), "*x*");
+        assert_eq!(matrix_to_slack("x", Some(""), &ctx), "x");
+    }
+
+    #[test]
+    fn round_trip_matrix_slack_matrix() {
+        let html = "<strong>bold</strong> and <em>it</em> and <del>gone</del> with <code>a*b</code> \
+                    see <a href=\"https://example.com/?a=1&amp;b=2\">the docs</a>, \
+                    ping <a href=\"https://matrix.to/#/@slack_t1-u1:example.com\">Alice</a> \
+                    in <a href=\"https://matrix.to/#/!general:example.com\">#general</a>";
+        let slack = matrix_to_slack("fallback", Some(html), &matrix_ctx());
+        assert_eq!(
+            slack,
+            "*bold* and _it_ and ~gone~ with `a*b` see <https://example.com/?a=1&amp;b=2|the docs>, \
+             ping <@U1> in <#C1>"
+        );
+        let back = slack_to_matrix(&slack, None, &slack_ctx());
+        assert_eq!(back.formatted_body.as_deref(), Some(html));
+        assert_eq!(back.mentioned_users, ["@slack_t1-u1:example.com"]);
+        assert_eq!(
+            back.body,
+            "bold and it and gone with `a*b` see the docs (https://example.com/?a=1&b=2), \
+             ping Alice in #general"
+        );
+    }
+
+    #[test]
+    fn round_trip_code_block_and_quote() {
+        let html = "<blockquote>quoted <em>words</em></blockquote><pre><code>let x = *p &amp;&amp; y;\nz()</code></pre>";
+        let slack = matrix_to_slack("", Some(html), &matrix_ctx());
+        assert_eq!(
+            slack,
+            "> quoted _words_\n```\nlet x = *p &amp;&amp; y;\nz()\n```"
+        );
+        let back = slack_to_matrix(&slack, None, &slack_ctx());
+        assert_eq!(back.formatted_body.as_deref(), Some(html));
+    }
+
+    #[test]
+    fn round_trip_slack_matrix_slack() {
+        let text = "*bold* _it_ ~gone~ `a_b` <https://x.org/?q=1&amp;r=2|x> <@U1> <#C1|general> a &lt; b\n&gt; quoted";
+        let msg = slack_to_matrix(text, None, &slack_ctx());
+        let back = matrix_to_slack(&msg.body, msg.formatted_body.as_deref(), &matrix_ctx());
+        // Slack escapes the quote marker in events; a sent message uses a literal `>`.
+        let expected = text
+            .replace("<#C1|general>", "<#C1>")
+            .replace("\n&gt; ", "\n> ");
+        assert_eq!(back, expected);
+    }
+}

@@ -1,0 +1,64 @@
+//! Slack identities and how they map to Matrix: ghost user IDs, message txn ids and
+//! timestamps. Mappings are frozen once stored; these functions only make new ones.
+
+/// The ghost localpart of a Slack user (or bot): `{userid}` in the template becomes the
+/// lowercase `<team id>-<user id>`.
+pub fn ghost_localpart(template: &str, team_id: &str, user_id: &str) -> String {
+    let id = format!("{team_id}-{user_id}").to_lowercase();
+    template.replace("{userid}", &id)
+}
+
+pub fn ghost_mxid(template: &str, domain: &str, team_id: &str, user_id: &str) -> String {
+    format!("@{}:{domain}", ghost_localpart(template, team_id, user_id))
+}
+
+/// A Slack `ts` ("1700000000.123456") in milliseconds, for `?ts=` on Matrix sends.
+pub fn ts_to_millis(ts: &str) -> Option<u64> {
+    let (secs, frac) = ts.split_once('.').unwrap_or((ts, "0"));
+    let secs: u64 = secs.parse().ok()?;
+    let mut frac: String = frac.chars().take(3).collect();
+    while frac.len() < 3 {
+        frac.push('0');
+    }
+    Some(secs * 1000 + frac.parse::<u64>().ok()?)
+}
+
+/// The txn id of a Matrix event made from part `part` of a Slack message: unique across the
+/// whole appservice (Synapse deduplicates per path and appservice), and the same on every
+/// retry, so a retried send never duplicates.
+pub fn message_txn_id(team_id: &str, channel_id: &str, ts: &str, part: u32) -> String {
+    format!("slack-{team_id}-{channel_id}-{ts}-{part}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ghost_ids_are_lowercase_team_and_user() {
+        assert_eq!(
+            ghost_localpart("slack_{userid}", "T0TEAM", "U123ABC"),
+            "slack_t0team-u123abc"
+        );
+        assert_eq!(
+            ghost_mxid("slack_{userid}", "example.org", "T1", "B9"),
+            "@slack_t1-b9:example.org"
+        );
+    }
+
+    #[test]
+    fn ts_conversion() {
+        assert_eq!(ts_to_millis("1700000000.123456"), Some(1_700_000_000_123));
+        assert_eq!(ts_to_millis("1700000000.1"), Some(1_700_000_000_100));
+        assert_eq!(ts_to_millis("1700000000"), Some(1_700_000_000_000));
+        assert_eq!(ts_to_millis("nope"), None);
+    }
+
+    #[test]
+    fn txn_ids_are_deterministic() {
+        assert_eq!(
+            message_txn_id("T1", "C1", "1700000000.000100", 0),
+            "slack-T1-C1-1700000000.000100-0"
+        );
+    }
+}

@@ -1,0 +1,84 @@
+//! `outgoing`: Matrix events being sent to Slack, recorded as pending before the Slack call so
+//! a redelivered transaction does not post twice.
+
+use super::{Result, Store, now_ms, on_pool};
+
+const BEGIN: &str = "INSERT INTO outgoing (event_id, room_id, team_id, channel_id, created_at)
+    VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING";
+const STATE: &str = "SELECT state, slack_ts FROM outgoing WHERE event_id = $1";
+const SENT: &str = "UPDATE outgoing SET state = 'sent', slack_ts = $2 WHERE event_id = $1";
+const FAILED: &str = "UPDATE outgoing SET state = 'failed', error = $2 WHERE event_id = $1";
+const BY_TS: &str =
+    "SELECT COUNT(*) FROM outgoing WHERE team_id = $1 AND channel_id = $2 AND slack_ts = $3";
+
+/// Where a Matrix event stands on its way to Slack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outgoing {
+    /// First time seen: go ahead and send.
+    New,
+    /// Seen before but not known to be sent (a crash or failure mid-way): send again.
+    Pending,
+    /// Already on Slack with this ts.
+    Sent(String),
+    /// Given up on before.
+    Failed,
+}
+
+impl Store {
+    /// Records `event_id` as about to be sent, reporting what happened to it before.
+    pub async fn begin_outgoing(
+        &self,
+        event_id: &str,
+        room_id: &str,
+        team_id: &str,
+        channel_id: &str,
+    ) -> Result<Outgoing> {
+        let inserted = on_pool!(self, pool => sqlx::query(BEGIN)
+            .bind(event_id)
+            .bind(room_id)
+            .bind(team_id)
+            .bind(channel_id)
+            .bind(now_ms())
+            .execute(pool)
+            .await?
+            .rows_affected());
+        if inserted > 0 {
+            return Ok(Outgoing::New);
+        }
+        let row: Option<(String, Option<String>)> = on_pool!(self, pool => sqlx::query_as(STATE)
+            .bind(event_id)
+            .fetch_optional(pool)
+            .await?);
+        Ok(match row {
+            Some((state, Some(ts))) if state == "sent" => Outgoing::Sent(ts),
+            Some((state, _)) if state == "failed" => Outgoing::Failed,
+            _ => Outgoing::Pending,
+        })
+    }
+
+    pub async fn finish_outgoing(&self, event_id: &str, slack_ts: &str) -> Result<()> {
+        on_pool!(self, pool => sqlx::query(SENT).bind(event_id).bind(slack_ts).execute(pool).await?.rows_affected());
+        Ok(())
+    }
+
+    pub async fn fail_outgoing(&self, event_id: &str, error: &str) -> Result<()> {
+        on_pool!(self, pool => sqlx::query(FAILED).bind(event_id).bind(error).execute(pool).await?.rows_affected());
+        Ok(())
+    }
+
+    /// Whether a Slack message with this ts was posted by the bridge (its Socket Mode echo).
+    pub async fn is_outgoing_ts(
+        &self,
+        team_id: &str,
+        channel_id: &str,
+        slack_ts: &str,
+    ) -> Result<bool> {
+        let n: i64 = on_pool!(self, pool => sqlx::query_scalar(BY_TS)
+            .bind(team_id)
+            .bind(channel_id)
+            .bind(slack_ts)
+            .fetch_one(pool)
+            .await?);
+        Ok(n > 0)
+    }
+}

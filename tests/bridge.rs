@@ -1,0 +1,516 @@
+//! The bridge end to end: the Slack emulator, a real Synapse and the bridge, on SQLite and on
+//! PostgreSQL (`sqlite::…` and `postgres::…` in the test output).
+
+mod support;
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+use slack_emulator::{Emulator, Workspace};
+use support::{
+    TestDb,
+    bridge::{DOMAIN, Env, EnvOptions},
+};
+use testkit::TestClient;
+
+const BIN: &str = env!("CARGO_BIN_EXE_slack-bridge");
+const OWNER: &str = "dan";
+
+macro_rules! on_both_databases {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    super::$case(None).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    if let Some(db) = super::TestDb::postgres(stringify!($case)).await {
+                        super::$case(Some(db)).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both_databases!(
+    channels_become_rooms_in_a_space_once,
+    messages_flow_both_ways_exactly_once,
+    a_homeserver_outage_delays_but_loses_nothing,
+    a_killed_bridge_loses_and_doubles_nothing,
+    login_through_the_management_room,
+);
+
+async fn poll<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+struct World {
+    env: Env,
+    emu: Emulator,
+    owner: TestClient,
+    _db: Option<TestDb>,
+}
+
+/// Emulator + Synapse + an owner account; the bridge configured with a declarative login
+/// (unless `declarative` is false).
+async fn world(
+    db: Option<TestDb>,
+    ws: Workspace,
+    declarative: bool,
+    permissions: Vec<(String, String)>,
+) -> World {
+    let emu = Emulator::start(ws).await;
+    let env = Env::start_with(EnvOptions {
+        database: db.as_ref().map(|d| d.uri.clone()),
+        slack_api_url: Some(emu.api_url()),
+        login: declarative.then(|| {
+            (
+                emu.bot_token(),
+                emu.app_token(),
+                format!("@{OWNER}:{DOMAIN}"),
+            )
+        }),
+        permissions,
+        ..EnvOptions::default()
+    })
+    .await;
+    let owner = env
+        .synapse
+        .register_user(OWNER, "pw-dan", false)
+        .await
+        .unwrap();
+    World {
+        env,
+        emu,
+        owner,
+        _db: db,
+    }
+}
+
+/// The room of a Slack channel, once the bridge has created it, read from the bridge's store.
+async fn room_of(w: &World, channel: &str) -> String {
+    let config = w.env.config();
+    poll(
+        &format!("a portal for {channel}"),
+        Duration::from_secs(60),
+        async || {
+            let store = slack_bridge::store::Store::connect(config.database.uri(), 1)
+                .await
+                .ok()?;
+            let p = store.get_portal(&w.emu.team_id(), channel).await.ok()??;
+            store.close().await;
+            p.room_id
+        },
+    )
+    .await
+}
+
+fn bodies(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["type"] == "m.room.message")
+        .filter_map(|e| e["content"]["body"].as_str().map(str::to_owned))
+        .collect()
+}
+
+async fn channels_become_rooms_in_a_space_once(db: Option<TestDb>) {
+    let mut ws = Workspace::new("T0FIFTY", "Fifty Corp");
+    let alice = ws.add_user("alice", "Alice Liddell");
+    let bot = ws.bot_user_id().to_owned();
+    let mut channels = Vec::new();
+    for i in 0..50 {
+        channels.push(ws.add_channel(&format!("chan-{i:02}"), i % 10 == 9, &[&alice, &bot]));
+    }
+    ws.add_channel("bot-not-here", false, &[&alice]);
+    let w = world(db, ws, true, vec![]).await;
+    for (i, c) in channels.iter().enumerate() {
+        w.emu
+            .set_topic(&alice, c, &format!("topic of {i}"))
+            .unwrap();
+    }
+    let bridge = w.env.run_bridge_full().await;
+    let config = w.env.config();
+    let count = poll(
+        "50 portals with rooms",
+        Duration::from_secs(120),
+        async || {
+            let store = slack_bridge::store::Store::connect(config.database.uri(), 1)
+                .await
+                .ok()?;
+            let portals = store.list_portals("T0FIFTY").await.ok()?;
+            store.close().await;
+            let with_rooms = portals.iter().filter(|p| p.room_id.is_some()).count();
+            (with_rooms == 50).then_some(with_rooms)
+        },
+    )
+    .await;
+    assert_eq!(count, 50);
+
+    let bot_client = w.env.bot_client().await;
+    let space = {
+        let store = slack_bridge::store::Store::connect(config.database.uri(), 1)
+            .await
+            .unwrap();
+        store
+            .get_login("T0FIFTY")
+            .await
+            .unwrap()
+            .unwrap()
+            .space_room_id
+            .unwrap()
+    };
+    // Every room: its name and topic, the owner invited, and a child of the space.
+    let children = poll("50 space children", Duration::from_secs(60), async || {
+        let state = bot_client.state(&space).await.ok()?;
+        let kids: Vec<String> = state
+            .iter()
+            .filter(|e| e["type"] == "m.space.child")
+            .filter_map(|e| e["state_key"].as_str().map(str::to_owned))
+            .collect();
+        (kids.len() == 50).then_some(kids)
+    })
+    .await;
+    for (i, c) in channels.iter().enumerate() {
+        let room = room_of(&w, c).await;
+        assert!(children.contains(&room), "{room} is in the space");
+        let name = bot_client
+            .state_event(&room, "m.room.name", "")
+            .await
+            .unwrap();
+        let expected = if i % 10 == 9 {
+            format!("chan-{i:02}")
+        } else {
+            format!("#chan-{i:02}")
+        };
+        assert_eq!(name["name"], expected.as_str());
+        let topic = bot_client
+            .state_event(&room, "m.room.topic", "")
+            .await
+            .unwrap();
+        assert_eq!(topic["topic"], format!("topic of {i}").as_str());
+        let member = bot_client
+            .state_event(&room, "m.room.member", w.owner.user_id())
+            .await
+            .unwrap();
+        assert_eq!(member["membership"], "invite");
+    }
+    let before = bot_client.joined_rooms().await.unwrap().len();
+    assert_eq!(before, 51, "50 portals and the space");
+
+    // A restart creates nothing new.
+    bridge.stop().await.unwrap();
+    let bridge = w.env.run_bridge_full().await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(bot_client.joined_rooms().await.unwrap().len(), before);
+    bridge.stop().await.unwrap();
+}
+
+async fn messages_flow_both_ways_exactly_once(db: Option<TestDb>) {
+    let ws = Workspace::demo();
+    let w = world(db, ws, true, vec![]).await;
+    let bridge = w.env.run_bridge_full().await;
+    let general = w.emu.channel_id("general").unwrap();
+    let alice = w.emu.user_id("alice").unwrap();
+    let room = room_of(&w, &general).await;
+    w.owner.join(&room).await.unwrap();
+
+    // Slack → Matrix.
+    let ts = w
+        .emu
+        .post_message(&alice, &general, "hello *matrix*")
+        .unwrap();
+    let event = w
+        .owner
+        .wait_for_text(&room, "hello matrix", Duration::from_secs(30))
+        .await
+        .unwrap();
+    let ghost = format!(
+        "@slack_{}-{}:{DOMAIN}",
+        w.emu.team_id().to_lowercase(),
+        alice.to_lowercase()
+    );
+    assert_eq!(event["sender"], ghost.as_str());
+    assert_eq!(
+        event["origin_server_ts"].as_u64().unwrap(),
+        slack_bridge::ids::ts_to_millis(&ts).unwrap()
+    );
+    assert!(
+        event["content"]["formatted_body"]
+            .as_str()
+            .unwrap()
+            .contains("<strong>matrix</strong>")
+    );
+    let member = w
+        .owner
+        .state_event(&room, "m.room.member", &ghost)
+        .await
+        .unwrap();
+    // Slack's display_name ("alice" in the demo workspace) wins over the real name.
+    assert_eq!(member["displayname"], "alice");
+
+    // Matrix → Slack.
+    w.owner.send_text(&room, "hello slack").await.unwrap();
+    let posted = poll("chat.postMessage", Duration::from_secs(30), async || {
+        let calls = w.emu.calls("chat.postMessage");
+        (!calls.is_empty()).then_some(calls)
+    })
+    .await;
+    assert_eq!(posted[0].param("text").as_deref(), Some("hello slack"));
+    assert_eq!(
+        posted[0].param("username").as_deref(),
+        Some(OWNER),
+        "relay names the sender"
+    );
+
+    // Let the echoes come back and make sure they were dropped.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        w.emu.calls("chat.postMessage").len(),
+        1,
+        "the ghost's message was not sent back to Slack"
+    );
+    let texts: Vec<String> = w
+        .emu
+        .messages(&general)
+        .iter()
+        .filter_map(|m| m["text"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(texts.iter().filter(|t| *t == "hello slack").count(), 1);
+    assert_eq!(texts.iter().filter(|t| *t == "hello *matrix*").count(), 1);
+    let in_room = bodies(&w.owner.messages(&room, 100).await.unwrap());
+    assert_eq!(
+        in_room.iter().filter(|b| *b == "hello slack").count(),
+        1,
+        "{in_room:?}"
+    );
+    assert_eq!(
+        in_room.iter().filter(|b| *b == "hello matrix").count(),
+        1,
+        "{in_room:?}"
+    );
+    bridge.stop().await.unwrap();
+}
+
+async fn a_homeserver_outage_delays_but_loses_nothing(db: Option<TestDb>) {
+    let ws = Workspace::demo();
+    let mut w = world(db, ws, true, vec![]).await;
+    let bridge = w.env.run_bridge_full().await;
+    let general = w.emu.channel_id("general").unwrap();
+    let bob = w.emu.user_id("bob").unwrap();
+    let room = room_of(&w, &general).await;
+    w.owner.join(&room).await.unwrap();
+    w.emu
+        .post_message(&bob, &general, "before the outage")
+        .unwrap();
+    w.owner
+        .wait_for_text(&room, "before the outage", Duration::from_secs(30))
+        .await
+        .unwrap();
+
+    w.env.synapse.stop().await;
+    for i in 0..20 {
+        w.emu
+            .post_message(&bob, &general, &format!("during the outage {i:02}"))
+            .unwrap();
+    }
+    // Every envelope was acked: Slack considers them delivered.
+    w.emu
+        .wait_for(Duration::from_secs(10), |e| {
+            (e.pending_events() == 0).then_some(())
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    w.env.synapse.restart().await.unwrap();
+
+    w.owner
+        .wait_for_text(&room, "during the outage 19", Duration::from_secs(90))
+        .await
+        .unwrap();
+    let got: Vec<String> = bodies(&w.owner.messages(&room, 200).await.unwrap())
+        .into_iter()
+        .filter(|b| b.starts_with("during the outage"))
+        .collect();
+    let expected: Vec<String> = (0..20)
+        .map(|i| format!("during the outage {i:02}"))
+        .collect();
+    assert_eq!(got, expected, "all 20, in order, once");
+    bridge.stop().await.unwrap();
+}
+
+fn spawn_bridge(env: &Env) -> Child {
+    Command::new(BIN)
+        .args([
+            "-c",
+            env.config_path.to_str().unwrap(),
+            "-r",
+            env.registration_path.to_str().unwrap(),
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+async fn a_killed_bridge_loses_and_doubles_nothing(db: Option<TestDb>) {
+    let ws = Workspace::demo();
+    let w = world(db, ws, true, vec![]).await;
+    let mut child = spawn_bridge(&w.env);
+    let general = w.emu.channel_id("general").unwrap();
+    let carol = w.emu.user_id("carol").unwrap();
+    let room = room_of(&w, &general).await;
+    w.owner.join(&room).await.unwrap();
+    let emu = w.emu.clone();
+    let (general2, carol2) = (general.clone(), carol.clone());
+    let poster = tokio::spawn(async move {
+        for i in 0..40 {
+            emu.post_message(&carol2, &general2, &format!("stream {i:02}"))
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    w.owner
+        .wait_for_text(&room, "stream 05", Duration::from_secs(30))
+        .await
+        .unwrap();
+    // SIGKILL: no shutdown path runs.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    poster.await.unwrap();
+    let mut child = spawn_bridge(&w.env);
+    w.owner
+        .wait_for_text(&room, "stream 39", Duration::from_secs(90))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let got: Vec<String> = bodies(&w.owner.messages(&room, 300).await.unwrap())
+        .into_iter()
+        .filter(|b| b.starts_with("stream "))
+        .collect();
+    let expected: Vec<String> = (0..40).map(|i| format!("stream {i:02}")).collect();
+    assert_eq!(got, expected, "nothing lost, nothing doubled, in order");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+async fn login_through_the_management_room(db: Option<TestDb>) {
+    let ws = Workspace::demo();
+    let eve_id = format!("@eve:{DOMAIN}");
+    let w = world(db, ws, false, vec![(eve_id.clone(), "relay".into())]).await;
+    let bridge = w.env.run_bridge_full().await;
+    let bot = format!("@slackbot:{DOMAIN}");
+
+    // A DM with the bot, as Element creates it.
+    let dm = w
+        .owner
+        .create_room_with(
+            &json!({"is_direct": true, "preset": "trusted_private_chat", "invite": [bot]}),
+        )
+        .await
+        .unwrap();
+    w.owner
+        .wait_for_event(
+            &dm,
+            |e| e["sender"] == bot.as_str() && e["type"] == "m.room.message",
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    w.owner.send_text(&dm, "bogus").await.unwrap();
+    w.owner
+        .wait_for_event(
+            &dm,
+            |e| {
+                e["content"]["body"]
+                    .as_str()
+                    .is_some_and(|b| b.contains("Unknown command `bogus`"))
+            },
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    let login = w
+        .owner
+        .send_text(
+            &dm,
+            &format!("login {} {}", w.emu.app_token(), w.emu.bot_token()),
+        )
+        .await
+        .unwrap();
+    w.owner
+        .wait_for_event(
+            &dm,
+            |e| {
+                e["content"]["body"]
+                    .as_str()
+                    .is_some_and(|b| b.contains("Logged in to the Slack workspace Acme Demo"))
+            },
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    let redacted = w.owner.event(&dm, &login).await.unwrap();
+    assert_eq!(
+        redacted["content"],
+        json!({}),
+        "the message with the tokens is redacted"
+    );
+    let general = w.emu.channel_id("general").unwrap();
+    room_of(&w, &general).await;
+
+    // A relay-only user is refused, with the reason.
+    let eve = w
+        .env
+        .synapse
+        .register_user("eve", "pw-eve", false)
+        .await
+        .unwrap();
+    let eve_dm = eve
+        .create_room_with(
+            &json!({"is_direct": true, "preset": "trusted_private_chat", "invite": [bot]}),
+        )
+        .await
+        .unwrap();
+    eve.wait_for_event(
+        &eve_dm,
+        |e| e["sender"] == bot.as_str() && e["type"] == "m.room.message",
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    eve.send_text(
+        &eve_dm,
+        &format!("login {} {}", w.emu.app_token(), w.emu.bot_token()),
+    )
+    .await
+    .unwrap();
+    eve.wait_for_event(
+        &eve_dm,
+        |e| {
+            e["content"]["body"]
+                .as_str()
+                .is_some_and(|b| b.contains("needs the `user` permission; you have `relay`"))
+        },
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    bridge.stop().await.unwrap();
+}
