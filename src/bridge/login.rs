@@ -11,8 +11,8 @@ use crate::{
     config::Secret,
     slack::{
         socket::{
-            BoxFuture, InboxStore, OpenError, SocketConfig, SocketManager, SocketOpener,
-            SocketState, TungsteniteConnector,
+            InboxStore, SocketConfig, SocketManager, SocketState, TungsteniteConnector,
+            WebApiOpener,
         },
         web::SlackClient,
     },
@@ -50,25 +50,6 @@ impl LoginRuntime {
         for t in &self.tasks {
             t.abort();
         }
-    }
-}
-
-/// Opens Socket Mode URLs with the login's app token.
-struct Opener(Arc<SlackClient>);
-
-impl SocketOpener for Opener {
-    fn open(&self) -> BoxFuture<'_, Result<String, OpenError>> {
-        Box::pin(async move {
-            self.0.apps_connections_open().await.map_err(|e| {
-                if e.is_auth_dead() {
-                    OpenError::Dead(e.to_string())
-                } else if let Some(wait) = e.retry_after() {
-                    OpenError::RateLimited(wait)
-                } else {
-                    OpenError::Other(e.to_string())
-                }
-            })
-        })
     }
 }
 
@@ -165,7 +146,7 @@ pub async fn start(core: &Arc<Core>, login: Login) -> Result<Arc<LoginRuntime>> 
     let slack = Arc::new(slack_client(core, &login.bot_token, &login.app_token)?);
     let manager = SocketManager::new(
         login.team_id.clone(),
-        Arc::new(Opener(slack.clone())),
+        Arc::new(WebApiOpener(slack.clone())),
         Arc::new(TungsteniteConnector),
         Arc::new(InboxStore {
             store: core.store.clone(),

@@ -68,6 +68,26 @@ impl SocketConnector for TungsteniteConnector {
     }
 }
 
+/// The production opener: `apps.connections.open` with the login's app-level token. Dead
+/// credentials stop the manager; Slack's rate limit is honoured.
+pub struct WebApiOpener(pub Arc<super::web::SlackClient>);
+
+impl SocketOpener for WebApiOpener {
+    fn open(&self) -> BoxFuture<'_, Result<String, OpenError>> {
+        Box::pin(async move {
+            self.0.apps_connections_open().await.map_err(|e| {
+                if e.is_auth_dead() {
+                    OpenError::Dead(e.to_string())
+                } else if let Some(wait) = e.retry_after() {
+                    OpenError::RateLimited(wait)
+                } else {
+                    OpenError::Other(e.to_string())
+                }
+            })
+        })
+    }
+}
+
 /// The production store: the Slack inbox table, deduplicated on `event_id`.
 pub struct InboxStore {
     pub store: Store,
