@@ -29,7 +29,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
         dir.path().display()
     );
 
-    let emu = Emulator::start(Workspace::demo()).await;
+    let mut ws = Workspace::demo();
+    // The demo app is installed with every scope the bridge asks for in its manifest.
+    let mut scopes: Vec<&str> = slack_bridge::bridge::login::REQUIRED_SCOPES.to_vec();
+    scopes.push("emoji:read");
+    ws.set_scopes(&scopes);
+    let emu = Emulator::start(ws).await;
     let hs_port = free_port();
     let as_port = free_port();
     let config_path = dir.path().join("config.yaml");
@@ -128,37 +133,37 @@ async fn smoke_test(
     alice: &str,
 ) -> Result<(), Box<dyn Error>> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    // Incremental sync, as a client does (Synapse caches repeated initial syncs).
+    let mut since: Option<String> = None;
     let room = loop {
-        let rooms: Vec<String> = you
-            .get("/_matrix/client/v3/sync?timeout=0")
-            .await
-            .ok()
-            .and_then(|v| {
-                v["rooms"]["invite"]
-                    .as_object()
-                    .map(|m| m.keys().cloned().collect())
-            })
-            .unwrap_or_default();
-        let mut found = None;
-        for r in rooms {
-            if let Ok(state) = you
-                .get(&format!(
-                    "/_matrix/client/v3/rooms/{}/state/m.room.name/",
-                    testkit::enc(&r)
-                ))
-                .await
-                && state["name"] == "#general"
-            {
-                found = Some(r);
-            }
+        let path = match &since {
+            Some(token) => format!(
+                "/_matrix/client/v3/sync?timeout=1000&since={}",
+                testkit::enc(token)
+            ),
+            None => "/_matrix/client/v3/sync?timeout=0".to_owned(),
+        };
+        let sync = you.get(&path).await.unwrap_or_default();
+        if let Some(next) = sync["next_batch"].as_str() {
+            since = Some(next.to_owned());
         }
+        // Invites carry a stripped state with the room name.
+        let found = sync["rooms"]["invite"].as_object().and_then(|invites| {
+            invites.iter().find_map(|(room, v)| {
+                let events = v["invite_state"]["events"].as_array()?;
+                events
+                    .iter()
+                    .any(|e| e["type"] == "m.room.name" && e["content"]["name"] == "#general")
+                    .then(|| room.clone())
+            })
+        });
         if let Some(r) = found {
             break r;
         }
         if tokio::time::Instant::now() > deadline {
             return Err("no invite to #general arrived".into());
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     };
     you.join(&room).await?;
     emu.post_message(alice, general, "Hello from Slack!")

@@ -1,0 +1,762 @@
+//! The bridge layer end to end while it runs: channels joined later, renames and topics,
+//! profile and avatar changes, emotes, other bots, mentions, refused sends, and the bot's
+//! commands — the Slack emulator, a real Synapse and the bridge, on SQLite.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use slack_bridge::store::Store;
+use slack_emulator::{Emulator, ProfileUpdate, Workspace};
+use support::bridge::{DOMAIN, Env, EnvOptions};
+use testkit::TestClient;
+
+const OWNER: &str = "dan";
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn poll<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+struct World {
+    env: Env,
+    emu: Emulator,
+    owner: TestClient,
+}
+
+/// Emulator (demo workspace) + Synapse + the owner's account; the bridge configured with a
+/// declarative login owned by `@dan`.
+async fn world(ws: Workspace) -> World {
+    let emu = Emulator::start(ws).await;
+    let env = Env::start_with(EnvOptions {
+        slack_api_url: Some(emu.api_url()),
+        login: Some((
+            emu.bot_token(),
+            emu.app_token(),
+            format!("@{OWNER}:{DOMAIN}"),
+        )),
+        ..EnvOptions::default()
+    })
+    .await;
+    let owner = env
+        .synapse
+        .register_user(OWNER, "pw-dan", false)
+        .await
+        .unwrap();
+    World { env, emu, owner }
+}
+
+impl World {
+    async fn store(&self) -> Option<Store> {
+        Store::connect(self.env.config().database.uri(), 1)
+            .await
+            .ok()
+    }
+
+    /// The room of a Slack channel, once the bridge has created it.
+    async fn room_of(&self, channel: &str) -> String {
+        poll(
+            &format!("a portal room for {channel}"),
+            Duration::from_secs(60),
+            async || {
+                let store = self.store().await?;
+                let p = store
+                    .get_portal(&self.emu.team_id(), channel)
+                    .await
+                    .ok()??;
+                store.close().await;
+                p.room_id
+            },
+        )
+        .await
+    }
+
+    /// The room of a channel, joined by the owner.
+    async fn joined_room_of(&self, channel: &str) -> String {
+        let room = self.room_of(channel).await;
+        self.owner.join(&room).await.unwrap();
+        room
+    }
+
+    async fn ghost_row(&self, user: &str) -> Option<slack_bridge::store::Ghost> {
+        let store = self.store().await?;
+        let g = store.get_ghost(&self.emu.team_id(), user).await.ok()?;
+        store.close().await;
+        g
+    }
+
+    async fn space(&self) -> String {
+        poll("the workspace space", WAIT, async || {
+            let store = self.store().await?;
+            let l = store.get_login(&self.emu.team_id()).await.ok()??;
+            store.close().await;
+            l.space_room_id
+        })
+        .await
+    }
+
+    fn ghost(&self, user: &str) -> String {
+        format!(
+            "@slack_{}-{}:{DOMAIN}",
+            self.emu.team_id().to_lowercase(),
+            user.to_lowercase()
+        )
+    }
+
+    /// The owner's management room: a DM with the bot, as Element creates it, once the bot
+    /// has greeted.
+    async fn management_room(&self) -> String {
+        let dm = self
+            .owner
+            .create_room_with(
+                &json!({"is_direct": true, "preset": "trusted_private_chat", "invite": [bot()]}),
+            )
+            .await
+            .unwrap();
+        self.owner
+            .wait_for_event(
+                &dm,
+                |e| e["sender"] == bot().as_str() && e["type"] == "m.room.message",
+                WAIT,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("the bot never greeted in the management room: {e}"));
+        dm
+    }
+
+    /// Sends `text` as the owner and returns the bot's first message after it.
+    async fn command(&self, room: &str, text: &str) -> Value {
+        let sent = self.owner.send_text(room, text).await.unwrap();
+        wait_after(&self.owner, room, &sent, |e| e["sender"] == bot().as_str())
+            .await
+            .unwrap_or_else(|| panic!("the bot never answered `{text}` in {room}"))
+    }
+
+    /// Texts the bridge posted to `channel` on Slack.
+    fn slack_texts(&self, channel: &str) -> Vec<String> {
+        self.emu
+            .messages(channel)
+            .iter()
+            .filter_map(|m| m["text"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// Waits until the bridge has posted `text` to Slack.
+    async fn wait_for_post(&self, text: &str) -> slack_emulator::RecordedCall {
+        poll(
+            &format!("chat.postMessage with {text:?}"),
+            WAIT,
+            async || {
+                self.emu
+                    .calls("chat.postMessage")
+                    .into_iter()
+                    .find(|c| c.param("text").as_deref() == Some(text))
+            },
+        )
+        .await
+    }
+}
+
+fn bot() -> String {
+    format!("@slackbot:{DOMAIN}")
+}
+
+fn body(e: &Value) -> &str {
+    e["content"]["body"].as_str().unwrap_or_default()
+}
+
+/// The first `m.room.message` after event `after` that matches `pred`, within [`WAIT`].
+async fn wait_after(
+    client: &TestClient,
+    room: &str,
+    after: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Option<Value> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let events = client.messages(room, 100).await.ok()?;
+        let start = events
+            .iter()
+            .position(|e| e["event_id"] == after)
+            .map_or(0, |i| i + 1);
+        if let Some(e) = events[start..]
+            .iter()
+            .find(|e| e["type"] == "m.room.message" && pred(e))
+        {
+            return Some(e.clone());
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_channel_the_bot_joins_later_gets_its_portal_live() {
+    let w = world(Workspace::demo()).await;
+    let bridge = w.env.run_bridge_full().await;
+    // The initial sync is under way (or done) before the channels appear.
+    w.room_of(&w.emu.channel_id("general").unwrap()).await;
+    let space = w.space().await;
+    let alice = w.emu.user_id("alice").unwrap();
+    let bot_user = w.emu.bot_user_id();
+
+    let public = w.emu.create_channel(&alice, "late-news", false).unwrap();
+    w.emu.join(&bot_user, &public).unwrap();
+    let private = w.emu.create_channel(&alice, "late-secret", true).unwrap();
+    w.emu.invite(&alice, &bot_user, &private).unwrap();
+
+    let bot_client = w.env.bot_client().await;
+    for (channel, name) in [(&public, "#late-news"), (&private, "late-secret")] {
+        let room = w.room_of(channel).await;
+        let n = bot_client
+            .state_event(&room, "m.room.name", "")
+            .await
+            .unwrap();
+        assert_eq!(n["name"], name, "the room of {channel} is named after it");
+        let member = bot_client
+            .state_event(&room, "m.room.member", w.owner.user_id())
+            .await
+            .unwrap();
+        assert_eq!(member["membership"], "invite", "the owner is invited");
+        poll(
+            &format!("{room} as a child of the space"),
+            WAIT,
+            async || {
+                bot_client
+                    .state_event(&space, "m.space.child", &room)
+                    .await
+                    .ok()
+                    .filter(|c| c["via"].as_array().is_some_and(|v| !v.is_empty()))
+            },
+        )
+        .await;
+    }
+
+    // And the new room works: a message in it arrives.
+    let room = w.joined_room_of(&public).await;
+    w.emu
+        .post_message(&alice, &public, "first in late-news")
+        .unwrap();
+    w.owner
+        .wait_for_text(&room, "first in late-news", WAIT)
+        .await
+        .unwrap();
+    bridge.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn renames_and_topic_changes_reach_the_room() {
+    let w = world(Workspace::demo()).await;
+    let bridge = w.env.run_bridge_full().await;
+    let alice = w.emu.user_id("alice").unwrap();
+    let random = w.emu.channel_id("random").unwrap();
+    let secret = w.emu.channel_id("secret").unwrap();
+    let random_room = w.room_of(&random).await;
+    let secret_room = w.room_of(&secret).await;
+    let bot_client = w.env.bot_client().await;
+
+    w.emu
+        .rename_channel(&alice, &random, "random-stuff")
+        .unwrap();
+    w.emu
+        .set_topic(&alice, &random, "Lunch plans and cat pictures")
+        .unwrap();
+    w.emu.rename_channel(&alice, &secret, "secret-two").unwrap();
+    w.emu
+        .rename_channel(&alice, &secret, "secret-three")
+        .unwrap();
+
+    for (room, expected) in [
+        (&random_room, "#random-stuff"),
+        (&secret_room, "secret-three"),
+    ] {
+        poll(&format!("{room} renamed to {expected}"), WAIT, async || {
+            let n = bot_client.state_event(room, "m.room.name", "").await.ok()?;
+            (n["name"] == expected).then_some(())
+        })
+        .await;
+    }
+    poll("the new topic of #random-stuff", WAIT, async || {
+        let t = bot_client
+            .state_event(&random_room, "m.room.topic", "")
+            .await
+            .ok()?;
+        (t["topic"] == "Lunch plans and cat pictures").then_some(())
+    })
+    .await;
+    // `list` and the store agree with the room.
+    let store = w.store().await.unwrap();
+    let portal = store
+        .get_portal(&w.emu.team_id(), &random)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(portal.name, "#random-stuff");
+    assert_eq!(portal.topic, "Lunch plans and cat pictures");
+    store.close().await;
+    bridge.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_profile_change_renames_a_ghost_that_talked() {
+    let w = world(Workspace::demo()).await;
+    let bridge = w.env.run_bridge_full().await;
+    let general = w.emu.channel_id("general").unwrap();
+    let alice = w.emu.user_id("alice").unwrap();
+    let room = w.joined_room_of(&general).await;
+    w.emu.post_message(&alice, &general, "hi there").unwrap();
+    w.owner
+        .wait_for_text(&room, "hi there", WAIT)
+        .await
+        .unwrap();
+    let ghost = w.ghost(&alice);
+    let member = w
+        .owner
+        .state_event(&room, "m.room.member", &ghost)
+        .await
+        .unwrap();
+    assert_eq!(member["displayname"], "alice");
+
+    // Dave never talked: his change is dropped (no ghost for him). His event goes first, so
+    // it was handled once alice's, behind it in the same queue, shows.
+    let dave = w.emu.user_id("dave").unwrap();
+    w.emu
+        .update_profile(
+            &dave,
+            ProfileUpdate {
+                display_name: Some("Dave the Silent".into()),
+                ..ProfileUpdate::default()
+            },
+        )
+        .unwrap();
+    w.emu
+        .update_profile(
+            &alice,
+            ProfileUpdate {
+                display_name: Some("Alice in Wonderland".into()),
+                ..ProfileUpdate::default()
+            },
+        )
+        .unwrap();
+    poll(
+        "the ghost's new display name in the room",
+        WAIT,
+        async || {
+            let m = w
+                .owner
+                .state_event(&room, "m.room.member", &ghost)
+                .await
+                .ok()?;
+            (m["displayname"] == "Alice in Wonderland").then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        w.ghost_row(&alice).await.unwrap().display_name,
+        "Alice in Wonderland"
+    );
+    assert!(
+        w.ghost_row(&dave).await.is_none(),
+        "no ghost for a user who never talked"
+    );
+    // Her next message comes from the renamed ghost (no rename back).
+    w.emu.post_message(&alice, &general, "still me").unwrap();
+    let e = w
+        .owner
+        .wait_for_text(&room, "still me", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(e["sender"], ghost.as_str());
+    let member = w
+        .owner
+        .state_event(&room, "m.room.member", &ghost)
+        .await
+        .unwrap();
+    assert_eq!(member["displayname"], "Alice in Wonderland");
+    bridge.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ghost_avatars_are_uploaded_once_and_follow_changes() {
+    let w = world(Workspace::demo()).await;
+    let bridge = w.env.run_bridge_full().await;
+    let general = w.emu.channel_id("general").unwrap();
+    let bob = w.emu.user_id("bob").unwrap();
+    let room = w.joined_room_of(&general).await;
+    let ghost = w.ghost(&bob);
+
+    w.emu.post_message(&bob, &general, "avatar one").unwrap();
+    w.owner
+        .wait_for_text(&room, "avatar one", WAIT)
+        .await
+        .unwrap();
+    let member = w
+        .owner
+        .state_event(&room, "m.room.member", &ghost)
+        .await
+        .unwrap();
+    let first = member["avatar_url"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        first.starts_with("mxc://"),
+        "the ghost has an avatar: {member}"
+    );
+    let row = w.ghost_row(&bob).await.unwrap();
+    assert_eq!(row.avatar_mxc, first);
+    assert!(
+        row.avatar_source.starts_with(&w.emu.base_url()),
+        "downloaded from Slack: {}",
+        row.avatar_source
+    );
+
+    // A second message: the same upload, nothing new.
+    w.emu.post_message(&bob, &general, "avatar two").unwrap();
+    w.owner
+        .wait_for_text(&room, "avatar two", WAIT)
+        .await
+        .unwrap();
+    let member = w
+        .owner
+        .state_event(&room, "m.room.member", &ghost)
+        .await
+        .unwrap();
+    assert_eq!(member["avatar_url"], first.as_str(), "not re-uploaded");
+    assert_eq!(w.ghost_row(&bob).await.unwrap().avatar_mxc, first);
+
+    // A profile change that leaves the picture alone keeps the upload too.
+    w.emu
+        .update_profile(
+            &bob,
+            ProfileUpdate {
+                title: Some("Builder in chief".into()),
+                display_name: Some("Bob B.".into()),
+                ..ProfileUpdate::default()
+            },
+        )
+        .unwrap();
+    let member = poll("bob's new display name", WAIT, async || {
+        let m = w
+            .owner
+            .state_event(&room, "m.room.member", &ghost)
+            .await
+            .ok()?;
+        (m["displayname"] == "Bob B.").then_some(m)
+    })
+    .await;
+    assert_eq!(
+        member["avatar_url"],
+        first.as_str(),
+        "same picture, no upload"
+    );
+    assert_eq!(w.ghost_row(&bob).await.unwrap().avatar_mxc, first);
+
+    // A new picture on Slack: a new upload.
+    w.emu
+        .set_avatar(&bob, slack_emulator::util::avatar_png("e7392d", 48))
+        .unwrap();
+    w.emu.post_message(&bob, &general, "avatar three").unwrap();
+    w.owner
+        .wait_for_text(&room, "avatar three", WAIT)
+        .await
+        .unwrap();
+    let second = poll("the ghost's new avatar", WAIT, async || {
+        let m = w
+            .owner
+            .state_event(&room, "m.room.member", &ghost)
+            .await
+            .ok()?;
+        let url = m["avatar_url"].as_str()?.to_owned();
+        (url != first && url.starts_with("mxc://")).then_some(url)
+    })
+    .await;
+    let new_row = w.ghost_row(&bob).await.unwrap();
+    assert_eq!(new_row.avatar_mxc, second);
+    assert_ne!(
+        new_row.avatar_source, row.avatar_source,
+        "the new image was fetched"
+    );
+    bridge.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slack_emotes_and_other_bots_arrive_from_their_ghosts() {
+    let mut ws = Workspace::demo();
+    let (_deploy_bot, deploy_user) = ws.add_bot("deploybot");
+    let w = world(ws).await;
+    let bridge = w.env.run_bridge_full().await;
+    let general = w.emu.channel_id("general").unwrap();
+    let carol = w.emu.user_id("carol").unwrap();
+    let room = w.joined_room_of(&general).await;
+
+    w.emu
+        .me_message(&carol, &general, "waves at everyone")
+        .unwrap();
+    let e = w
+        .owner
+        .wait_for_text(&room, "waves at everyone", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(e["content"]["msgtype"], "m.emote");
+    assert_eq!(e["sender"], w.ghost(&carol).as_str());
+
+    w.emu.join(&deploy_user, &general).unwrap();
+    w.emu
+        .post_message(&deploy_user, &general, "deployed v1.2.3")
+        .unwrap();
+    let e = w
+        .owner
+        .wait_for_text(&room, "deployed v1.2.3", WAIT)
+        .await
+        .unwrap();
+    let ghost = w.ghost(&deploy_user);
+    assert_eq!(e["sender"], ghost.as_str());
+    assert_eq!(e["content"]["msgtype"], "m.text");
+    let member = w
+        .owner
+        .state_event(&room, "m.room.member", &ghost)
+        .await
+        .unwrap();
+    assert_eq!(member["displayname"], "deploybot");
+    assert_eq!(w.ghost_row(&deploy_user).await.unwrap().is_bot, 1);
+    bridge.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slack_mentions_become_pills_and_mentions() {
+    let w = world(Workspace::demo()).await;
+    let bridge = w.env.run_bridge_full().await;
+    let general = w.emu.channel_id("general").unwrap();
+    let alice = w.emu.user_id("alice").unwrap();
+    let dave = w.emu.user_id("dave").unwrap();
+    let room = w.joined_room_of(&general).await;
+
+    w.emu
+        .post_message(&alice, &general, &format!("ping <@{dave}> about lunch"))
+        .unwrap();
+    let e = w
+        .owner
+        .wait_for_event(
+            &room,
+            |e| e["type"] == "m.room.message" && body(e).ends_with("about lunch"),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    let dave_ghost = w.ghost(&dave);
+    assert_eq!(e["sender"], w.ghost(&alice).as_str());
+    assert!(body(&e).contains("dave"), "{e}");
+    let html = e["content"]["formatted_body"].as_str().unwrap_or_default();
+    assert!(
+        html.contains(&format!("https://matrix.to/#/{dave_ghost}")),
+        "a pill to dave's ghost: {e}"
+    );
+    assert_eq!(
+        e["content"]["m.mentions"]["user_ids"],
+        json!([dave_ghost]),
+        "{e}"
+    );
+    // The mentioned user's ghost exists with its Slack name, though it never talked.
+    assert_eq!(w.ghost_row(&dave).await.unwrap().display_name, "dave");
+    bridge.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refused_send_is_explained_in_the_room() {
+    let w = world(Workspace::demo()).await;
+    let bridge = w.env.run_bridge_full().await;
+    let general = w.emu.channel_id("general").unwrap();
+    let room = w.joined_room_of(&general).await;
+
+    w.emu.fail_next("chat.postMessage", 1, "not_in_channel");
+    let sent = w.owner.send_text(&room, "this one bounces").await.unwrap();
+    let notice = wait_after(&w.owner, &room, &sent, |e| e["sender"] == bot().as_str())
+        .await
+        .expect("a notice about the refused message");
+    assert_eq!(notice["content"]["msgtype"], "m.notice");
+    let text = body(&notice);
+    assert!(text.contains("not sent to Slack"), "{text}");
+    assert!(text.contains("not_in_channel"), "{text}");
+    assert!(text.contains("invite the bot"), "{text}");
+
+    // The next message goes through; the refused one was never posted (nor retried).
+    w.owner.send_text(&room, "this one lands").await.unwrap();
+    w.wait_for_post("this one lands").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let texts = w.slack_texts(&general);
+    assert!(!texts.iter().any(|t| t == "this one bounces"), "{texts:?}");
+    assert_eq!(texts.iter().filter(|t| *t == "this one lands").count(), 1);
+    assert_eq!(
+        w.emu
+            .calls("chat.postMessage")
+            .iter()
+            .filter(|c| c.param("text").as_deref() == Some("this one bounces"))
+            .count(),
+        1,
+        "tried once, not retried"
+    );
+    let notices = w
+        .owner
+        .messages(&room, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e["sender"] == bot().as_str() && e["content"]["msgtype"] == "m.notice")
+        .count();
+    assert_eq!(notices, 1, "one notice, for the refused message only");
+    bridge.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn commands_in_the_management_room_and_behind_the_prefix() {
+    let w = world(Workspace::demo()).await;
+    let bridge = w.env.run_bridge_full().await;
+    let general = w.emu.channel_id("general").unwrap();
+    let alice = w.emu.user_id("alice").unwrap();
+    let room = w.joined_room_of(&general).await;
+    // Wait for the initial sync, so `list` is complete.
+    for name in ["random", "secret"] {
+        w.room_of(&w.emu.channel_id(name).unwrap()).await;
+    }
+    assert!(
+        w.emu.wait_for_connections(1, WAIT).await,
+        "the Socket Mode connection is up"
+    );
+    let dm = w.management_room().await;
+
+    let help = w.command(&dm, "help").await;
+    for cmd in ["login", "logout", "ping", "list"] {
+        assert!(
+            body(&help).contains(cmd),
+            "help lists {cmd}: {}",
+            body(&help)
+        );
+    }
+
+    let ping = w.command(&dm, "ping").await;
+    assert_eq!(ping["content"]["msgtype"], "m.notice");
+    let text = body(&ping);
+    assert!(
+        text.contains("Acme Demo") && text.contains(": connected"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Homeserver") && text.contains("reachable"),
+        "{text}"
+    );
+
+    let list = w.command(&dm, "list").await;
+    let text = body(&list);
+    for expected in ["#general", "#random", "secret", &room] {
+        assert!(text.contains(expected), "list shows {expected}: {text}");
+    }
+    assert!(!text.contains("not-bridged"), "{text}");
+
+    // In a portal room: the prefix makes a command, which is not sent to Slack.
+    let ping = w.command(&room, "!slack ping").await;
+    assert!(body(&ping).contains(": connected"), "{}", body(&ping));
+    // Without it (or with a word that merely starts like it), a message is a message.
+    w.owner.send_text(&room, "ping").await.unwrap();
+    w.owner.send_text(&room, "!slackers unite").await.unwrap();
+    w.wait_for_post("!slackers unite").await;
+    let posted: Vec<String> = w
+        .emu
+        .calls("chat.postMessage")
+        .iter()
+        .filter_map(|c| c.param("text"))
+        .collect();
+    assert_eq!(
+        posted,
+        ["ping", "!slackers unite"],
+        "the command was not posted"
+    );
+
+    // Logout: answered, then nothing more is bridged and ping says so.
+    let logout = w.command(&dm, "logout").await;
+    assert!(
+        body(&logout).contains("Logged out of Acme Demo"),
+        "{}",
+        body(&logout)
+    );
+    assert!(
+        w.emu.wait_for_connections(0, WAIT).await,
+        "the Socket Mode connection is closed after logout"
+    );
+    let ping = w.command(&dm, "ping").await;
+    let text = body(&ping);
+    assert!(text.contains("logged out"), "{text}");
+    assert!(!text.contains(": connected"), "{text}");
+    w.emu
+        .post_message(&alice, &general, "after the logout")
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let bodies: Vec<String> = w
+        .owner
+        .messages(&room, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| body(e).to_owned())
+        .collect();
+    assert!(
+        !bodies.iter().any(|b| b == "after the logout"),
+        "nothing is bridged after logout: {bodies:?}"
+    );
+    // And Matrix messages are refused with the reason instead of being posted.
+    let sent = w.owner.send_text(&room, "anyone there?").await.unwrap();
+    let notice = wait_after(&w.owner, &room, &sent, |e| e["sender"] == bot().as_str())
+        .await
+        .expect("a notice about the disconnected login");
+    assert!(body(&notice).contains("not connected"), "{}", body(&notice));
+    assert!(
+        !w.slack_texts(&general).iter().any(|t| t == "anyone there?"),
+        "not posted after logout"
+    );
+    bridge.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn matrix_emotes_and_bold_reach_slack_as_mrkdwn() {
+    let w = world(Workspace::demo()).await;
+    let bridge = w.env.run_bridge_full().await;
+    let general = w.emu.channel_id("general").unwrap();
+    let room = w.joined_room_of(&general).await;
+
+    w.owner
+        .send_event(
+            &room,
+            "m.room.message",
+            &json!({"msgtype": "m.emote", "body": "dances"}),
+        )
+        .await
+        .unwrap();
+    let emote = w.wait_for_post("_dances_").await;
+    assert_eq!(emote.param("username").as_deref(), Some(OWNER));
+
+    w.owner
+        .send_event(
+            &room,
+            "m.room.message",
+            &json!({
+                "msgtype": "m.text",
+                "body": "**bold** move",
+                "format": "org.matrix.custom.html",
+                "formatted_body": "<strong>bold</strong> move",
+            }),
+        )
+        .await
+        .unwrap();
+    w.wait_for_post("*bold* move").await;
+    let texts = w.slack_texts(&general);
+    assert!(texts.iter().any(|t| t == "_dances_"), "{texts:?}");
+    assert!(texts.iter().any(|t| t == "*bold* move"), "{texts:?}");
+    bridge.stop().await.unwrap();
+}
