@@ -248,11 +248,17 @@ impl fmt::Display for PermissionLevel {
 #[serde(default)]
 pub struct RelayConfig {
     pub enabled: bool,
+    /// Public base URL serving media without authentication (`…/_matrix/media/v3/download`);
+    /// relayed messages then show the sender's avatar. Empty: no avatars.
+    pub public_media_url: String,
 }
 
 impl Default for RelayConfig {
     fn default() -> Self {
-        Self { enabled: true }
+        Self {
+            enabled: true,
+            public_media_url: String::new(),
+        }
     }
 }
 

@@ -740,6 +740,11 @@ async fn matrix_emotes_and_bold_reach_slack_as_mrkdwn() {
         .unwrap();
     let emote = w.wait_for_post("_dances_").await;
     assert_eq!(emote.param("username").as_deref(), Some(OWNER));
+    assert_eq!(
+        emote.param("icon_url"),
+        None,
+        "no public media URL configured: no avatar"
+    );
 
     w.owner
         .send_event(
@@ -758,5 +763,37 @@ async fn matrix_emotes_and_bold_reach_slack_as_mrkdwn() {
     let texts = w.slack_texts(&general);
     assert!(texts.iter().any(|t| t == "_dances_"), "{texts:?}");
     assert!(texts.iter().any(|t| t == "*bold* move"), "{texts:?}");
+    bridge.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn relayed_messages_carry_the_avatar_when_media_is_public() {
+    let w = world(Workspace::demo()).await;
+    w.env.edit_config(
+        "    public_media_url: \"\"",
+        "    public_media_url: https://media.example.test/_matrix/media/v3/download/",
+    );
+    w.owner
+        .put(
+            &format!(
+                "/_matrix/client/v3/profile/{}/avatar_url",
+                testkit::enc(w.owner.user_id())
+            ),
+            &json!({"avatar_url": format!("mxc://{DOMAIN}/ownerface")}),
+        )
+        .await
+        .unwrap();
+    let bridge = w.env.run_bridge_full().await;
+    let general = w.emu.channel_id("general").unwrap();
+    let room = w.joined_room_of(&general).await;
+    w.owner.send_text(&room, "with my face").await.unwrap();
+    let post = w.wait_for_post("with my face").await;
+    assert_eq!(
+        post.param("icon_url").as_deref(),
+        Some(
+            format!("https://media.example.test/_matrix/media/v3/download/{DOMAIN}/ownerface")
+                .as_str()
+        )
+    );
     bridge.stop().await.unwrap();
 }

@@ -166,16 +166,19 @@ async fn to_slack(
         Outgoing::New | Outgoing::Pending => {}
     }
     let room_id = RoomId::parse(room).map_err(|e| BridgeError::Other(format!("room id: {e}")))?;
-    let display_name = match UserId::parse(sender) {
-        Ok(user) => core
-            .matrix
-            .member_displayname(&room_id, &user)
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| user.localpart().to_owned()),
-        Err(_) => sender.to_owned(),
+    let (display_name, avatar) = match UserId::parse(sender) {
+        Ok(user) => {
+            let (name, avatar) = core
+                .matrix
+                .member_profile(&room_id, &user)
+                .await
+                .unwrap_or_default();
+            (name.unwrap_or_else(|| user.localpart().to_owned()), avatar)
+        }
+        Err(_) => (sender.to_owned(), None),
     };
+    let icon_url =
+        avatar.and_then(|mxc| public_media_url(&core.config.bridge.relay.public_media_url, &mxc));
     let body = str_at(content, "body");
     let html = content
         .get("format")
@@ -191,6 +194,7 @@ async fn to_slack(
         channel: portal.channel_id.clone(),
         text,
         username: Some(display_name),
+        icon_url,
         ..PostMessage::default()
     };
     match rt.slack.chat_post_message(&post).await {
@@ -226,6 +230,17 @@ async fn to_slack(
     }
 }
 
+/// Where Slack can fetch an avatar: `mxc://server/id` under the operator's public media URL.
+/// None without one: current homeservers serve media only to authenticated clients.
+fn public_media_url(base: &str, mxc: &str) -> Option<String> {
+    let rest = mxc.strip_prefix("mxc://")?;
+    let (server, id) = rest.split_once('/')?;
+    if base.is_empty() || server.is_empty() || id.is_empty() || id.contains('/') {
+        return None;
+    }
+    Some(format!("{}/{server}/{id}", base.trim_end_matches('/')))
+}
+
 /// Maps the ghosts and portal rooms linked in `html` to their Slack IDs, for mentions.
 async fn matrix_context(core: &Core, team_id: &str, html: Option<&str>) -> MatrixContext {
     let mut ctx = MatrixContext::default();
@@ -257,4 +272,29 @@ fn percent_decode(s: &str) -> String {
         .next()
         .map(|(_, v)| v.into_owned())
         .unwrap_or_else(|| s.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::public_media_url;
+
+    #[test]
+    fn avatars_are_public_only_when_the_operator_says_where() {
+        assert_eq!(public_media_url("", "mxc://example.org/abc"), None);
+        assert_eq!(
+            public_media_url(
+                "https://matrix.example.org/_matrix/media/v3/download/",
+                "mxc://example.org/abc"
+            ),
+            Some("https://matrix.example.org/_matrix/media/v3/download/example.org/abc".into())
+        );
+        assert_eq!(
+            public_media_url("https://m.example.org/media", "https://not-mxc"),
+            None
+        );
+        assert_eq!(
+            public_media_url("https://m.example.org/media", "mxc://example.org/a/b"),
+            None
+        );
+    }
 }

@@ -161,6 +161,13 @@ pub fn validate(config: &Config, mode: Mode, problems: &mut Vec<Problem>) {
     if b.command_prefix.trim().is_empty() {
         push(problems, "bridge.command_prefix", "must not be empty");
     }
+    if !b.relay.public_media_url.is_empty() {
+        check_http_url(
+            problems,
+            "bridge.relay.public_media_url",
+            &b.relay.public_media_url,
+        );
+    }
     for key in b.permissions.keys() {
         let ok = key == "*"
             || (key.starts_with('@') && ruma::UserId::parse(key.as_str()).is_ok())

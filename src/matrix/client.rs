@@ -492,12 +492,12 @@ impl MatrixClient {
         Ok(self.send(req, as_user).await?.event_id)
     }
 
-    /// The display name `user_id` has in `room` (its member event), if any.
-    pub async fn member_displayname(
+    /// The display name and avatar (`mxc://`) `user_id` has in `room` (its member event).
+    pub async fn member_profile(
         &self,
         room_id: &RoomId,
         user_id: &UserId,
-    ) -> Result<Option<String>, MatrixError> {
+    ) -> Result<(Option<String>, Option<String>), MatrixError> {
         let req = get_state_event_for_key::v3::Request::new(
             room_id.to_owned(),
             ruma::events::StateEventType::RoomMember,
@@ -506,9 +506,13 @@ impl MatrixClient {
         let resp = self.send(req, None).await?;
         let v: serde_json::Value = serde_json::from_str(resp.event_or_content.get())
             .map_err(|e| MatrixError::Response(e.to_string()))?;
-        Ok(v.get("displayname")
-            .and_then(|d| d.as_str())
-            .map(str::to_owned))
+        let field = |k: &str| {
+            v.get(k)
+                .and_then(|d| d.as_str())
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        Ok((field("displayname"), field("avatar_url")))
     }
 
     /// Uploads media (`/_matrix/media/v3/upload`).
