@@ -666,3 +666,91 @@ fn an_unreachable_homeserver_lists_every_address_tried() {
         "suggests the literal IP: {err}"
     );
 }
+
+/// Synapse rate-limits the ghost (registration `rate_limited: true`, a tight `rc_message`):
+/// the client waits `retry_after_ms` and every message still goes through, once.
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limited_sends_are_retried_until_they_pass() {
+    let mut extra = serde_json::Map::new();
+    extra.insert(
+        "rc_message".into(),
+        json!({"per_second": 1, "burst_count": 2}),
+    );
+    let env = Env::start_with(EnvOptions {
+        synapse_extra: extra,
+        rate_limited: true,
+        ..EnvOptions::default()
+    })
+    .await;
+    let config = env.config();
+    let client = matrix_client(&config).unwrap();
+    let ghost = UserId::parse(format!("@slack_t1-rl:{DOMAIN}")).unwrap();
+    client.ensure_registered(&ghost).await.unwrap();
+    let room = client
+        .create_room(None, create_room::v3::Request::new())
+        .await
+        .unwrap();
+    client.invite(None, &room, &ghost).await.unwrap();
+    client.join(Some(&ghost), &room).await.unwrap();
+
+    // Synapse really limits this ghost: a raw burst gets a 429 with retry_after_ms.
+    let http = reqwest::Client::new();
+    let token = config.appservice.as_token.clone().unwrap();
+    let mut saw_429 = None;
+    for i in 0..6 {
+        let url = format!(
+            "{}/_matrix/client/v3/rooms/{}/send/m.room.message/raw-{i}?user_id={}",
+            env.synapse.base_url(),
+            testkit::enc(room.as_str()),
+            testkit::enc(ghost.as_str())
+        );
+        let resp = http
+            .put(url)
+            .bearer_auth(token.expose())
+            .json(&json!({"msgtype": "m.text", "body": format!("raw {i}")}))
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == 429 {
+            saw_429 = Some(resp.json::<Value>().await.unwrap());
+            break;
+        }
+    }
+    let limited = saw_429.expect("Synapse rate-limited the raw burst");
+    assert_eq!(limited["errcode"], "M_LIMIT_EXCEEDED");
+    assert!(limited["retry_after_ms"].as_u64().is_some(), "{limited}");
+
+    // Through the client, every message of a burst arrives, each once.
+    for i in 0..6 {
+        client
+            .send_message(
+                Some(&ghost),
+                &room,
+                &format!("client-{i}"),
+                &RoomMessageEventContent::text_plain(format!("client {i}")),
+                None,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("message {i} was not retried through the rate limit: {e}"));
+    }
+    let reader = env
+        .synapse
+        .register_user("rl-reader", "pw", false)
+        .await
+        .unwrap();
+    client
+        .invite(None, &room, &UserId::parse(reader.user_id()).unwrap())
+        .await
+        .unwrap();
+    reader.join(room.as_str()).await.unwrap();
+    let bodies: Vec<String> = reader
+        .messages(room.as_str(), 100)
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["content"]["body"].as_str().map(str::to_owned))
+        .filter(|b| b.starts_with("client "))
+        .collect();
+    let expected: Vec<String> = (0..6).map(|i| format!("client {i}")).collect();
+    assert_eq!(bodies, expected);
+}

@@ -31,6 +31,10 @@ pub struct EnvOptions {
     pub login: Option<(String, String, String)>,
     /// Extra `bridge.permissions` entries.
     pub permissions: Vec<(String, String)>,
+    /// Extra homeserver.yaml keys for Synapse.
+    pub synapse_extra: serde_json::Map<String, serde_json::Value>,
+    /// Let Synapse rate-limit the appservice's users (the registration's `rate_limited`).
+    pub rate_limited: bool,
 }
 
 pub struct Env {
@@ -103,11 +107,19 @@ impl Env {
         let registration_path = dir.path().join("registration.yaml");
         std::fs::write(&config_path, text).unwrap();
         slack_bridge::registration::generate(&config_path, &registration_path).unwrap();
+        if opts.rate_limited {
+            let reg = std::fs::read_to_string(&registration_path).unwrap();
+            std::fs::write(
+                &registration_path,
+                reg.replace("rate_limited: false", "rate_limited: true"),
+            )
+            .unwrap();
+        }
         let synapse = Synapse::start(SynapseConfig {
             server_name: DOMAIN.into(),
             registrations: vec![registration_path.clone()],
             port: Some(hs_port),
-            ..SynapseConfig::default()
+            extra_config: opts.synapse_extra.clone(),
         })
         .await
         .unwrap_or_else(|e| panic!("cannot start Synapse: {e}"));
