@@ -5,19 +5,18 @@ mod support;
 
 use std::{
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use serde_json::{Value, json};
-use slack_emulator::{Emulator, Workspace};
+use slack_emulator::Workspace;
 use support::{
     TestDb,
-    bridge::{DOMAIN, Env, EnvOptions},
+    bridge::{DOMAIN, Env},
+    world::{OWNER, poll, world_with},
 };
-use testkit::TestClient;
 
 const BIN: &str = env!("CARGO_BIN_EXE_slack-bridge");
-const OWNER: &str = "dan";
 
 macro_rules! on_both_databases {
     ($($case:ident),* $(,)?) => {
@@ -50,78 +49,6 @@ on_both_databases!(
     login_through_the_management_room,
 );
 
-async fn poll<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-struct World {
-    env: Env,
-    emu: Emulator,
-    owner: TestClient,
-    _db: Option<TestDb>,
-}
-
-/// Emulator + Synapse + an owner account; the bridge configured with a declarative login
-/// (unless `declarative` is false).
-async fn world(
-    db: Option<TestDb>,
-    ws: Workspace,
-    declarative: bool,
-    permissions: Vec<(String, String)>,
-) -> World {
-    let emu = Emulator::start(ws).await;
-    let env = Env::start_with(EnvOptions {
-        database: db.as_ref().map(|d| d.uri.clone()),
-        slack_api_url: Some(emu.api_url()),
-        login: declarative.then(|| {
-            (
-                emu.bot_token(),
-                emu.app_token(),
-                format!("@{OWNER}:{DOMAIN}"),
-            )
-        }),
-        permissions,
-        ..EnvOptions::default()
-    })
-    .await;
-    let owner = env
-        .synapse
-        .register_user(OWNER, "pw-dan", false)
-        .await
-        .unwrap();
-    World {
-        env,
-        emu,
-        owner,
-        _db: db,
-    }
-}
-
-/// The room of a Slack channel, once the bridge has created it, read from the bridge's store.
-async fn room_of(w: &World, channel: &str) -> String {
-    let config = w.env.config();
-    poll(
-        &format!("a portal for {channel}"),
-        Duration::from_secs(60),
-        async || {
-            let store = slack_bridge::store::Store::connect(config.database.uri(), 1)
-                .await
-                .ok()?;
-            let p = store.get_portal(&w.emu.team_id(), channel).await.ok()??;
-            store.close().await;
-            p.room_id
-        },
-    )
-    .await
-}
-
 fn bodies(events: &[Value]) -> Vec<String> {
     events
         .iter()
@@ -139,7 +66,7 @@ async fn channels_become_rooms_in_a_space_once(db: Option<TestDb>) {
         channels.push(ws.add_channel(&format!("chan-{i:02}"), i % 10 == 9, &[&alice, &bot]));
     }
     ws.add_channel("bot-not-here", false, &[&alice]);
-    let w = world(db, ws, true, vec![]).await;
+    let w = world_with(ws, db, true, vec![]).await;
     for (i, c) in channels.iter().enumerate() {
         w.emu
             .set_topic(&alice, c, &format!("topic of {i}"))
@@ -188,7 +115,7 @@ async fn channels_become_rooms_in_a_space_once(db: Option<TestDb>) {
     })
     .await;
     for (i, c) in channels.iter().enumerate() {
-        let room = room_of(&w, c).await;
+        let room = w.room_of(c).await;
         assert!(children.contains(&room), "{room} is in the space");
         let name = bot_client
             .state_event(&room, "m.room.name", "")
@@ -224,11 +151,11 @@ async fn channels_become_rooms_in_a_space_once(db: Option<TestDb>) {
 
 async fn messages_flow_both_ways_exactly_once(db: Option<TestDb>) {
     let ws = Workspace::demo();
-    let w = world(db, ws, true, vec![]).await;
+    let w = world_with(ws, db, true, vec![]).await;
     let bridge = w.env.run_bridge_full().await;
     let general = w.emu.channel_id("general").unwrap();
     let alice = w.emu.user_id("alice").unwrap();
-    let room = room_of(&w, &general).await;
+    let room = w.room_of(&general).await;
     w.owner.join(&room).await.unwrap();
 
     // Slack → Matrix.
@@ -310,11 +237,11 @@ async fn messages_flow_both_ways_exactly_once(db: Option<TestDb>) {
 
 async fn a_homeserver_outage_delays_but_loses_nothing(db: Option<TestDb>) {
     let ws = Workspace::demo();
-    let mut w = world(db, ws, true, vec![]).await;
+    let mut w = world_with(ws, db, true, vec![]).await;
     let bridge = w.env.run_bridge_full().await;
     let general = w.emu.channel_id("general").unwrap();
     let bob = w.emu.user_id("bob").unwrap();
-    let room = room_of(&w, &general).await;
+    let room = w.room_of(&general).await;
     w.owner.join(&room).await.unwrap();
     w.emu
         .post_message(&bob, &general, "before the outage")
@@ -371,11 +298,11 @@ fn spawn_bridge(env: &Env) -> Child {
 
 async fn a_killed_bridge_loses_and_doubles_nothing(db: Option<TestDb>) {
     let ws = Workspace::demo();
-    let w = world(db, ws, true, vec![]).await;
+    let w = world_with(ws, db, true, vec![]).await;
     let mut child = spawn_bridge(&w.env);
     let general = w.emu.channel_id("general").unwrap();
     let carol = w.emu.user_id("carol").unwrap();
-    let room = room_of(&w, &general).await;
+    let room = w.room_of(&general).await;
     w.owner.join(&room).await.unwrap();
     let emu = w.emu.clone();
     let (general2, carol2) = (general.clone(), carol.clone());
@@ -413,7 +340,7 @@ async fn a_killed_bridge_loses_and_doubles_nothing(db: Option<TestDb>) {
 async fn login_through_the_management_room(db: Option<TestDb>) {
     let ws = Workspace::demo();
     let eve_id = format!("@eve:{DOMAIN}");
-    let w = world(db, ws, false, vec![(eve_id.clone(), "relay".into())]).await;
+    let w = world_with(ws, db, false, vec![(eve_id.clone(), "relay".into())]).await;
     let bridge = w.env.run_bridge_full().await;
     let bot = format!("@slackbot:{DOMAIN}");
 
@@ -473,7 +400,7 @@ async fn login_through_the_management_room(db: Option<TestDb>) {
         "the message with the tokens is redacted"
     );
     let general = w.emu.channel_id("general").unwrap();
-    room_of(&w, &general).await;
+    w.room_of(&general).await;
 
     // A relay-only user is refused, with the reason.
     let eve = w

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod bridge;
+pub mod world;
 
 use slack_bridge::store::Store;
 use sqlx::{Connection, PgConnection};

@@ -1,0 +1,225 @@
+//! The end-to-end world: the Slack emulator, a real Synapse, the bridge's config for both,
+//! and the owner's Matrix account, with the waits the end-to-end tests share.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use slack_bridge::store::Store;
+use slack_emulator::{Emulator, Workspace};
+use testkit::TestClient;
+
+use super::{
+    TestDb,
+    bridge::{DOMAIN, Env, EnvOptions},
+};
+
+/// The owner of the declarative login.
+pub const OWNER: &str = "dan";
+/// How long a test waits for one thing to happen.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+pub async fn poll<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub struct World {
+    pub env: Env,
+    pub emu: Emulator,
+    pub owner: TestClient,
+    _db: Option<TestDb>,
+}
+
+/// Emulator + Synapse + the owner's account (`@dan`); the bridge configured with a
+/// declarative login owned by the owner. The bridge itself is started by the test.
+pub async fn world(ws: Workspace) -> World {
+    world_with(ws, None, true, Vec::new()).await
+}
+
+/// [`world`] on a chosen database (`None`: SQLite), with or without the declarative login,
+/// and with extra `bridge.permissions` entries.
+pub async fn world_with(
+    ws: Workspace,
+    db: Option<TestDb>,
+    declarative: bool,
+    permissions: Vec<(String, String)>,
+) -> World {
+    let emu = Emulator::start(ws).await;
+    let env = Env::start_with(EnvOptions {
+        database: db.as_ref().map(|d| d.uri.clone()),
+        slack_api_url: Some(emu.api_url()),
+        login: declarative.then(|| {
+            (
+                emu.bot_token(),
+                emu.app_token(),
+                format!("@{OWNER}:{DOMAIN}"),
+            )
+        }),
+        permissions,
+        ..EnvOptions::default()
+    })
+    .await;
+    let owner = env
+        .synapse
+        .register_user(OWNER, "pw-dan", false)
+        .await
+        .unwrap();
+    World {
+        env,
+        emu,
+        owner,
+        _db: db,
+    }
+}
+
+impl World {
+    pub async fn store(&self) -> Option<Store> {
+        Store::connect(self.env.config().database.uri(), 1)
+            .await
+            .ok()
+    }
+
+    /// The room of a Slack channel, once the bridge has created it.
+    pub async fn room_of(&self, channel: &str) -> String {
+        poll(
+            &format!("a portal room for {channel}"),
+            Duration::from_secs(60),
+            async || {
+                let store = self.store().await?;
+                let p = store
+                    .get_portal(&self.emu.team_id(), channel)
+                    .await
+                    .ok()??;
+                store.close().await;
+                p.room_id
+            },
+        )
+        .await
+    }
+
+    /// The room of a channel, joined by the owner.
+    pub async fn joined_room_of(&self, channel: &str) -> String {
+        let room = self.room_of(channel).await;
+        self.owner.join(&room).await.unwrap();
+        room
+    }
+
+    pub async fn ghost_row(&self, user: &str) -> Option<slack_bridge::store::Ghost> {
+        let store = self.store().await?;
+        let g = store.get_ghost(&self.emu.team_id(), user).await.ok()?;
+        store.close().await;
+        g
+    }
+
+    pub async fn space(&self) -> String {
+        poll("the workspace space", WAIT, async || {
+            let store = self.store().await?;
+            let l = store.get_login(&self.emu.team_id()).await.ok()??;
+            store.close().await;
+            l.space_room_id
+        })
+        .await
+    }
+
+    pub fn ghost(&self, user: &str) -> String {
+        format!(
+            "@slack_{}-{}:{DOMAIN}",
+            self.emu.team_id().to_lowercase(),
+            user.to_lowercase()
+        )
+    }
+
+    /// The owner's management room: a DM with the bot, as Element creates it, once the bot
+    /// has greeted.
+    pub async fn management_room(&self) -> String {
+        let dm = self
+            .owner
+            .create_room_with(
+                &json!({"is_direct": true, "preset": "trusted_private_chat", "invite": [bot()]}),
+            )
+            .await
+            .unwrap();
+        self.owner
+            .wait_for_event(
+                &dm,
+                |e| e["sender"] == bot().as_str() && e["type"] == "m.room.message",
+                WAIT,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("the bot never greeted in the management room: {e}"));
+        dm
+    }
+
+    /// Sends `text` as the owner and returns the bot's first message after it.
+    pub async fn command(&self, room: &str, text: &str) -> Value {
+        let sent = self.owner.send_text(room, text).await.unwrap();
+        wait_after(&self.owner, room, &sent, |e| e["sender"] == bot().as_str())
+            .await
+            .unwrap_or_else(|| panic!("the bot never answered `{text}` in {room}"))
+    }
+
+    /// Texts the bridge posted to `channel` on Slack.
+    pub fn slack_texts(&self, channel: &str) -> Vec<String> {
+        self.emu
+            .messages(channel)
+            .iter()
+            .filter_map(|m| m["text"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// Waits until the bridge has posted `text` to Slack.
+    pub async fn wait_for_post(&self, text: &str) -> slack_emulator::RecordedCall {
+        poll(
+            &format!("chat.postMessage with {text:?}"),
+            WAIT,
+            async || {
+                self.emu
+                    .calls("chat.postMessage")
+                    .into_iter()
+                    .find(|c| c.param("text").as_deref() == Some(text))
+            },
+        )
+        .await
+    }
+}
+
+pub fn bot() -> String {
+    format!("@slackbot:{DOMAIN}")
+}
+
+pub fn body(e: &Value) -> &str {
+    e["content"]["body"].as_str().unwrap_or_default()
+}
+
+/// The first `m.room.message` after event `after` that matches `pred`, within [`WAIT`].
+pub async fn wait_after(
+    client: &TestClient,
+    room: &str,
+    after: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Option<Value> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let events = client.messages(room, 100).await.ok()?;
+        let start = events
+            .iter()
+            .position(|e| e["event_id"] == after)
+            .map_or(0, |i| i + 1);
+        if let Some(e) = events[start..]
+            .iter()
+            .find(|e| e["type"] == "m.room.message" && pred(e))
+        {
+            return Some(e.clone());
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
