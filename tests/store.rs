@@ -6,8 +6,8 @@ mod support;
 use slack_bridge::{
     config::Secret,
     store::{
-        Ghost, Login, LoginState, MessageRow, Outgoing, Portal, PortalKind, ReactionRow, Store,
-        StoreError,
+        Ghost, Login, LoginState, MessageRow, NewSlackEvent, Outgoing, Portal, PortalKind,
+        ReactionRow, Store, StoreError,
     },
 };
 use support::TestDb;
@@ -48,6 +48,7 @@ store_suite!(
     management_rooms,
     outgoing_is_recorded_before_sending,
     concurrent_first_opens_do_not_race,
+    slack_events_stored_in_one_transaction,
 );
 
 async fn migrates_fresh_and_reopens(db: &TestDb) {
@@ -436,4 +437,37 @@ async fn concurrent_first_opens_do_not_race(db: &TestDb) {
         let store = r.expect("every concurrent open succeeds");
         assert_eq!(store.schema_version().await.unwrap(), store.known_version());
     }
+}
+
+async fn slack_events_stored_in_one_transaction(db: &TestDb) {
+    let store = db.connect().await;
+    assert!(
+        store
+            .insert_slack_event("Ev1", "T1", Some("C1"), "{}")
+            .await
+            .unwrap()
+    );
+    let ev = |id: &'static str| NewSlackEvent {
+        event_id: id,
+        team_id: "T1",
+        channel_id: Some("C1"),
+        payload: "{}",
+    };
+    let new = store
+        .insert_slack_events(&[ev("Ev0"), ev("Ev1"), ev("Ev2"), ev("Ev2")])
+        .await
+        .unwrap();
+    assert_eq!(
+        new,
+        [true, false, true, false],
+        "known and repeated ids are not new"
+    );
+    let ids: Vec<String> = store
+        .pending_slack_events(0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event_id)
+        .collect();
+    assert_eq!(ids, ["Ev1", "Ev0", "Ev2"], "stored in arrival order");
 }

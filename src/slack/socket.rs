@@ -7,9 +7,15 @@
 //! The WebSocket is reached through [`SocketConnector`] and the URL through [`SocketOpener`],
 //! so unit tests drive the whole state machine with in-memory channels.
 
-use std::{collections::BTreeMap, future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, VecDeque},
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    time::Duration,
+};
 
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use tokio::{
     sync::{Notify, mpsc, oneshot, watch},
     time::{Instant, sleep_until, timeout},
@@ -49,6 +55,20 @@ pub trait SocketConnector: Send + Sync {
 /// Only after `Ok` is the envelope acked.
 pub trait EnvelopeStore: Send + Sync {
     fn store<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, Result<bool, String>>;
+
+    /// Stores a burst at once (all or nothing); by default one by one.
+    fn store_batch<'a>(
+        &'a self,
+        envelopes: &'a [Envelope],
+    ) -> BoxFuture<'a, Result<Vec<bool>, String>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(envelopes.len());
+            for e in envelopes {
+                out.push(self.store(e).await?);
+            }
+            Ok(out)
+        })
+    }
 }
 
 /// The production connector: tokio-tungstenite over rustls.
@@ -112,6 +132,36 @@ impl EnvelopeStore for InboxStore {
                 .await
                 .map_err(|e| e.to_string())?;
             if new {
+                self.notify.notify_one();
+            }
+            Ok(new)
+        })
+    }
+
+    fn store_batch<'a>(
+        &'a self,
+        envelopes: &'a [Envelope],
+    ) -> BoxFuture<'a, Result<Vec<bool>, String>> {
+        Box::pin(async move {
+            let keys: Vec<String> = envelopes.iter().map(Envelope::dedupe_key).collect();
+            let payloads: Vec<String> = envelopes.iter().map(|e| e.payload.to_string()).collect();
+            let rows: Vec<crate::store::NewSlackEvent<'_>> = envelopes
+                .iter()
+                .zip(&keys)
+                .zip(&payloads)
+                .map(|((e, key), payload)| crate::store::NewSlackEvent {
+                    event_id: key,
+                    team_id: e.team_id().unwrap_or(&self.team_id),
+                    channel_id: e.channel_id(),
+                    payload,
+                })
+                .collect();
+            let new = self
+                .store
+                .insert_slack_events(&rows)
+                .await
+                .map_err(|e| e.to_string())?;
+            if new.iter().any(|n| *n) {
                 self.notify.notify_one();
             }
             Ok(new)
@@ -399,6 +449,20 @@ impl SocketManager {
     }
 }
 
+/// Envelopes stored in one transaction at most.
+const MAX_BATCH: usize = 100;
+
+/// The next frame: one read ahead earlier, else from the socket.
+async fn next_message(
+    lookahead: &mut VecDeque<Option<Result<Message, WsError>>>,
+    stream: &mut WsStream,
+) -> Option<Result<Message, WsError>> {
+    match lookahead.pop_front() {
+        Some(item) => item,
+        None => stream.next().await,
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn connection(
     id: u64,
@@ -414,6 +478,8 @@ async fn connection(
     let mut last_seen = opened;
     let mut said_hello = false;
     let mut next_ping = opened + config.ping_interval;
+    // Frames read ahead while collecting a batch, handled before reading more.
+    let mut lookahead: VecDeque<Option<Result<Message, WsError>>> = VecDeque::new();
     let reason = loop {
         let deadline = if said_hello {
             last_seen + config.idle_timeout
@@ -444,7 +510,7 @@ async fn connection(
                     break format!("ping failed: {e}");
                 }
             }
-            msg = stream.next() => {
+            msg = next_message(&mut lookahead, &mut stream) => {
                 let msg = match msg {
                     None => break "closed by Slack".to_owned(),
                     Some(Err(e)) => break format!("read failed: {e}"),
@@ -467,27 +533,51 @@ async fn connection(
                     Ok(Frame::Disconnect { reason }) => {
                         let _ = events.send(ConnEvent::Disconnect(id, reason)).await;
                     }
-                    Ok(Frame::EventsApi(envelope)) => {
+                    Ok(Frame::EventsApi(first)) => {
                         let started = Instant::now();
-                        match store.store(&envelope).await {
+                        // After a reconnect Slack sends what queued up in one burst: store
+                        // everything already waiting in one transaction instead of one disk
+                        // sync per envelope, so the last of the burst is acked in time too.
+                        let mut batch = vec![first];
+                        while batch.len() < MAX_BATCH && lookahead.is_empty() {
+                            let Some(item) = stream.next().now_or_never() else { break };
+                            if let Some(Ok(Message::Text(t))) = &item
+                                && let Ok(Frame::EventsApi(e)) = frames::parse(t.as_str())
+                            {
+                                batch.push(e);
+                            } else {
+                                lookahead.push_back(item);
+                            }
+                        }
+                        match store.store_batch(&batch).await {
                             Ok(new) => {
-                                if let Err(e) = sink.send(Message::Text(frames::ack(&envelope.envelope_id).into())).await {
+                                let mut failed = None;
+                                for envelope in &batch {
+                                    if let Err(e) = sink.feed(Message::Text(frames::ack(&envelope.envelope_id).into())).await {
+                                        failed = Some(e);
+                                        break;
+                                    }
+                                }
+                                if let Some(e) = failed {
+                                    break format!("ack failed: {e}");
+                                }
+                                if let Err(e) = sink.flush().await {
                                     break format!("ack failed: {e}");
                                 }
                                 tracing::debug!(
                                     login = %label,
                                     connection = id,
-                                    envelope_id = %envelope.envelope_id,
-                                    event_id = %envelope.dedupe_key(),
-                                    retry_attempt = envelope.retry_attempt,
-                                    duplicate = !new,
+                                    envelopes = batch.len(),
+                                    new = new.iter().filter(|n| **n).count(),
+                                    first_event_id = %batch[0].dedupe_key(),
+                                    retry_attempt = batch[0].retry_attempt,
                                     ack_ms = started.elapsed().as_millis() as u64,
-                                    "envelope stored and acked"
+                                    "envelopes stored and acked"
                                 );
                             }
                             Err(e) => {
-                                // Not stored, so not acked: Slack redelivers it.
-                                tracing::error!(login = %label, envelope_id = %envelope.envelope_id, error = %e, "cannot store a slack event; leaving it unacked for redelivery");
+                                // Not stored, so not acked: Slack redelivers them.
+                                tracing::error!(login = %label, envelopes = batch.len(), error = %e, "cannot store slack events; leaving them unacked for redelivery");
                             }
                         }
                     }

@@ -34,6 +34,15 @@ pub struct SlackInboxEntry {
     pub attempts: i64,
 }
 
+/// A Slack event about to be stored.
+#[derive(Debug, Clone, Copy)]
+pub struct NewSlackEvent<'a> {
+    pub event_id: &'a str,
+    pub team_id: &'a str,
+    pub channel_id: Option<&'a str>,
+    pub payload: &'a str,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct HsTxn {
     pub id: i64,
@@ -74,6 +83,30 @@ impl Store {
             .bind(limit)
             .fetch_all(pool)
             .await?))
+    }
+
+    /// Stores several Slack events in one transaction (one disk sync for a burst); for each,
+    /// true when it was new.
+    pub async fn insert_slack_events(&self, events: &[NewSlackEvent<'_>]) -> Result<Vec<bool>> {
+        let now = now_ms();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let mut out = Vec::with_capacity(events.len());
+            for e in events {
+                let n = sqlx::query(SLACK_INSERT)
+                    .bind(e.event_id)
+                    .bind(e.team_id)
+                    .bind(e.channel_id)
+                    .bind(e.payload)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                out.push(n > 0);
+            }
+            tx.commit().await?;
+            Ok(out)
+        })
     }
 
     pub async fn mark_slack_done(&self, id: i64) -> Result<()> {

@@ -108,6 +108,7 @@ impl SocketConnector for FakeSlack {
 struct MemStore {
     seen: Mutex<HashSet<String>>,
     stored: Mutex<Vec<String>>,
+    batches: Mutex<Vec<usize>>,
 }
 
 impl EnvelopeStore for MemStore {
@@ -119,6 +120,20 @@ impl EnvelopeStore for MemStore {
                 self.stored.lock().unwrap().push(key);
             }
             Ok(new)
+        })
+    }
+
+    fn store_batch<'a>(
+        &'a self,
+        envelopes: &'a [Envelope],
+    ) -> BoxFuture<'a, Result<Vec<bool>, String>> {
+        Box::pin(async move {
+            self.batches.lock().unwrap().push(envelopes.len());
+            let mut out = Vec::new();
+            for e in envelopes {
+                out.push(self.store(e).await?);
+            }
+            Ok(out)
         })
     }
 }
@@ -337,4 +352,35 @@ async fn no_hello_means_no_connection() {
     let _next = h.conn().await;
     h.wait_state(|s| matches!(s, SocketState::Reconnecting { .. }))
         .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_is_stored_together_then_acked_in_order() {
+    let mut h = start(vec![]);
+    let mut c = h.conn().await;
+    c.hello();
+    h.wait_state(|s| *s == SocketState::Connected).await;
+    // What queued up during an outage arrives at once, with a control frame in between.
+    for i in 0..5 {
+        c.event(&format!("env-{i}"), &format!("Ev{i}"));
+    }
+    c.send(r#"{"envelope_id":"slash-1","type":"slash_commands","payload":{}}"#);
+    c.event("env-5", "Ev5");
+    let mut acks = Vec::new();
+    for _ in 0..7 {
+        acks.push(ack_of(&c.next().await));
+    }
+    assert_eq!(
+        acks,
+        [
+            "env-0", "env-1", "env-2", "env-3", "env-4", "slash-1", "env-5"
+        ]
+    );
+    let batches = h.store.batches.lock().unwrap().clone();
+    assert_eq!(batches.iter().sum::<usize>(), 6);
+    assert!(batches[0] > 1, "the burst was stored together: {batches:?}");
+    assert_eq!(
+        *h.store.stored.lock().unwrap(),
+        ["Ev0", "Ev1", "Ev2", "Ev3", "Ev4", "Ev5"]
+    );
 }
