@@ -399,6 +399,16 @@ async fn login_through_the_management_room(db: Option<TestDb>) {
         json!({}),
         "the message with the tokens is redacted"
     );
+    // Nor do the tokens stay in the transaction inbox once it is handled.
+    let bot_token = w.emu.bot_token();
+    let uri = w.env.config().database.uri().to_owned();
+    let sql = format!("SELECT COUNT(*) FROM hs_inbox WHERE body LIKE '%{bot_token}%'");
+    poll(
+        "the inbox to forget the login message",
+        Duration::from_secs(30),
+        async || (count_rows(&uri, &sql).await == 0).then_some(()),
+    )
+    .await;
     let general = w.emu.channel_id("general").unwrap();
     w.room_of(&general).await;
 
@@ -440,4 +450,16 @@ async fn login_through_the_management_room(db: Option<TestDb>) {
     .await
     .unwrap();
     bridge.stop().await.unwrap();
+}
+
+/// A `SELECT COUNT(*)` straight on the bridge's database.
+async fn count_rows(uri: &str, sql: &str) -> i64 {
+    use sqlx::Connection;
+    if uri.starts_with("sqlite") {
+        let mut c = sqlx::SqliteConnection::connect(uri).await.unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+    } else {
+        let mut c = sqlx::PgConnection::connect(uri).await.unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+    }
 }

@@ -31,13 +31,15 @@ pub async fn on_bot_invite(
     let room_id = RoomId::parse(room).map_err(|e| BridgeError::Other(format!("room id: {e}")))?;
     core.matrix.join(None, &room_id).await?;
     if core.config.bridge.permission_of(sender).is_none() {
+        // Say why once, then leave: the bot does not stay where it may not serve.
         notice(
             core,
             room,
             &format!("greeting-{room}"),
-            "You are not allowed to use this bridge (bridge.permissions).",
+            "You are not allowed to use this bridge (bridge.permissions in the bridge config).",
         )
         .await;
+        core.matrix.leave(None, &room_id).await?;
         return Ok(());
     }
     let portal = core.store.get_portal_by_room(room).await?;

@@ -10,7 +10,10 @@ const SLACK_INSERT: &str =
 const SLACK_PENDING: &str =
     "SELECT id, event_id, team_id, channel_id, payload, attempts FROM slack_inbox
     WHERE state = 'pending' AND id > $1 ORDER BY id LIMIT $2";
-const SLACK_DONE: &str = "UPDATE slack_inbox SET state = 'done', done_at = $2 WHERE id = $1";
+// A handled entry keeps its key (for deduplication) but not its payload: the inboxes would
+// otherwise grow without bound, and a transaction may carry a pasted token.
+const SLACK_DONE: &str =
+    "UPDATE slack_inbox SET state = 'done', done_at = $2, payload = '' WHERE id = $1";
 const SLACK_FAILED: &str = "UPDATE slack_inbox SET state = 'failed', last_error = $2, attempts = attempts + 1, done_at = $3 WHERE id = $1";
 const SLACK_ATTEMPT: &str =
     "UPDATE slack_inbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1";
@@ -20,7 +23,7 @@ const HS_INSERT: &str = "INSERT INTO hs_inbox (txn_id, body, received_at) VALUES
     ON CONFLICT (txn_id) DO NOTHING";
 const HS_PENDING: &str = "SELECT id, txn_id, body, attempts FROM hs_inbox
     WHERE state = 'pending' AND id > $1 ORDER BY id LIMIT $2";
-const HS_DONE: &str = "UPDATE hs_inbox SET state = 'done', done_at = $2 WHERE id = $1";
+const HS_DONE: &str = "UPDATE hs_inbox SET state = 'done', done_at = $2, body = '' WHERE id = $1";
 const HS_ATTEMPT: &str =
     "UPDATE hs_inbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1";
 
