@@ -53,7 +53,8 @@ impl BridgeError {
             Self::Matrix(MatrixError::Api { status, .. }) => *status == 429 || *status >= 500,
             Self::Matrix(_) => false,
             Self::Slack(e) => e.is_retryable(),
-            Self::Store(_) | Self::NotReady(_) => true,
+            Self::Store(e) => e.is_transient(),
+            Self::NotReady(_) => true,
             Self::NoLogin(_) | Self::Other(_) => false,
         }
     }
@@ -121,6 +122,14 @@ impl Core {
             .lock()
             .expect("joined")
             .contains(&(room.to_owned(), user.to_owned()))
+    }
+
+    /// Forgets a membership the homeserver no longer confirms (the ghost was kicked).
+    pub fn forget_joined(&self, room: &str, user: &str) {
+        self.joined
+            .lock()
+            .expect("joined")
+            .remove(&(room.to_owned(), user.to_owned()));
     }
 
     pub fn mark_joined(&self, room: &str, user: &str) {

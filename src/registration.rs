@@ -194,9 +194,19 @@ fn write_preserving_mode(path: &Path, contents: &str) -> Result<(), Registration
         path: path.to_owned(),
         source,
     };
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let perms = std::fs::metadata(path).map_err(err)?.permissions();
     let tmp = tmp_path(path);
-    std::fs::write(&tmp, contents).map_err(err)?;
+    // Created with the config's own mode: the new tokens are never readable by others.
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(perms.mode() & 0o777)
+        .open(&tmp)
+        .map_err(err)?;
+    f.write_all(contents.as_bytes()).map_err(err)?;
+    f.sync_all().map_err(err)?;
     std::fs::set_permissions(&tmp, perms).map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)
 }

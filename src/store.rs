@@ -63,6 +63,18 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+impl StoreError {
+    /// Whether trying again can help: a connection or pool problem, not a refused write
+    /// (a constraint violation fails the same way every time).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Query(sqlx::Error::Database(_)) | Self::Corrupt(_) => false,
+            Self::Query(_) | Self::Connect { .. } => true,
+            _ => false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     Sqlite,

@@ -610,3 +610,91 @@ async fn relayed_messages_carry_the_avatar_when_media_is_public() {
     );
     bridge.stop().await.unwrap();
 }
+
+/// Matrix messages sent while the bridge is down wait in the homeserver, then in the inbox
+/// until the login runs again, and reach Slack once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn matrix_messages_sent_while_the_bridge_is_down_arrive_once() {
+    let w = world(Workspace::demo()).await;
+    let bridge = w.env.run_bridge_full().await;
+    let general = w.emu.channel_id("general").unwrap();
+    let room = w.joined_room_of(&general).await;
+    bridge.stop().await.unwrap();
+    for i in 0..3 {
+        w.owner
+            .send_text(&room, &format!("while down {i}"))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let bridge = w.env.run_bridge_full().await;
+    w.wait_for_post("while down 2").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let posted: Vec<String> = w
+        .slack_texts(&general)
+        .into_iter()
+        .filter(|t| t.starts_with("while down"))
+        .collect();
+    assert_eq!(posted, ["while down 0", "while down 1", "while down 2"]);
+    let events = w.owner.messages(&room, 100).await.unwrap();
+    assert!(
+        !events.iter().any(|e| body(e).contains("not connected")),
+        "no 'not connected' notice for messages that only waited"
+    );
+    bridge.stop().await.unwrap();
+}
+
+/// With the relay off, only the login's owner posts through its bot; others are told why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_the_relay_only_the_owner_posts() {
+    let w = world(Workspace::demo()).await;
+    w.env.edit_config(
+        "    enabled: true\n    # Public base URL",
+        "    enabled: false\n    # Public base URL",
+    );
+    let bridge = w.env.run_bridge_full().await;
+    let general = w.emu.channel_id("general").unwrap();
+    let room = w.joined_room_of(&general).await;
+    let eve = w
+        .env
+        .synapse
+        .register_user("eve", "pw-eve", false)
+        .await
+        .unwrap();
+    let bot_client = w.env.bot_client().await;
+    bot_client.invite(&room, eve.user_id()).await.unwrap();
+    eve.join(&room).await.unwrap();
+    let sent = eve.send_text(&room, "from eve").await.unwrap();
+    let notice = wait_after(&w.owner, &room, &sent, |e| e["sender"] == bot().as_str())
+        .await
+        .expect("eve is told why her message was not sent");
+    assert!(body(&notice).contains("relay is off"), "{notice}");
+    w.owner.send_text(&room, "from the owner").await.unwrap();
+    w.wait_for_post("from the owner").await;
+    assert!(!w.slack_texts(&general).iter().any(|t| t == "from eve"));
+    bridge.stop().await.unwrap();
+}
+
+/// When Slack revokes the app, the login is marked invalid and its owner is told why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_owner_is_told_when_slack_revokes_the_app() {
+    let w = world(Workspace::demo()).await;
+    let bridge = w.env.run_bridge_full().await;
+    let general = w.emu.channel_id("general").unwrap();
+    w.room_of(&general).await;
+    let dm = w.management_room().await;
+    w.emu.revoke_app_token();
+    w.owner
+        .wait_for_event(
+            &dm,
+            |e| body(e).contains("stopped working") && body(e).contains("login"),
+            WAIT,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("the owner was not told about the dead login: {e}"));
+    let store = w.store().await.unwrap();
+    let login = store.get_login(&w.emu.team_id()).await.unwrap().unwrap();
+    assert_eq!(login.state, slack_bridge::store::LoginState::Invalid);
+    assert!(login.state_reason.unwrap().contains("invalid_auth"));
+    bridge.stop().await.unwrap();
+}

@@ -380,6 +380,15 @@ async fn management_rooms(db: &TestDb) {
     let store = db.connect().await;
     store.set_management_room("@dan:x", "!m1").await.unwrap();
     store.set_management_room("@dan:x", "!m2").await.unwrap();
+    // A room another user re-invites the bot to becomes theirs, without a constraint error.
+    store.set_management_room("@eve:x", "!m1").await.unwrap();
+    assert_eq!(
+        store.management_room_owner("!m1").await.unwrap().as_deref(),
+        Some("@eve:x")
+    );
+    store.set_management_room("@eve:x", "!m2").await.unwrap();
+    assert_eq!(store.management_room_of("@dan:x").await.unwrap(), None);
+    store.set_management_room("@dan:x", "!m2").await.unwrap();
     assert_eq!(
         store.management_room_of("@dan:x").await.unwrap().as_deref(),
         Some("!m2")

@@ -134,20 +134,27 @@ async fn to_slack(
     }
     let room = portal.room_id.as_deref().unwrap_or_default();
     let notice_txn = format!("notice-{event_id}");
-    match core.config.bridge.permission_of(sender) {
-        Some(level) if level >= PermissionLevel::User || core.config.bridge.relay.enabled => {}
-        _ => {
-            notice(
-                core,
-                room,
-                &notice_txn,
-                &format!("{sender}: your message was not sent to Slack: you are not allowed to use this bridge (bridge.permissions)."),
-            )
-            .await;
-            return Ok(());
-        }
+    let level = core.config.bridge.permission_of(sender);
+    if level.is_none() {
+        notice(
+            core,
+            room,
+            &notice_txn,
+            &format!("{sender}: your message was not sent to Slack: you are not allowed to use this bridge (bridge.permissions)."),
+        )
+        .await;
+        return Ok(());
     }
     let Some(rt) = core.login(&portal.team_id) else {
+        // A login that is starting (bridge restart) gets the message once it runs.
+        if let Some(l) = core.store.get_login(&portal.team_id).await?
+            && l.state == crate::store::LoginState::Ok
+        {
+            return Err(BridgeError::NotReady(format!(
+                "slack login for team {} is starting",
+                portal.team_id
+            )));
+        }
         notice(
             core,
             room,
@@ -157,6 +164,20 @@ async fn to_slack(
         .await;
         return Ok(());
     };
+    // Without the relay only the login's owner (or an admin) may post through its bot.
+    if !core.config.bridge.relay.enabled
+        && sender != rt.login.owner_mxid
+        && level != Some(PermissionLevel::Admin)
+    {
+        notice(
+            core,
+            room,
+            &notice_txn,
+            &format!("{sender}: your message was not sent to Slack: the relay is off (bridge.relay.enabled) and you do not own this workspace's Slack login."),
+        )
+        .await;
+        return Ok(());
+    }
     match core
         .store
         .begin_outgoing(event_id, room, &portal.team_id, &portal.channel_id)

@@ -222,10 +222,22 @@ async fn handle_message(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: MessageEven
         .and_then(UInt::new)
         .map(MilliSecondsSinceUnixEpoch);
     let txn = ids::message_txn_id(rt.team_id(), &m.channel, &msg.ts, 0);
-    let event_id = core
+    let event_id = match core
         .matrix
         .send_message(Some(&ghost_id), &room_id, &txn, &content, ts)
-        .await?;
+        .await
+    {
+        Ok(id) => id,
+        // The ghost is no longer in the room (kicked): join again and send once more.
+        Err(e) if e.errcode() == Some("M_FORBIDDEN") => {
+            core.forget_joined(&room, &ghost);
+            ghost::ensure_joined(core, &room, &ghost).await?;
+            core.matrix
+                .send_message(Some(&ghost_id), &room_id, &txn, &content, ts)
+                .await?
+        }
+        Err(e) => return Err(e.into()),
+    };
     core.store
         .insert_message(&MessageRow {
             team_id: rt.team_id().to_owned(),

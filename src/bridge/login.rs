@@ -212,7 +212,8 @@ pub async fn mark_invalid(core: &Arc<Core>, team_id: &str, reason: &str) {
     }
     let runtime = core.logins.write().expect("logins").remove(team_id);
     if let Some(rt) = runtime {
-        rt.stop();
+        // This may run inside the login's own socket task, which stop() aborts: tell the
+        // owner first.
         super::commands::notify_owner(
             core,
             &rt.login.owner_mxid,
@@ -222,6 +223,7 @@ pub async fn mark_invalid(core: &Arc<Core>, team_id: &str, reason: &str) {
             ),
         )
         .await;
+        rt.stop();
     }
 }
 

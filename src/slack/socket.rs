@@ -111,7 +111,8 @@ impl SocketOpener for WebApiOpener {
 /// The production store: the Slack inbox table, deduplicated on `event_id`.
 pub struct InboxStore {
     pub store: Store,
-    /// Team the socket belongs to, for envelopes that do not name one.
+    /// The login the socket belongs to; its events are handled with that login (on
+    /// Enterprise Grid the payload's team can be another workspace of the org).
     pub team_id: String,
     /// Woken after each new event so the processor picks it up.
     pub notify: Arc<Notify>,
@@ -125,7 +126,7 @@ impl EnvelopeStore for InboxStore {
                 .store
                 .insert_slack_event(
                     &envelope.dedupe_key(),
-                    envelope.team_id().unwrap_or(&self.team_id),
+                    &self.team_id,
                     envelope.channel_id(),
                     &payload,
                 )
@@ -151,7 +152,7 @@ impl EnvelopeStore for InboxStore {
                 .zip(&payloads)
                 .map(|((e, key), payload)| crate::store::NewSlackEvent {
                     event_id: key,
-                    team_id: e.team_id().unwrap_or(&self.team_id),
+                    team_id: &self.team_id,
                     channel_id: e.channel_id(),
                     payload,
                 })

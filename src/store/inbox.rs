@@ -37,6 +37,9 @@ pub struct SlackInboxEntry {
     pub attempts: i64,
 }
 
+/// The advisory lock key that serialises Slack inbox writers on PostgreSQL.
+const SLACK_INBOX_LOCK: i64 = 0x51ac_0b0c;
+
 /// A Slack event about to be stored.
 #[derive(Debug, Clone, Copy)]
 pub struct NewSlackEvent<'a> {
@@ -63,16 +66,15 @@ impl Store {
         channel_id: Option<&str>,
         payload: &str,
     ) -> Result<bool> {
-        let n = on_pool!(self, pool => sqlx::query(SLACK_INSERT)
-            .bind(event_id)
-            .bind(team_id)
-            .bind(channel_id)
-            .bind(payload)
-            .bind(now_ms())
-            .execute(pool)
-            .await?
-            .rows_affected());
-        Ok(n > 0)
+        let new = self
+            .insert_slack_events(&[NewSlackEvent {
+                event_id,
+                team_id,
+                channel_id,
+                payload,
+            }])
+            .await?;
+        Ok(new[0])
     }
 
     /// Pending Slack events after `after_id`, oldest first.
@@ -92,8 +94,19 @@ impl Store {
     /// true when it was new.
     pub async fn insert_slack_events(&self, events: &[NewSlackEvent<'_>]) -> Result<Vec<bool>> {
         let now = now_ms();
+        let postgres = self.dialect() == super::Dialect::Postgres;
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
+            if postgres {
+                // PostgreSQL hands out ids at insert and shows rows at commit; two concurrent
+                // writers could commit id 11 before id 10, and a reader paging by id would
+                // skip 10. One writer at a time keeps ids visible in order (SQLite already
+                // allows only one writer).
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(SLACK_INBOX_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             let mut out = Vec::with_capacity(events.len());
             for e in events {
                 let n = sqlx::query(SLACK_INSERT)

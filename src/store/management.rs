@@ -2,14 +2,21 @@
 
 use super::{Result, Store, on_pool};
 
+const FREE_ROOM: &str = "DELETE FROM management_rooms WHERE room_id = $1 AND mxid <> $2";
 const UPSERT: &str = "INSERT INTO management_rooms (mxid, room_id) VALUES ($1, $2)
     ON CONFLICT (mxid) DO UPDATE SET room_id = excluded.room_id";
 const BY_USER: &str = "SELECT room_id FROM management_rooms WHERE mxid = $1";
 const BY_ROOM: &str = "SELECT mxid FROM management_rooms WHERE room_id = $1";
 
 impl Store {
+    /// Makes `room_id` the management room of `mxid`, taking it from whoever had it.
     pub async fn set_management_room(&self, mxid: &str, room_id: &str) -> Result<()> {
-        on_pool!(self, pool => sqlx::query(UPSERT).bind(mxid).bind(room_id).execute(pool).await?.rows_affected());
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(FREE_ROOM).bind(room_id).bind(mxid).execute(&mut *tx).await?;
+            sqlx::query(UPSERT).bind(mxid).bind(room_id).execute(&mut *tx).await?;
+            tx.commit().await?;
+        });
         Ok(())
     }
 
