@@ -31,9 +31,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     let mut ws = Workspace::demo();
     // The demo app is installed with every scope the bridge asks for in its manifest.
-    let mut scopes: Vec<&str> = slack_bridge::bridge::login::REQUIRED_SCOPES.to_vec();
-    scopes.push("emoji:read");
-    ws.set_scopes(&scopes);
+    ws.set_scopes(&slack_bridge::slack::manifest::bot_scope_names());
     let emu = Emulator::start(ws).await;
     let hs_port = free_port();
     let as_port = free_port();

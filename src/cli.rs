@@ -41,6 +41,12 @@ pub enum Command {
     Run,
     /// Check the config, list every problem, and exit.
     ValidateConfig,
+    /// Print the Slack app manifest (every scope and event the bridge needs, Socket Mode on).
+    Manifest {
+        /// The app's name in Slack.
+        #[arg(long, default_value = "Matrix Bridge")]
+        name: String,
+    },
     /// Run every startup check (config, database, homeserver, as_token, appservice ping)
     /// without starting the bridge, and report each.
     Doctor,

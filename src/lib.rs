@@ -96,6 +96,10 @@ pub fn execute(cli: cli::Cli) -> Result<(), Error> {
             println!("{}: OK", cli.config.display());
             Ok(())
         }
+        cli::Command::Manifest { name } => {
+            print!("{}", slack::manifest::yaml(&name));
+            Ok(())
+        }
         cli::Command::Doctor => {
             let rt = tokio::runtime::Runtime::new().map_err(Error::Runtime)?;
             rt.block_on(doctor::run(&cli.config, &cli.registration))

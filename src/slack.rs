@@ -2,6 +2,7 @@
 
 pub mod events;
 pub mod frames;
+pub mod manifest;
 pub mod socket;
 pub mod types;
 pub mod web;

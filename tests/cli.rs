@@ -427,3 +427,43 @@ fn secrets_never_reach_the_logs() {
     }
     assert!(all.contains("***"), "secrets show as ***");
 }
+
+#[test]
+fn manifest_prints_a_socket_mode_app_with_every_scope() {
+    let out = run(&["manifest", "--name", "Acme Bridge"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    assert_eq!(v["settings"]["socket_mode_enabled"].as_bool(), Some(true));
+    assert_eq!(
+        v["display_information"]["name"].as_str(),
+        Some("Acme Bridge")
+    );
+    let scopes: Vec<&str> = v["oauth_config"]["scopes"]["bot"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s.as_str())
+        .collect();
+    for needed in [
+        "chat:write",
+        "chat:write.customize",
+        "channels:history",
+        "im:history",
+        "users:read",
+    ] {
+        assert!(scopes.contains(&needed), "{needed} in {scopes:?}");
+    }
+    let events = v["settings"]["event_subscriptions"]["bot_events"]
+        .as_sequence()
+        .unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.as_str() == Some("message.channels"))
+    );
+    assert!(
+        text.contains("connections:write"),
+        "says how to make the app-level token"
+    );
+}

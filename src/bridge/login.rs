@@ -53,29 +53,6 @@ impl LoginRuntime {
     }
 }
 
-/// The bot scopes the bridge needs, as the app manifest lists them.
-pub const REQUIRED_SCOPES: &[&str] = &[
-    "channels:history",
-    "channels:read",
-    "channels:join",
-    "chat:write",
-    "chat:write.customize",
-    "files:read",
-    "files:write",
-    "groups:history",
-    "groups:read",
-    "im:history",
-    "im:read",
-    "im:write",
-    "mpim:history",
-    "mpim:read",
-    "mpim:write",
-    "reactions:read",
-    "reactions:write",
-    "team:read",
-    "users:read",
-];
-
 pub fn slack_client(core: &Core, bot_token: &Secret, app_token: &Secret) -> Result<SlackClient> {
     Ok(SlackClient::new(
         &core.config.slack.api_url,
@@ -94,13 +71,17 @@ pub async fn verify(
 ) -> Result<Login> {
     let slack = slack_client(core, bot_token, app_token)?;
     let authed = slack.auth_test().await?;
-    let missing = authed.missing_scopes(REQUIRED_SCOPES);
+    let missing = authed.missing_scopes(&crate::slack::manifest::bot_scope_names());
     let auth = &authed.info;
     if !missing.is_empty() {
+        let what_breaks: Vec<String> = missing
+            .iter()
+            .map(|s| format!("{s} ({})", crate::slack::manifest::scope_purpose(s)))
+            .collect();
         tracing::warn!(
             team = %auth.team_id,
-            missing = %missing.join(", "),
-            "the slack app lacks scopes; add them in the app's OAuth settings and reinstall it"
+            missing = %what_breaks.join("; "),
+            "the slack app lacks scopes; add them under OAuth & Permissions (or paste `slack-bridge manifest` into the app's manifest) and reinstall the app"
         );
     }
     let bot_id = auth.bot_id.clone().unwrap_or_default();
