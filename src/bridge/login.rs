@@ -25,7 +25,7 @@ pub struct LoginRuntime {
     pub slack: Arc<SlackClient>,
     pub socket: watch::Receiver<SocketState>,
     stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl LoginRuntime {
@@ -47,7 +47,7 @@ impl LoginRuntime {
 
     pub fn stop(&self) {
         let _ = self.stop.send(true);
-        for t in &self.tasks {
+        for t in self.tasks.lock().expect("tasks").iter() {
             t.abort();
         }
     }
@@ -165,7 +165,7 @@ pub async fn start(core: &Arc<Core>, login: Login) -> Result<Arc<LoginRuntime>> 
         slack,
         socket,
         stop,
-        tasks,
+        tasks: std::sync::Mutex::new(tasks),
     });
     core.logins
         .write()
@@ -173,11 +173,13 @@ pub async fn start(core: &Arc<Core>, login: Login) -> Result<Arc<LoginRuntime>> 
         .insert(runtime.login.team_id.clone(), runtime.clone());
     let sync_core = core.clone();
     let sync_rt = runtime.clone();
-    tokio::spawn(async move {
+    let sync = tokio::spawn(async move {
         if let Err(e) = portal::sync_all(&sync_core, &sync_rt).await {
             tracing::error!(team = %sync_rt.login.team_id, error = %e, "initial portal sync failed");
         }
     });
+    // Logout and shutdown stop the sync too: no rooms are created for a stopped login.
+    runtime.tasks.lock().expect("tasks").push(sync);
     Ok(runtime)
 }
 
