@@ -98,7 +98,7 @@ pub async fn run(config_path: &Path, registration: &Path) -> Result<(), Error> {
                 inbox: Arc::new(Notify::new()),
                 stats: Arc::new(AppserviceStats::default()),
             };
-            let app = server::router(state, client.clone());
+            let app = server::router(state, client.clone(), false);
             tokio::spawn(async move {
                 axum::serve(listener, app)
                     .with_graceful_shutdown(async move {

@@ -233,7 +233,7 @@ pub async fn run(bridge: Bridge, shutdown: impl Future<Output = ()>) -> Result<(
         stats: Arc::new(AppserviceStats::default()),
     };
     let local: Option<SocketAddr> = listener.local_addr().ok();
-    let app = server::router(state, matrix.clone());
+    let app = server::router(state, matrix.clone(), config.metrics.enabled);
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(async move {
         axum::serve(listener, app)

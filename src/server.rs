@@ -1,5 +1,6 @@
-//! The HTTP listener: the appservice API plus `/health` (process up) and `/ready` (database
-//! and homeserver reachable), with Matrix-shaped errors for every unknown path or method.
+//! The HTTP listener: the appservice API plus `/health` (process up), `/ready` (database and
+//! homeserver reachable) and `/metrics` (Prometheus), with Matrix-shaped errors for every
+//! unknown path or method.
 
 use std::{sync::Arc, time::Duration};
 
@@ -24,17 +25,27 @@ use crate::{
 struct ReadyState {
     store: Store,
     matrix: Arc<MatrixClient>,
+    stats: Arc<crate::matrix::appservice::AppserviceStats>,
 }
 
-pub fn router(appservice_state: AppserviceState, matrix: Arc<MatrixClient>) -> Router {
+/// The listener's routes; `/metrics` only when `metrics` is on.
+pub fn router(
+    appservice_state: AppserviceState,
+    matrix: Arc<MatrixClient>,
+    metrics: bool,
+) -> Router {
     let ready = ReadyState {
         store: appservice_state.store.clone(),
         matrix,
+        stats: appservice_state.stats.clone(),
     };
-    let ops = Router::new()
+    let mut ops = Router::new()
         .route("/health", get(health))
-        .route("/ready", get(ready_check))
-        .with_state(ready);
+        .route("/ready", get(ready_check));
+    if metrics {
+        ops = ops.route("/metrics", get(metrics_text));
+    }
+    let ops = ops.with_state(ready);
     appservice::router(appservice_state)
         .merge(ops)
         .fallback(appservice::unrecognized)
@@ -48,6 +59,71 @@ async fn method_not_allowed() -> Response {
         "method not allowed on this endpoint".into(),
     )
     .into_response()
+}
+
+/// Prometheus text format: transaction counters and how much waits in the inboxes.
+async fn metrics_text(State(s): State<ReadyState>) -> Response {
+    use std::{fmt::Write, sync::atomic::Ordering};
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: i64| {
+        let _ = writeln!(out, "# HELP slack_bridge_{name} {help}");
+        let _ = writeln!(out, "# TYPE slack_bridge_{name} {kind}");
+        let _ = writeln!(out, "slack_bridge_{name} {value}");
+    };
+    let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as i64;
+    metric(
+        "transactions_total",
+        "counter",
+        "Homeserver transactions stored.",
+        n(&s.stats.transactions),
+    );
+    metric(
+        "duplicate_transactions_total",
+        "counter",
+        "Homeserver transactions received again (answered, not processed again).",
+        n(&s.stats.duplicate_transactions),
+    );
+    metric(
+        "pings_total",
+        "counter",
+        "Appservice pings from the homeserver.",
+        n(&s.stats.pings),
+    );
+    match s.store.inbox_depths().await {
+        Ok(d) => {
+            metric(
+                "slack_inbox_pending",
+                "gauge",
+                "Slack events stored, not yet bridged.",
+                d.slack_pending,
+            );
+            metric(
+                "slack_inbox_failed",
+                "gauge",
+                "Slack events given up on.",
+                d.slack_failed,
+            );
+            metric(
+                "hs_inbox_pending",
+                "gauge",
+                "Homeserver transactions stored, not yet processed.",
+                d.hs_pending,
+            );
+            metric("database_up", "gauge", "Whether the database answered.", 1);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: cannot read the inbox depths");
+            metric("database_up", "gauge", "Whether the database answered.", 0);
+        }
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        out,
+    )
+        .into_response()
 }
 
 async fn health() -> Json<serde_json::Value> {

@@ -25,7 +25,7 @@ use sqlx::{
 };
 
 pub use ghosts::Ghost;
-pub use inbox::{HsTxn, NewSlackEvent, SlackInboxEntry};
+pub use inbox::{HsTxn, InboxDepths, NewSlackEvent, SlackInboxEntry};
 pub use logins::{Login, LoginState};
 pub use messages::MessageRow;
 pub use outgoing::Outgoing;

@@ -370,7 +370,7 @@ async fn appservice_api_answers_as_the_spec_says() {
         inbox: Arc::new(tokio::sync::Notify::new()),
         stats: Arc::new(AppserviceStats::default()),
     };
-    let app = server::router(state, Arc::new(matrix_client(&config).unwrap()));
+    let app = server::router(state, Arc::new(matrix_client(&config).unwrap()), true);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -496,6 +496,19 @@ async fn appservice_api_answers_as_the_spec_says() {
         Some("M_NOT_FOUND"),
     )
     .await;
+    // Metrics: what was stored and what waits.
+    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    let text = metrics.text().await.unwrap();
+    for line in [
+        "slack_bridge_transactions_total 2",
+        "slack_bridge_duplicate_transactions_total 1",
+        "slack_bridge_hs_inbox_pending 2",
+        "slack_bridge_slack_inbox_pending 0",
+        "slack_bridge_database_up 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+    }
     // Health is the process; readiness needs the homeserver, which is not there.
     check(http.get(format!("{base}/health")), 200, None).await;
     let ready = check(http.get(format!("{base}/ready")), 503, None).await;

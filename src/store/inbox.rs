@@ -19,6 +19,9 @@ const SLACK_ATTEMPT: &str =
     "UPDATE slack_inbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1";
 const SLACK_COUNT: &str = "SELECT COUNT(*) FROM slack_inbox WHERE event_id = $1";
 
+const SLACK_DEPTH: &str = "SELECT COUNT(*) FROM slack_inbox WHERE state = $1";
+const HS_DEPTH: &str = "SELECT COUNT(*) FROM hs_inbox WHERE state = $1";
+
 const HS_INSERT: &str = "INSERT INTO hs_inbox (txn_id, body, received_at) VALUES ($1, $2, $3)
     ON CONFLICT (txn_id) DO NOTHING";
 const HS_PENDING: &str = "SELECT id, txn_id, body, attempts FROM hs_inbox
@@ -39,6 +42,14 @@ pub struct SlackInboxEntry {
 
 /// The advisory lock key that serialises Slack inbox writers on PostgreSQL.
 const SLACK_INBOX_LOCK: i64 = 0x51ac_0b0c;
+
+/// How much waits in the inboxes, for monitoring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InboxDepths {
+    pub slack_pending: i64,
+    pub slack_failed: i64,
+    pub hs_pending: i64,
+}
 
 /// A Slack event about to be stored.
 #[derive(Debug, Clone, Copy)]
@@ -166,6 +177,19 @@ impl Store {
             .bind(limit)
             .fetch_all(pool)
             .await?))
+    }
+
+    pub async fn inbox_depths(&self) -> Result<InboxDepths> {
+        let count = |sql: &'static str, state: &'static str| async move {
+            let n: i64 =
+                on_pool!(self, pool => sqlx::query_scalar(sql).bind(state).fetch_one(pool).await?);
+            Ok::<i64, super::StoreError>(n)
+        };
+        Ok(InboxDepths {
+            slack_pending: count(SLACK_DEPTH, "pending").await?,
+            slack_failed: count(SLACK_DEPTH, "failed").await?,
+            hs_pending: count(HS_DEPTH, "pending").await?,
+        })
     }
 
     pub async fn mark_hs_done(&self, id: i64) -> Result<()> {
