@@ -48,10 +48,41 @@ pub struct InboxProcessor {
 
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
+/// Which events (by position) of one transaction are done.
+#[derive(Default)]
+struct Handled {
+    txn_id: String,
+    done: std::collections::BTreeSet<usize>,
+}
+
+impl Handled {
+    fn switch_to(&mut self, txn_id: &str) {
+        if self.txn_id != txn_id {
+            self.txn_id = txn_id.to_owned();
+            self.done.clear();
+        }
+    }
+
+    fn clear(&mut self) {
+        self.done.clear();
+    }
+
+    fn contains(&self, index: usize) -> bool {
+        self.done.contains(&index)
+    }
+
+    fn insert(&mut self, index: usize) {
+        self.done.insert(index);
+    }
+}
+
 impl InboxProcessor {
     /// Runs until the task is dropped.
     pub async fn run(self) {
         let mut backoff = Duration::from_millis(500);
+        // Events of the transaction being retried that were already handled: a retry
+        // continues after them instead of running them (a command, a send) again.
+        let mut handled = Handled::default();
         loop {
             let batch = match self.store.pending_hs_txns(0, 20).await {
                 Ok(b) => b,
@@ -69,9 +100,11 @@ impl InboxProcessor {
                 continue;
             }
             for entry in batch {
-                match self.process(&entry.txn_id, &entry.body).await {
+                handled.switch_to(&entry.txn_id);
+                match self.process(&entry.txn_id, &entry.body, &mut handled).await {
                     Ok(()) => {
                         backoff = Duration::from_millis(500);
+                        handled.clear();
                         if let Err(e) = self.store.mark_hs_done(entry.id).await {
                             tracing::error!(txn_id = %entry.txn_id, error = %e, "cannot mark a transaction done");
                         }
@@ -95,7 +128,7 @@ impl InboxProcessor {
         }
     }
 
-    async fn process(&self, txn_id: &str, body: &str) -> Result<(), String> {
+    async fn process(&self, txn_id: &str, body: &str, handled: &mut Handled) -> Result<(), String> {
         let txn = match Transaction::parse(body.as_bytes()) {
             Ok(t) => t,
             Err(e) => {
@@ -104,14 +137,17 @@ impl InboxProcessor {
                 return Ok(());
             }
         };
-        for event in &txn.events {
+        for (index, event) in txn.events.iter().enumerate() {
             let sender = event.get_field::<String>("sender").ok().flatten();
-            if sender.as_deref().is_some_and(|s| self.namespace.is_ours(s)) {
+            if sender.as_deref().is_some_and(|s| self.namespace.is_ours(s))
+                || handled.contains(index)
+            {
                 continue;
             }
             match self.sink.handle_event(txn_id, event).await {
-                Ok(()) => {}
+                Ok(()) => handled.insert(index),
                 Err(SinkError::Permanent(reason)) => {
+                    handled.insert(index);
                     tracing::warn!(
                         %txn_id,
                         event_id = ?event.get_field::<String>("event_id").ok().flatten(),
@@ -128,5 +164,79 @@ impl InboxProcessor {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Records the event ids it sees; asks for a retry the first time it sees `$b`.
+    #[derive(Default)]
+    struct FlakySink {
+        seen: Mutex<Vec<String>>,
+    }
+
+    impl MatrixEventSink for FlakySink {
+        fn handle_event<'a>(
+            &'a self,
+            _txn_id: &'a str,
+            event: &'a Raw<AnyTimelineEvent>,
+        ) -> BoxFuture<'a, Result<(), SinkError>> {
+            Box::pin(async move {
+                let id = event.get_field::<String>("event_id").unwrap().unwrap();
+                let mut seen = self.seen.lock().unwrap();
+                let first_b = id == "$b" && !seen.contains(&id);
+                seen.push(id);
+                if first_b {
+                    Err(SinkError::Retry("slack is down".into()))
+                } else {
+                    Ok(())
+                }
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_retried_transaction_continues_after_its_handled_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite://{}/i.db", dir.path().display()), 2)
+            .await
+            .unwrap();
+        let ev = |id: &str| {
+            format!(
+                r#"{{"type":"m.room.message","event_id":"{id}","room_id":"!r","sender":"@u:x","origin_server_ts":1,"content":{{"msgtype":"m.text","body":"{id}"}}}}"#
+            )
+        };
+        let body = format!(r#"{{"events":[{},{},{}]}}"#, ev("$a"), ev("$b"), ev("$c"));
+        store.insert_hs_txn("1", &body).await.unwrap();
+        let sink = Arc::new(FlakySink::default());
+        let text = "homeserver: {domain: x}\nappservice: {as_token: a, hs_token: b}\n";
+        let config = crate::config::Config::from_yaml(
+            text,
+            std::path::Path::new("c.yaml"),
+            crate::config::Mode::Run,
+            &|_| None,
+        )
+        .unwrap();
+        let processor = InboxProcessor {
+            store: store.clone(),
+            sink: sink.clone(),
+            namespace: Namespace::from_config(&config),
+            notify: Arc::new(Notify::new()),
+        };
+        let task = tokio::spawn(processor.run());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !store.pending_hs_txns(0, 10).await.unwrap().is_empty() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the transaction was never done"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        task.abort();
+        assert_eq!(*sink.seen.lock().unwrap(), ["$a", "$b", "$b", "$c"]);
     }
 }
