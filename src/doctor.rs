@@ -8,10 +8,7 @@ use tokio::sync::Notify;
 use crate::{
     Error, bind,
     config::{Config, Mode},
-    matrix::{
-        self,
-        appservice::{AppserviceState, AppserviceStats},
-    },
+    matrix::{self, appservice::AppserviceState},
     matrix_client, server,
     store::Store,
 };
@@ -85,28 +82,10 @@ pub async fn run(config_path: &Path, registration: &Path) -> Result<(), Error> {
                 None
             }
         };
-        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-        if let Some((listener, store)) = listener {
-            let state = AppserviceState {
-                hs_token: config
-                    .appservice
-                    .hs_token
-                    .clone()
-                    .unwrap_or_else(|| crate::config::Secret::new("")),
-                store,
-                namespace: matrix::Namespace::from_config(&config),
-                inbox: Arc::new(Notify::new()),
-                stats: Arc::new(AppserviceStats::default()),
-            };
-            let app = server::router(state, client.clone(), false);
-            tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop_rx.wait_for(|s| *s).await;
-                    })
-                    .await
-            });
-        }
+        let server = listener.map(|(listener, store)| {
+            let state = AppserviceState::new(&config, store, Arc::new(Notify::new()));
+            server::spawn(listener, server::router(state, client.clone(), false))
+        });
         match matrix::checks::ping(&client, &config.appservice.address).await {
             Ok(rtt) => report(
                 true,
@@ -122,7 +101,9 @@ pub async fn run(config_path: &Path, registration: &Path) -> Result<(), Error> {
                 report(false, "appservice ping", &e.to_string());
             }
         }
-        let _ = stop_tx.send(true);
+        if let Some((stop, _)) = server {
+            let _ = stop.send(true);
+        }
     }
     if failures == 0 {
         println!("All checks passed.");

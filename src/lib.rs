@@ -31,13 +31,17 @@ use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
 use config::{Config, ConfigError, Mode};
 use matrix::{
     MatrixClient,
-    appservice::{AppserviceState, AppserviceStats},
+    appservice::AppserviceState,
     checks::CheckError,
     inbox::{InboxProcessor, MatrixEventSink},
 };
 use registration::RegistrationError;
 use store::{Store, StoreError};
 use tokio::{net::TcpListener, sync::Notify};
+
+/// A boxed, sendable future: what the object-safe traits of the bridge (event sinks, socket
+/// openers and connectors) return.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Everything that can stop the bridge or one of its commands; each message names the fix.
 #[derive(Debug, thiserror::Error)]
@@ -221,27 +225,10 @@ pub async fn run(bridge: Bridge, shutdown: impl Future<Output = ()>) -> Result<(
 
     let notify = Arc::new(Notify::new());
     let namespace = matrix::Namespace::from_config(&config);
-    let state = AppserviceState {
-        hs_token: config
-            .appservice
-            .hs_token
-            .clone()
-            .unwrap_or_else(|| config::Secret::new("")),
-        store: store.clone(),
-        namespace: namespace.clone(),
-        inbox: notify.clone(),
-        stats: Arc::new(AppserviceStats::default()),
-    };
+    let state = AppserviceState::new(&config, store.clone(), notify.clone());
     let local: Option<SocketAddr> = listener.local_addr().ok();
     let app = server::router(state, matrix.clone(), config.metrics.enabled);
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop_rx.wait_for(|stop| *stop).await;
-            })
-            .await
-    });
+    let (stop_tx, server) = server::spawn(listener, app);
     tracing::info!(listen = ?local, "appservice listener started");
 
     let result = async {

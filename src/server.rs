@@ -28,6 +28,26 @@ struct ReadyState {
     stats: Arc<crate::matrix::appservice::AppserviceStats>,
 }
 
+/// Serves `app` on `listener` in a task until `true` is sent on the returned sender; the
+/// task ends with the server's result.
+pub fn spawn(
+    listener: tokio::net::TcpListener,
+    app: Router,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    (stop_tx, task)
+}
+
 /// The listener's routes; `/metrics` only when `metrics` is on.
 pub fn router(
     appservice_state: AppserviceState,

@@ -13,7 +13,7 @@ use slack_emulator::Workspace;
 use support::{
     TestDb,
     bridge::{DOMAIN, Env},
-    world::{OWNER, poll, world_with},
+    world::{OWNER, management_room_of, poll, world_with},
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_slack-bridge");
@@ -342,24 +342,8 @@ async fn login_through_the_management_room(db: Option<TestDb>) {
     let eve_id = format!("@eve:{DOMAIN}");
     let w = world_with(ws, db, false, vec![(eve_id.clone(), "relay".into())]).await;
     let bridge = w.env.run_bridge_full().await;
-    let bot = format!("@slackbot:{DOMAIN}");
 
-    // A DM with the bot, as Element creates it.
-    let dm = w
-        .owner
-        .create_room_with(
-            &json!({"is_direct": true, "preset": "trusted_private_chat", "invite": [bot]}),
-        )
-        .await
-        .unwrap();
-    w.owner
-        .wait_for_event(
-            &dm,
-            |e| e["sender"] == bot.as_str() && e["type"] == "m.room.message",
-            Duration::from_secs(30),
-        )
-        .await
-        .unwrap();
+    let dm = management_room_of(&w.owner).await;
     w.owner.send_text(&dm, "bogus").await.unwrap();
     w.owner
         .wait_for_event(
@@ -419,19 +403,7 @@ async fn login_through_the_management_room(db: Option<TestDb>) {
         .register_user("eve", "pw-eve", false)
         .await
         .unwrap();
-    let eve_dm = eve
-        .create_room_with(
-            &json!({"is_direct": true, "preset": "trusted_private_chat", "invite": [bot]}),
-        )
-        .await
-        .unwrap();
-    eve.wait_for_event(
-        &eve_dm,
-        |e| e["sender"] == bot.as_str() && e["type"] == "m.room.message",
-        Duration::from_secs(30),
-    )
-    .await
-    .unwrap();
+    let eve_dm = management_room_of(&eve).await;
     eve.send_text(
         &eve_dm,
         &format!("login {} {}", w.emu.app_token(), w.emu.bot_token()),

@@ -30,15 +30,7 @@ use ruma::{
     },
 };
 use serde_json::{Value, json};
-use slack_bridge::{
-    config::Secret,
-    matrix::{
-        Namespace,
-        appservice::{AppserviceState, AppserviceStats},
-    },
-    matrix_client, server,
-    store::Store,
-};
+use slack_bridge::{matrix::appservice::AppserviceState, matrix_client, server, store::Store};
 use support::bridge::{DOMAIN, Env, EnvOptions, RecordingSink};
 use testkit::free_port;
 
@@ -128,7 +120,7 @@ fn count(sink: &RecordingSink, body: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_message_reaches_the_bridge_layer_exactly_once_through_errors_and_outages() {
-    let proxy_port = free_port();
+    let proxy_port = support::bridge::restartable_port();
     let env = Env::start_with(EnvOptions {
         registration_url_port: Some(proxy_port),
         ..EnvOptions::default()
@@ -363,13 +355,7 @@ async fn appservice_api_answers_as_the_spec_says() {
         &|_| None,
     )
     .unwrap();
-    let state = AppserviceState {
-        hs_token: Secret::new("the-hs-token"),
-        store: store.clone(),
-        namespace: Namespace::from_config(&config),
-        inbox: Arc::new(tokio::sync::Notify::new()),
-        stats: Arc::new(AppserviceStats::default()),
-    };
+    let state = AppserviceState::new(&config, store.clone(), Arc::new(tokio::sync::Notify::new()));
     let app = server::router(state, Arc::new(matrix_client(&config).unwrap()), true);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

@@ -266,12 +266,7 @@ fn public_media_url(base: &str, mxc: &str) -> Option<String> {
 async fn matrix_context(core: &Core, team_id: &str, html: Option<&str>) -> MatrixContext {
     let mut ctx = MatrixContext::default();
     let Some(html) = html else { return ctx };
-    for part in html.split("https://matrix.to/#/").skip(1) {
-        let id: String = part
-            .chars()
-            .take_while(|c| !matches!(c, '"' | '\'' | '?' | '>' | ' '))
-            .collect();
-        let id = percent_decode(&id);
+    for id in format::html::link_targets(html) {
         if id.starts_with('@') {
             if let Ok(Some(g)) = core.store.get_ghost_by_mxid(&id).await
                 && g.team_id == team_id
@@ -286,13 +281,6 @@ async fn matrix_context(core: &Core, team_id: &str, html: Option<&str>) -> Matri
         }
     }
     ctx
-}
-
-fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| s.to_owned())
 }
 
 #[cfg(test)]

@@ -118,6 +118,8 @@ async fn handle_entry(core: &Arc<Core>, entry: &SlackInboxEntry) -> Result<()> {
 }
 
 async fn handle_event(core: &Arc<Core>, rt: &Arc<LoginRuntime>, event: SlackEvent) -> Result<()> {
+    let l = &rt.login;
+    let ours = event.is_from_bot(&l.bot_id, &l.app_id, &l.bot_user_id);
     match event {
         SlackEvent::MemberJoinedChannel(m) if m.user == rt.login.bot_user_id => {
             portal::ensure_portal(core, rt, &m.channel).await?;
@@ -136,6 +138,8 @@ async fn handle_event(core: &Arc<Core>, rt: &Arc<LoginRuntime>, event: SlackEven
             .await;
             Ok(())
         }
+        // The echo of our own post.
+        SlackEvent::Message(_) if ours => Ok(()),
         SlackEvent::Message(m) => handle_message(core, rt, m).await,
         _ => Ok(()),
     }
@@ -156,14 +160,6 @@ async fn handle_message(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: MessageEven
         return Ok(());
     }
     let msg = &m.message;
-    if rt.is_own_bot(
-        msg.bot_id.as_deref(),
-        msg.app_id.as_deref(),
-        msg.user.as_deref(),
-    ) {
-        // The echo of our own post.
-        return Ok(());
-    }
     if core
         .store
         .is_outgoing_ts(rt.team_id(), &m.channel, &msg.ts)

@@ -33,18 +33,6 @@ impl LoginRuntime {
         &self.login.team_id
     }
 
-    /// Whether a Slack event came from this login's own bot (the echo of our own posts).
-    pub fn is_own_bot(
-        &self,
-        bot_id: Option<&str>,
-        app_id: Option<&str>,
-        user: Option<&str>,
-    ) -> bool {
-        bot_id.is_some_and(|b| b == self.login.bot_id)
-            || app_id.is_some_and(|a| !self.login.app_id.is_empty() && a == self.login.app_id)
-            || user.is_some_and(|u| u == self.login.bot_user_id)
-    }
-
     pub fn stop(&self) {
         let _ = self.stop.send(true);
         for t in self.tasks.lock().expect("tasks").iter() {

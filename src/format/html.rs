@@ -16,6 +16,26 @@ pub fn to_slack(html: &str, ctx: &MatrixContext) -> String {
     w.finish()
 }
 
+/// The user and room IDs the links (pills) of `html` point at, in document order.
+pub fn link_targets(html: &str) -> Vec<String> {
+    fn collect(node: &NodeRef, out: &mut Vec<String>) {
+        if node.as_element().is_some_and(|e| &*e.name.local == "a")
+            && let Some(target) = attr(node, "href").and_then(|h| matrix_target(&h))
+        {
+            out.push(target);
+        }
+        for child in node.children() {
+            collect(&child, out);
+        }
+    }
+    let doc = Html::parse(html);
+    let mut out = Vec::new();
+    for child in doc.children() {
+        collect(&child, &mut out);
+    }
+    out
+}
+
 /// Escapes Slack's control characters in literal text (`&`, `<`, `>`); nothing else needs it.
 pub fn escape_slack(text: &str) -> String {
     text.replace('&', "&amp;")

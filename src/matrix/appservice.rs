@@ -38,6 +38,23 @@ pub struct AppserviceState {
     pub stats: Arc<AppserviceStats>,
 }
 
+impl AppserviceState {
+    /// The state for `config`'s hs_token, storing transactions in `store` and waking `inbox`.
+    pub fn new(config: &crate::config::Config, store: Store, inbox: Arc<Notify>) -> Self {
+        Self {
+            hs_token: config
+                .appservice
+                .hs_token
+                .clone()
+                .unwrap_or_else(|| Secret::new("")),
+            store,
+            namespace: Namespace::from_config(config),
+            inbox,
+            stats: Arc::new(AppserviceStats::default()),
+        }
+    }
+}
+
 /// Counters the health endpoints and the logs report.
 #[derive(Debug, Default)]
 pub struct AppserviceStats {

@@ -2,7 +2,7 @@
 //! layer once, our own namespace's events dropped (no echo loops), failures retried with
 //! backoff without skipping ahead, so order is kept.
 
-use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use ruma::{events::AnyTimelineEvent, serde::Raw};
 use tokio::sync::Notify;
@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 use super::{Namespace, txn::Transaction};
 use crate::store::Store;
 
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::BoxFuture;
 
 /// Why the bridge layer could not take an event.
 #[derive(Debug, thiserror::Error)]

@@ -5,6 +5,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::events::SlackEvent;
+
 /// A server → client frame.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Frame {
@@ -45,19 +47,13 @@ impl Envelope {
         self.payload.get("team_id").and_then(Value::as_str)
     }
 
-    /// The conversation the inner event belongs to, which decides its portal queue.
-    pub fn channel_id(&self) -> Option<&str> {
+    /// The conversation the inner event belongs to, which decides its portal queue; the
+    /// same answer the bridge layer gets from [`SlackEvent::channel`].
+    pub fn channel_id(&self) -> Option<String> {
         let event = self.payload.get("event")?;
-        event
-            .get("channel")
-            .and_then(|c| c.as_str().or_else(|| c.get("id").and_then(Value::as_str)))
-            .or_else(|| {
-                event
-                    .get("item")
-                    .and_then(|i| i.get("channel"))
-                    .and_then(Value::as_str)
-            })
-            .or_else(|| event.get("channel_id").and_then(Value::as_str))
+        SlackEvent::from_value(event.clone())
+            .channel()
+            .map(str::to_owned)
     }
 }
 
@@ -168,7 +164,7 @@ mod tests {
         );
         assert_eq!(env.dedupe_key(), "Ev111");
         assert_eq!(env.team_id(), Some("T111"));
-        assert_eq!(env.channel_id(), Some("C111"));
+        assert_eq!(env.channel_id().as_deref(), Some("C111"));
     }
 
     #[test]
@@ -182,11 +178,14 @@ mod tests {
         };
         assert_eq!(
             env(r#"{"type":"reaction_added","item":{"type":"message","channel":"C2","ts":"1.2"}}"#)
-                .channel_id(),
+                .channel_id()
+                .as_deref(),
             Some("C2")
         );
         assert_eq!(
-            env(r#"{"type":"channel_rename","channel":{"id":"C3","name":"x"}}"#).channel_id(),
+            env(r#"{"type":"channel_rename","channel":{"id":"C3","name":"x"}}"#)
+                .channel_id()
+                .as_deref(),
             Some("C3")
         );
         assert_eq!(

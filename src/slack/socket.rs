@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::frames::{self, Envelope, Frame};
 use crate::store::Store;
 
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::BoxFuture;
 pub type WsError = Box<dyn std::error::Error + Send + Sync>;
 pub type WsSink = Pin<Box<dyn Sink<Message, Error = WsError> + Send>>;
 pub type WsStream = Pin<Box<dyn Stream<Item = Result<Message, WsError>> + Send>>;
@@ -121,21 +121,8 @@ pub struct InboxStore {
 impl EnvelopeStore for InboxStore {
     fn store<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, Result<bool, String>> {
         Box::pin(async move {
-            let payload = envelope.payload.to_string();
-            let new = self
-                .store
-                .insert_slack_event(
-                    &envelope.dedupe_key(),
-                    &self.team_id,
-                    envelope.channel_id(),
-                    &payload,
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-            if new {
-                self.notify.notify_one();
-            }
-            Ok(new)
+            let new = self.store_batch(std::slice::from_ref(envelope)).await?;
+            Ok(new[0])
         })
     }
 
@@ -146,14 +133,16 @@ impl EnvelopeStore for InboxStore {
         Box::pin(async move {
             let keys: Vec<String> = envelopes.iter().map(Envelope::dedupe_key).collect();
             let payloads: Vec<String> = envelopes.iter().map(|e| e.payload.to_string()).collect();
-            let rows: Vec<crate::store::NewSlackEvent<'_>> = envelopes
+            let channels: Vec<Option<String>> =
+                envelopes.iter().map(Envelope::channel_id).collect();
+            let rows: Vec<crate::store::NewSlackEvent<'_>> = keys
                 .iter()
-                .zip(&keys)
                 .zip(&payloads)
-                .map(|((e, key), payload)| crate::store::NewSlackEvent {
+                .zip(&channels)
+                .map(|((key, payload), channel)| crate::store::NewSlackEvent {
                     event_id: key,
                     team_id: &self.team_id,
-                    channel_id: e.channel_id(),
+                    channel_id: channel.as_deref(),
                     payload,
                 })
                 .collect();

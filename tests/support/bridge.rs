@@ -13,10 +13,24 @@ use slack_bridge::{
     config::{Config, Mode},
     matrix::inbox::{BoxFuture, MatrixEventSink, SinkError},
 };
-use testkit::{Synapse, SynapseConfig, free_port};
+use testkit::{Synapse, SynapseConfig};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 pub const DOMAIN: &str = "test.local";
+
+/// A free port for a server that is stopped and started again on it (the bridge, Synapse).
+/// Ports from `testkit::free_port` come from the ephemeral range, where an outgoing connection of a
+/// parallel test can take the port while the server is down; these come from below it.
+pub fn restartable_port() -> u16 {
+    loop {
+        let mut b = [0u8; 2];
+        getrandom::fill(&mut b).unwrap();
+        let port = 20_000 + u16::from_le_bytes(b) % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
 
 /// What an environment is made of; `registration_url_port` lets a test point the registration
 /// somewhere else than where the bridge listens (a proxy, or nothing).
@@ -52,8 +66,8 @@ impl Env {
 
     pub async fn start_with(opts: EnvOptions) -> Env {
         let dir = tempfile::tempdir().unwrap();
-        let hs_port = free_port();
-        let as_port = free_port();
+        let hs_port = restartable_port();
+        let as_port = restartable_port();
         let url_port = opts.registration_url_port.unwrap_or(as_port);
         let example = std::fs::read_to_string(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.yaml"),

@@ -135,25 +135,9 @@ impl World {
         )
     }
 
-    /// The owner's management room: a DM with the bot, as Element creates it, once the bot
-    /// has greeted.
+    /// The owner's management room.
     pub async fn management_room(&self) -> String {
-        let dm = self
-            .owner
-            .create_room_with(
-                &json!({"is_direct": true, "preset": "trusted_private_chat", "invite": [bot()]}),
-            )
-            .await
-            .unwrap();
-        self.owner
-            .wait_for_event(
-                &dm,
-                |e| e["sender"] == bot().as_str() && e["type"] == "m.room.message",
-                WAIT,
-            )
-            .await
-            .unwrap_or_else(|e| panic!("the bot never greeted in the management room: {e}"));
-        dm
+        management_room_of(&self.owner).await
     }
 
     /// Sends `text` as the owner and returns the bot's first message after it.
@@ -187,6 +171,25 @@ impl World {
         )
         .await
     }
+}
+
+/// `user`'s management room: a DM with the bot, as Element creates it, once the bot has
+/// greeted.
+pub async fn management_room_of(user: &TestClient) -> String {
+    let dm = user
+        .create_room_with(
+            &json!({"is_direct": true, "preset": "trusted_private_chat", "invite": [bot()]}),
+        )
+        .await
+        .unwrap();
+    user.wait_for_event(
+        &dm,
+        |e| e["sender"] == bot().as_str() && e["type"] == "m.room.message",
+        WAIT,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the bot never greeted in the management room: {e}"));
+    dm
 }
 
 pub fn bot() -> String {
