@@ -1,53 +1,170 @@
-//! Scripted Web API faults: the next N calls of a method get HTTP 429 with `Retry-After`, or a
-//! given error code. (Socket Mode faults live on the dispatcher: drop acks, redeliver, forced
-//! disconnects; token revocation and scope removal live on the workspace.)
+//! Scripted Web API faults, per method and optionally per conversation (the call's `channel`
+//! parameter). Before the method runs: HTTP 429 with `Retry-After`, a given error code, or a
+//! bare HTTP status with an HTML or empty body (Slack's edge answering 5xx). After the method
+//! ran (the change is applied and its events are queued): an HTTP status instead of the real
+//! response, or the real response held back for a while, so a client with a shorter timeout
+//! gives up on a call that did happen.
+//!
+//! A fault fires `times` times, or until [`Faults::clear`] when `times` is [`FOREVER`].
+//! At most one fault fires per call, in this order: rate limit, HTTP status, error, apply then
+//! status, apply then delay; within one kind a channel-scoped fault wins over an unscoped one.
+//! Installing a fault of the same kind for the same method and channel replaces the old one.
+//!
+//! (Socket Mode faults live on the dispatcher: drop acks, redeliver, forced disconnects; token
+//! revocation and scope removal live on the workspace.)
 
-use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// `times` value for a fault that lasts until `clear_faults`.
+pub const FOREVER: u32 = u32::MAX;
+
+/// Body of an injected HTTP-status answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultBody {
+    /// A small `text/html` error page, like Slack's edge serves on 5xx.
+    #[default]
+    Html,
+    /// No body at all (`content-length: 0`).
+    Empty,
+}
+
+/// What a fault does to a call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FaultKind {
+    /// HTTP 429, `Retry-After: retry_after`, `{"ok":false,"error":"ratelimited"}`; not run.
+    RateLimit { retry_after: u64 },
+    /// HTTP 200 `{"ok":false,"error":error}`; not run.
+    Error { error: String },
+    /// HTTP `status` with `body`; not run.
+    HttpStatus { status: u16, body: FaultBody },
+    /// Runs the method, then answers HTTP `status` with `body` instead of its response.
+    ApplyThenStatus { status: u16, body: FaultBody },
+    /// Runs the method and records the call, then holds the real response for `delay_ms`.
+    ApplyThenDelay { delay_ms: u64 },
+}
+
+impl FaultKind {
+    /// Lower fires first.
+    fn rank(&self) -> u8 {
+        match self {
+            FaultKind::RateLimit { .. } => 0,
+            FaultKind::HttpStatus { .. } => 1,
+            FaultKind::Error { .. } => 2,
+            FaultKind::ApplyThenStatus { .. } => 3,
+            FaultKind::ApplyThenDelay { .. } => 4,
+        }
+    }
+
+    /// Whether the method still runs when this fault fires.
+    pub fn applies(&self) -> bool {
+        matches!(
+            self,
+            FaultKind::ApplyThenStatus { .. } | FaultKind::ApplyThenDelay { .. }
+        )
+    }
+
+    pub fn delay(&self) -> Option<Duration> {
+        match self {
+            FaultKind::ApplyThenDelay { delay_ms } => Some(Duration::from_millis(*delay_ms)),
+            _ => None,
+        }
+    }
+
+    /// A short label for [`crate::RecordedCall::fault`].
+    pub fn label(&self) -> String {
+        match self {
+            FaultKind::RateLimit { retry_after } => format!("rate_limit:{retry_after}"),
+            FaultKind::Error { error } => format!("error:{error}"),
+            FaultKind::HttpStatus { status, .. } => format!("http_status:{status}"),
+            FaultKind::ApplyThenStatus { status, .. } => format!("apply_then_status:{status}"),
+            FaultKind::ApplyThenDelay { delay_ms } => format!("apply_then_delay:{delay_ms}ms"),
+        }
+    }
+}
+
+/// An installed fault, as listed by [`crate::Emulator::faults`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Fault {
+    pub method: String,
+    /// Conversation ID the fault is scoped to (names and user IDs are resolved when the fault is
+    /// installed, where the conversation exists); `None` matches every call of the method.
+    pub channel: Option<String>,
+    /// Calls left to hit; [`FOREVER`] never runs out.
+    pub remaining: u32,
+    #[serde(flatten)]
+    pub kind: FaultKind,
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct Faults {
-    rate_limit: HashMap<String, (u32, u64)>,
-    fail: HashMap<String, (u32, String)>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Injected {
-    RateLimited { retry_after: u64 },
-    Fail(String),
+    list: Vec<Fault>,
 }
 
 impl Faults {
-    pub fn rate_limit(&mut self, method: &str, times: u32, retry_after: u64) {
-        self.rate_limit
-            .insert(method.to_string(), (times, retry_after));
+    /// Installs `f`, replacing a fault of the same kind for the same method and channel.
+    pub fn add(&mut self, f: Fault) {
+        self.list.retain(|o| {
+            !(o.method == f.method && o.channel == f.channel && o.kind.rank() == f.kind.rank())
+        });
+        self.list.push(f);
     }
 
-    pub fn fail_next(&mut self, method: &str, times: u32, error: &str) {
-        self.fail
-            .insert(method.to_string(), (times, error.to_string()));
+    #[cfg(test)]
+    fn rate_limit(&mut self, method: &str, times: u32, retry_after: u64) {
+        self.add(Fault {
+            method: method.into(),
+            channel: None,
+            remaining: times,
+            kind: FaultKind::RateLimit { retry_after },
+        });
+    }
+
+    #[cfg(test)]
+    fn fail_next(&mut self, method: &str, times: u32, error: &str) {
+        self.add(Fault {
+            method: method.into(),
+            channel: None,
+            remaining: times,
+            kind: FaultKind::Error {
+                error: error.into(),
+            },
+        });
     }
 
     pub fn clear(&mut self) {
-        self.rate_limit.clear();
-        self.fail.clear();
+        self.list.clear();
     }
 
-    /// Consumes one scripted fault for `method`; rate limits win over errors, as Slack's
-    /// limiter answers before the method runs.
-    pub fn take(&mut self, method: &str) -> Option<Injected> {
-        if let Some((n, secs)) = self.rate_limit.get_mut(method)
-            && *n > 0
-        {
-            *n -= 1;
-            return Some(Injected::RateLimited { retry_after: *secs });
+    /// Faults that can still fire, in installation order.
+    pub fn list(&self) -> Vec<Fault> {
+        self.list
+            .iter()
+            .filter(|f| f.remaining > 0)
+            .cloned()
+            .collect()
+    }
+
+    /// Consumes one fault for a call of `method` whose conversation is `channels` (the raw
+    /// `channel` parameter and what it resolves to; empty when the call names none).
+    pub fn take(&mut self, method: &str, channels: &[String]) -> Option<FaultKind> {
+        let i = self
+            .list
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.method == method && f.remaining > 0)
+            .filter(|(_, f)| f.channel.as_ref().is_none_or(|c| channels.contains(c)))
+            // Stable: installation order breaks ties.
+            .min_by_key(|(_, f)| (f.kind.rank(), f.channel.is_none()))
+            .map(|(i, _)| i)?;
+        let f = &mut self.list[i];
+        if f.remaining != FOREVER {
+            f.remaining -= 1;
         }
-        if let Some((n, err)) = self.fail.get_mut(method)
-            && *n > 0
-        {
-            *n -= 1;
-            return Some(Injected::Fail(err.clone()));
-        }
-        None
+        Some(f.kind.clone())
     }
 }
 
@@ -55,24 +172,63 @@ impl Faults {
 mod tests {
     use super::*;
 
+    fn rl(n: u64) -> Option<FaultKind> {
+        Some(FaultKind::RateLimit { retry_after: n })
+    }
+
     #[test]
     fn counts_down() {
         let mut f = Faults::default();
         f.rate_limit("chat.postMessage", 2, 1);
         f.fail_next("chat.postMessage", 1, "not_in_channel");
+        assert_eq!(f.take("chat.postMessage", &[]), rl(1));
+        assert_eq!(f.take("chat.postMessage", &[]), rl(1));
         assert_eq!(
-            f.take("chat.postMessage"),
-            Some(Injected::RateLimited { retry_after: 1 })
+            f.take("chat.postMessage", &[]),
+            Some(FaultKind::Error {
+                error: "not_in_channel".into()
+            })
         );
-        assert_eq!(
-            f.take("chat.postMessage"),
-            Some(Injected::RateLimited { retry_after: 1 })
-        );
-        assert_eq!(
-            f.take("chat.postMessage"),
-            Some(Injected::Fail("not_in_channel".into()))
-        );
-        assert_eq!(f.take("chat.postMessage"), None);
-        assert_eq!(f.take("auth.test"), None);
+        assert_eq!(f.take("chat.postMessage", &[]), None);
+        assert_eq!(f.take("auth.test", &[]), None);
+    }
+
+    #[test]
+    fn same_kind_replaces_and_scoped_wins() {
+        let mut f = Faults::default();
+        f.rate_limit("m", 5, 1);
+        f.rate_limit("m", 1, 2);
+        f.add(Fault {
+            method: "m".into(),
+            channel: Some("C1".into()),
+            remaining: 1,
+            kind: FaultKind::RateLimit { retry_after: 9 },
+        });
+        assert_eq!(f.list().len(), 2);
+        // A call in another channel only sees the unscoped one.
+        assert_eq!(f.take("m", &["C2".into()]), rl(2));
+        f.rate_limit("m", 1, 2);
+        assert_eq!(f.take("m", &["C1".into()]), rl(9));
+        assert_eq!(f.take("m", &["C1".into()]), rl(2));
+        assert_eq!(f.take("m", &["C1".into()]), None);
+    }
+
+    #[test]
+    fn forever_lasts_until_clear() {
+        let mut f = Faults::default();
+        f.add(Fault {
+            method: "m".into(),
+            channel: None,
+            remaining: FOREVER,
+            kind: FaultKind::HttpStatus {
+                status: 503,
+                body: FaultBody::Empty,
+            },
+        });
+        for _ in 0..1000 {
+            assert!(f.take("m", &[]).is_some());
+        }
+        f.clear();
+        assert_eq!(f.take("m", &[]), None);
     }
 }

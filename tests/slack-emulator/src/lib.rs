@@ -30,6 +30,7 @@ use serde_json::Value;
 
 pub use actions::ProfileUpdate;
 pub use error::Error;
+pub use faults::{FOREVER, Fault, FaultBody, FaultKind};
 pub use model::{BotId, ChannelId, ChannelKind, FileId, UserId, Workspace};
 pub use server::Config;
 pub use socket::{AckRecord, DeliveryRecord, EventRecord, SocketConfig, Target};
@@ -474,20 +475,83 @@ impl Emulator {
     // ---- faults ----
 
     /// The next `times` calls of `method` get HTTP 429, `Retry-After: retry_after_secs`.
+    /// `times` = [`FOREVER`] lasts until [`Emulator::clear_faults`].
     pub fn rate_limit(&self, method: &str, times: u32, retry_after_secs: u64) {
-        self.inner
-            .faults
-            .lock()
-            .unwrap()
-            .rate_limit(method, times, retry_after_secs);
+        self.fault(method).times(times).rate_limit(retry_after_secs);
+    }
+    /// [`Emulator::rate_limit`] for calls whose `channel` is `channel` only (an ID, a `#name`
+    /// or a person's ID for their DM; resolved as the Web API resolves `channel`).
+    pub fn rate_limit_channel(
+        &self,
+        method: &str,
+        channel: &str,
+        times: u32,
+        retry_after_secs: u64,
+    ) {
+        self.fault(method)
+            .channel(channel)
+            .times(times)
+            .rate_limit(retry_after_secs);
     }
     /// The next `times` calls of `method` answer `{"ok":false,"error":error}`.
     pub fn fail_next(&self, method: &str, times: u32, error: &str) {
-        self.inner
-            .faults
-            .lock()
-            .unwrap()
-            .fail_next(method, times, error);
+        self.fault(method).times(times).error(error);
+    }
+    /// [`Emulator::fail_next`] for calls in `channel` only.
+    pub fn fail_next_channel(&self, method: &str, channel: &str, times: u32, error: &str) {
+        self.fault(method)
+            .channel(channel)
+            .times(times)
+            .error(error);
+    }
+    /// The next `times` calls of `method` get a bare HTTP `status` with an HTML error page,
+    /// as from Slack's edge; the method does not run. Panics unless 200 ≤ `status` ≤ 599.
+    pub fn fail_status(&self, method: &str, times: u32, status: u16) {
+        self.fault(method).times(times).http_status(status);
+    }
+    /// The next `times` calls of `method` run (messages are posted, events emitted) and then
+    /// answer HTTP `status` with an HTML error page instead of the real response.
+    pub fn apply_then_fail(&self, method: &str, times: u32, status: u16) {
+        self.fault(method).times(times).apply_then_status(status);
+    }
+    /// The next `times` calls of `method` run and are recorded in [`Emulator::calls`], then
+    /// their real response is held back for `delay` (a tokio sleep, no lock held).
+    pub fn apply_then_delay(&self, method: &str, times: u32, delay: Duration) {
+        self.fault(method).times(times).apply_then_delay(delay);
+    }
+    /// A fault for `method`, configured by the builder: scope, count, body, then the kind.
+    ///
+    /// ```no_run
+    /// # fn demo(emu: &slack_emulator::Emulator) {
+    /// emu.fault("chat.postMessage").channel("#general").forever().http_status(503);
+    /// emu.fault("chat.update").times(2).apply_then_delay(std::time::Duration::from_secs(3));
+    /// # }
+    /// ```
+    pub fn fault(&self, method: &str) -> FaultBuilder<'_> {
+        FaultBuilder {
+            emu: self,
+            method: method.to_string(),
+            channel: None,
+            times: 1,
+            body: FaultBody::Html,
+        }
+    }
+    /// Installed faults that can still fire.
+    pub fn faults(&self) -> Vec<Fault> {
+        self.inner.faults.lock().unwrap().list()
+    }
+    fn install_fault(&self, method: &str, channel: Option<&str>, times: u32, kind: FaultKind) {
+        // Resolve while holding only the workspace lock; the fault list is locked after.
+        let channel = channel.map(|c| {
+            self.ws(|w| web::resolve_channel(w, c))
+                .unwrap_or_else(|| c.to_string())
+        });
+        self.inner.faults.lock().unwrap().add(Fault {
+            method: method.to_string(),
+            channel,
+            remaining: times,
+            kind,
+        });
     }
     pub fn clear_faults(&self) {
         self.inner.faults.lock().unwrap().clear();
@@ -567,4 +631,85 @@ impl Emulator {
     pub fn set_thread_parent_updates(&self, on: bool) {
         self.with_workspace(|w| w.thread_parent_updates = on);
     }
+}
+
+/// Builds a Web API fault; see [`Emulator::fault`]. Nothing is installed until one of the
+/// kind methods (`rate_limit`, `error`, `http_status`, `apply_then_status`,
+/// `apply_then_delay`) is called.
+#[must_use = "a fault is installed only by its kind method, e.g. .http_status(503)"]
+pub struct FaultBuilder<'a> {
+    emu: &'a Emulator,
+    method: String,
+    channel: Option<String>,
+    times: u32,
+    body: FaultBody,
+}
+
+impl FaultBuilder<'_> {
+    /// Only calls whose `channel` parameter (or `channel_id`) names this conversation.
+    pub fn channel(mut self, channel: &str) -> Self {
+        self.channel = Some(channel.to_string());
+        self
+    }
+    /// How many calls it hits (default 1).
+    pub fn times(mut self, times: u32) -> Self {
+        self.times = times;
+        self
+    }
+    /// Hits every call until [`Emulator::clear_faults`].
+    pub fn forever(self) -> Self {
+        self.times(FOREVER)
+    }
+    /// Body of `http_status` / `apply_then_status` answers (default [`FaultBody::Html`]).
+    pub fn body(mut self, body: FaultBody) -> Self {
+        self.body = body;
+        self
+    }
+    fn install(self, kind: FaultKind) {
+        self.emu
+            .install_fault(&self.method, self.channel.as_deref(), self.times, kind);
+    }
+    /// HTTP 429 with `Retry-After`; the method does not run.
+    pub fn rate_limit(self, retry_after_secs: u64) {
+        self.install(FaultKind::RateLimit {
+            retry_after: retry_after_secs,
+        });
+    }
+    /// `{"ok":false,"error":error}`; the method does not run.
+    pub fn error(self, error: &str) {
+        self.install(FaultKind::Error {
+            error: error.to_string(),
+        });
+    }
+    /// A bare HTTP `status`; the method does not run. Panics unless 200 ≤ `status` ≤ 599.
+    pub fn http_status(self, status: u16) {
+        let body = self.body;
+        self.install(FaultKind::HttpStatus {
+            status: valid_status(status),
+            body,
+        });
+    }
+    /// The method runs, then HTTP `status` replaces its response. Panics unless
+    /// 200 ≤ `status` ≤ 599.
+    pub fn apply_then_status(self, status: u16) {
+        let body = self.body;
+        self.install(FaultKind::ApplyThenStatus {
+            status: valid_status(status),
+            body,
+        });
+    }
+    /// The method runs and is recorded, then its response waits `delay`.
+    pub fn apply_then_delay(self, delay: Duration) {
+        self.install(FaultKind::ApplyThenDelay {
+            delay_ms: delay.as_millis().try_into().unwrap_or(u64::MAX),
+        });
+    }
+}
+
+fn valid_status(status: u16) -> u16 {
+    assert!(
+        (200..=599).contains(&status),
+        "slack-emulator: fault status {status} is not an HTTP status in 200..=599"
+    );
+    status
 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::actions::BotPost;
-use crate::faults::Injected;
+use crate::faults::{FaultBody, FaultKind};
 use crate::model::{Channel, ChannelKind, File, Workspace};
 use crate::server::Inner;
 use crate::util;
@@ -52,8 +52,18 @@ pub struct RecordedCall {
     /// Whether the token came from the `Authorization` header (else a `token` parameter).
     pub token_in_header: bool,
     pub body_kind: BodyKind,
+    /// The HTTP status the client got.
     pub status: u16,
+    /// The body the client got: the JSON response, or for an injected HTTP-status fault the
+    /// raw body as a JSON string (`""` when empty).
     pub response: Value,
+    /// The injected fault that hit this call, as a label such as `rate_limit:7`,
+    /// `error:not_in_channel`, `http_status:503`, `apply_then_status:502` or
+    /// `apply_then_delay:800ms`.
+    pub fault: Option<String>,
+    /// For `apply_then_*` faults: the JSON response the method really produced (the client got
+    /// `response` instead, or got it late).
+    pub applied_response: Option<Value>,
 }
 
 impl RecordedCall {
@@ -276,7 +286,7 @@ pub(crate) async fn api(
     };
 
     let params = Params { map };
-    let result = run(
+    let (result, fault) = run(
         &inner,
         &method,
         &http_method,
@@ -310,6 +320,17 @@ pub(crate) async fn api(
         meta["warnings"] = json!(warnings);
     }
     let body_value = Value::Object(body_json);
+    // An HTTP-status fault replaces whatever the method (if it ran) answered.
+    let raw = match &fault {
+        Some(
+            FaultKind::HttpStatus { status, body } | FaultKind::ApplyThenStatus { status, body },
+        ) => {
+            let code = StatusCode::from_u16(*status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            Some((code, *body, edge_body(code, *body)))
+        }
+        _ => None,
+    };
+    let applies = fault.as_ref().is_some_and(FaultKind::applies);
     inner.calls.lock().unwrap().push(RecordedCall {
         method: method.clone(),
         http_method: http_method.to_string(),
@@ -317,9 +338,35 @@ pub(crate) async fn api(
         token_kind,
         token_in_header,
         body_kind,
-        status: status.as_u16(),
-        response: body_value.clone(),
+        status: raw.as_ref().map_or(status, |r| r.0).as_u16(),
+        response: match &raw {
+            Some((_, _, text)) => json!(text),
+            None => body_value.clone(),
+        },
+        fault: fault.as_ref().map(FaultKind::label),
+        applied_response: applies.then(|| body_value.clone()),
     });
+    // Recorded first, so a test sees the call while its response is still held back. No lock
+    // is held here.
+    if let Some(d) = fault.as_ref().and_then(FaultKind::delay) {
+        tokio::time::sleep(d).await;
+    }
+    if let Some((code, kind, text)) = raw {
+        let mut resp = (code, text).into_response();
+        let h = resp.headers_mut();
+        match kind {
+            FaultBody::Html => {
+                h.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/html; charset=utf-8"),
+                );
+            }
+            FaultBody::Empty => {
+                h.remove(header::CONTENT_TYPE);
+            }
+        }
+        return resp;
+    }
 
     let mut resp = (
         status,
@@ -342,6 +389,50 @@ pub(crate) async fn api(
     resp
 }
 
+/// The HTML page Slack's edge serves with a bare 5xx (or any injected status).
+fn edge_body(code: StatusCode, kind: FaultBody) -> String {
+    match kind {
+        FaultBody::Empty => String::new(),
+        FaultBody::Html => {
+            let title = format!(
+                "{} {}",
+                code.as_u16(),
+                code.canonical_reason().unwrap_or("Error")
+            );
+            format!(
+                "<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n</body>\r\n</html>\r\n"
+            )
+        }
+    }
+}
+
+/// A conversation as Slack resolves a `channel` argument: an ID, a `#name` / `name`, or a
+/// person's ID standing for their DM with the bot.
+pub(crate) fn resolve_channel(ws: &Workspace, raw: &str) -> Option<String> {
+    ws.channel(raw)
+        .or_else(|| ws.channel_by_name(raw))
+        .or_else(|| {
+            (raw != ws.bot_user_id && ws.user(raw).is_some())
+                .then(|| ws.dm_with(raw))
+                .flatten()
+        })
+        .map(|c| c.id.clone())
+}
+
+/// The conversation a call is about, for channel-scoped faults: its `channel` (or
+/// files.completeUploadExternal's `channel_id`) parameter as sent, plus what that resolves to.
+fn call_channels(inner: &Inner, p: &Params) -> Vec<String> {
+    let Some(raw) = p.nonempty("channel").or_else(|| p.nonempty("channel_id")) else {
+        return Vec::new();
+    };
+    let resolved = resolve_channel(&inner.ws.lock().unwrap(), &raw);
+    let mut out = vec![raw];
+    out.extend(resolved.filter(|r| *r != out[0]));
+    out
+}
+
+/// Checks the call, applies scripted faults, runs the method. Returns the method's result (or
+/// the error a fault put in its place) and the fault that fired, if any.
 #[allow(clippy::too_many_arguments)]
 fn run(
     inner: &Arc<Inner>,
@@ -352,7 +443,33 @@ fn run(
     parse_error: Option<&str>,
     p: &Params,
     warnings: &mut Vec<String>,
-) -> ApiResult {
+) -> (ApiResult, Option<FaultKind>) {
+    if let Err(e) = check(inner, http_method, token_kind, parse_error) {
+        return (Err(e), None);
+    }
+    let channels = call_channels(inner, p);
+    let fault = inner.faults.lock().unwrap().take(method, &channels);
+    let result = match &fault {
+        Some(FaultKind::RateLimit { retry_after }) => Err(ApiError {
+            code: "ratelimited".into(),
+            extra: Map::new(),
+            status: StatusCode::TOO_MANY_REQUESTS,
+            retry_after: Some(*retry_after),
+        }),
+        Some(FaultKind::Error { error }) => Err(ApiError::new(error)),
+        // The method does not run; the caller answers the status.
+        Some(FaultKind::HttpStatus { .. }) => Err(ApiError::new("http_status_fault")),
+        _ => dispatch(inner, method, http_method, spec, token_kind, p, warnings),
+    };
+    (result, fault)
+}
+
+fn check(
+    inner: &Arc<Inner>,
+    http_method: &Method,
+    token_kind: TokenKind,
+    parse_error: Option<&str>,
+) -> Result<(), ApiError> {
     if http_method != Method::GET && http_method != Method::POST {
         return Err(ApiError::new("invalid_post_type"));
     }
@@ -370,17 +487,18 @@ fn run(
     if let Some(e) = parse_error {
         return Err(ApiError::new(e));
     }
-    if let Some(fault) = inner.faults.lock().unwrap().take(method) {
-        return Err(match fault {
-            Injected::RateLimited { retry_after } => ApiError {
-                code: "ratelimited".into(),
-                extra: Map::new(),
-                status: StatusCode::TOO_MANY_REQUESTS,
-                retry_after: Some(retry_after),
-            },
-            Injected::Fail(code) => ApiError::new(&code),
-        });
-    }
+    Ok(())
+}
+
+fn dispatch(
+    inner: &Arc<Inner>,
+    method: &str,
+    http_method: &Method,
+    spec: Option<&Spec>,
+    token_kind: TokenKind,
+    p: &Params,
+    warnings: &mut Vec<String>,
+) -> ApiResult {
     let Some(spec) = spec else {
         return Err(ApiError::new("unknown_method"));
     };
