@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::server::Inner;
-use crate::{Emulator, Error, ProfileUpdate, Target, util};
+use crate::{Emulator, Error, FaultBody, ProfileUpdate, Target, util};
 
 type S = State<Arc<Inner>>;
 
@@ -72,8 +72,12 @@ pub(crate) fn routes() -> Router<Arc<Inner>> {
         .route("/events", get(events))
         .route("/messages/{channel}", get(messages))
         .route("/connections", get(connections))
+        .route("/faults", get(list_faults))
         .route("/faults/rate_limit", post(rate_limit))
         .route("/faults/fail_next", post(fail_next))
+        .route("/faults/http_status", post(http_status))
+        .route("/faults/apply_then_status", post(apply_then_status))
+        .route("/faults/apply_then_delay", post(apply_then_delay))
         .route("/faults/clear", post(clear_faults))
         .route("/faults/drop_acks", post(drop_acks))
         .route("/faults/redeliver", post(redeliver))
@@ -96,7 +100,13 @@ pub(crate) async fn index() -> Json<Value> {
             "POST /_emulator/archive", "POST /_emulator/profile", "POST /_emulator/emoji",
             "GET|DELETE /_emulator/calls?method=", "GET /_emulator/acks", "GET /_emulator/deliveries",
             "GET /_emulator/events", "GET /_emulator/messages/{channel}", "GET /_emulator/connections",
-            "POST /_emulator/faults/{rate_limit,fail_next,clear,drop_acks,redeliver,disconnect,revoke}",
+            "GET /_emulator/faults",
+            "POST /_emulator/faults/rate_limit {method, retry_after=1, times=1, forever?, channel?}",
+            "POST /_emulator/faults/fail_next {method, error, times=1, forever?, channel?}",
+            "POST /_emulator/faults/http_status {method, status, body=html|empty, times=1, forever?, channel?}",
+            "POST /_emulator/faults/apply_then_status {method, status=503, body=html|empty, times=1, forever?, channel?}",
+            "POST /_emulator/faults/apply_then_delay {method, delay_ms, times=1, forever?, channel?}",
+            "POST /_emulator/faults/{clear,drop_acks,redeliver,disconnect,revoke}",
             "GET|POST /_emulator/scopes", "POST /_emulator/scopes/remove", "POST /_emulator/config",
         ],
     }))
@@ -436,13 +446,24 @@ async fn connections(State(i): S) -> Response {
     })))
 }
 
+/// Body of the `/faults/*` routes that script Web API faults. `times` defaults to 1;
+/// `forever: true` lasts until `/faults/clear`; `channel` scopes the fault to calls whose
+/// `channel` parameter names that conversation.
 #[derive(Deserialize)]
-struct RateLimit {
+struct FaultReq {
     method: String,
     #[serde(default = "one")]
     times: u32,
+    #[serde(default)]
+    forever: bool,
+    channel: Option<String>,
     #[serde(default = "one_u64")]
     retry_after: u64,
+    error: Option<String>,
+    status: Option<u16>,
+    #[serde(default)]
+    body: FaultBody,
+    delay_ms: Option<u64>,
 }
 
 fn one() -> u32 {
@@ -452,21 +473,72 @@ fn one_u64() -> u64 {
     1
 }
 
-async fn rate_limit(State(i): S, Json(b): Json<RateLimit>) -> Response {
-    emu(i).rate_limit(&b.method, b.times, b.retry_after);
+fn fault_builder<'a>(e: &'a Emulator, b: &FaultReq) -> crate::FaultBuilder<'a> {
+    let times = if b.forever { crate::FOREVER } else { b.times };
+    let f = e.fault(&b.method).times(times).body(b.body);
+    match &b.channel {
+        Some(c) => f.channel(c),
+        None => f,
+    }
+}
+
+fn bad(code: &str) -> Response {
+    reply::<()>(Err(Error::new(code)))
+}
+
+async fn list_faults(State(i): S) -> Response {
+    reply(Ok(json!({"faults": emu(i).faults()})))
+}
+
+async fn rate_limit(State(i): S, Json(b): Json<FaultReq>) -> Response {
+    let e = emu(i);
+    fault_builder(&e, &b).rate_limit(b.retry_after);
     reply::<()>(Ok(()))
 }
 
-#[derive(Deserialize)]
-struct FailNext {
-    method: String,
-    #[serde(default = "one")]
-    times: u32,
-    error: String,
+async fn fail_next(State(i): S, Json(b): Json<FaultReq>) -> Response {
+    let Some(error) = b.error.as_deref().filter(|s| !s.is_empty()) else {
+        return bad("missing_error");
+    };
+    let e = emu(i);
+    fault_builder(&e, &b).error(error);
+    reply::<()>(Ok(()))
 }
 
-async fn fail_next(State(i): S, Json(b): Json<FailNext>) -> Response {
-    emu(i).fail_next(&b.method, b.times, &b.error);
+fn status_of(b: &FaultReq, default: Option<u16>) -> Result<u16, Response> {
+    match b.status.or(default) {
+        Some(s) if (200..=599).contains(&s) => Ok(s),
+        Some(_) => Err(bad("invalid_status")),
+        None => Err(bad("missing_status")),
+    }
+}
+
+async fn http_status(State(i): S, Json(b): Json<FaultReq>) -> Response {
+    let status = match status_of(&b, None) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let e = emu(i);
+    fault_builder(&e, &b).http_status(status);
+    reply::<()>(Ok(()))
+}
+
+async fn apply_then_status(State(i): S, Json(b): Json<FaultReq>) -> Response {
+    let status = match status_of(&b, Some(503)) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let e = emu(i);
+    fault_builder(&e, &b).apply_then_status(status);
+    reply::<()>(Ok(()))
+}
+
+async fn apply_then_delay(State(i): S, Json(b): Json<FaultReq>) -> Response {
+    let Some(ms) = b.delay_ms else {
+        return bad("missing_delay_ms");
+    };
+    let e = emu(i);
+    fault_builder(&e, &b).apply_then_delay(Duration::from_millis(ms));
     reply::<()>(Ok(()))
 }
 

@@ -161,3 +161,120 @@ async fn channel_and_user_management_over_http() {
     assert_eq!(info["channel"]["topic"]["value"], "zzz");
     assert_eq!(info["channel"]["previous_names"], json!(["zone"]));
 }
+
+#[tokio::test]
+async fn web_api_faults_over_http() {
+    let f = fixture().await;
+    // Per-channel rate limit and error.
+    let (s, _) = ctl(
+        &f,
+        "/faults/rate_limit",
+        Some(json!({"method": "chat.postMessage", "channel": "#general", "retry_after": 2})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    ctl(
+        &f,
+        "/faults/fail_next",
+        Some(json!({"method": "chat.postMessage", "channel": f.random, "error": "is_archived"})),
+    )
+    .await;
+    let post = |c: &str| {
+        let c = c.to_string();
+        let f = &f;
+        async move {
+            f.api("chat.postMessage", &[("channel", &c), ("text", "x")])
+                .await
+        }
+    };
+    assert_eq!(post(&f.secret).await.body["ok"], true);
+    assert_eq!(post(&f.general).await.status, 429);
+    assert_eq!(post(&f.random).await.body["error"], "is_archived");
+    assert_eq!(post(&f.general).await.body["ok"], true);
+
+    // Bare status, forever, empty body, scoped.
+    ctl(
+        &f,
+        "/faults/http_status",
+        Some(
+            json!({"method": "chat.postMessage", "status": 503, "forever": true,
+            "body": "empty", "channel": f.general}),
+        ),
+    )
+    .await;
+    for _ in 0..3 {
+        let r = post(&f.general).await;
+        assert_eq!(r.status, 503);
+        assert_eq!(r.body["_raw"], "");
+    }
+    assert_eq!(post(&f.random).await.body["ok"], true);
+    let (_, l) = ctl(&f, "/faults", None).await;
+    let listed = l["faults"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{l}");
+    assert_eq!(listed[0]["kind"], "http_status");
+    assert_eq!(listed[0]["channel"], f.general.as_str());
+    assert_eq!(listed[0]["remaining"], u32::MAX);
+    ctl(&f, "/faults/clear", Some(json!({}))).await;
+    assert_eq!(post(&f.general).await.body["ok"], true);
+
+    // Apply, then fail (status defaults to 503).
+    ctl(
+        &f,
+        "/faults/apply_then_status",
+        Some(json!({"method": "chat.postMessage"})),
+    )
+    .await;
+    let before = f.emu.messages(&f.general).len();
+    let r = post(&f.general).await;
+    assert_eq!(r.status, 503);
+    assert!(r.body["_raw"].as_str().unwrap().contains("<html>"));
+    assert_eq!(f.emu.messages(&f.general).len(), before + 1);
+
+    // Apply, then delay.
+    ctl(
+        &f,
+        "/faults/apply_then_delay",
+        Some(json!({"method": "auth.test", "delay_ms": 400})),
+    )
+    .await;
+    let t = std::time::Instant::now();
+    assert_eq!(f.api("auth.test", &[]).await.body["ok"], true);
+    assert!(t.elapsed() >= std::time::Duration::from_millis(400));
+    let (_, calls) = ctl(&f, "/calls?method=auth.test", None).await;
+    assert_eq!(calls["calls"][0]["fault"], "apply_then_delay:400ms");
+
+    // Bad arguments are refused.
+    let (s, r) = ctl(
+        &f,
+        "/faults/http_status",
+        Some(json!({"method": "auth.test", "status": 42})),
+    )
+    .await;
+    assert_eq!((s, r["error"].as_str()), (400, Some("invalid_status")));
+    let (s, _) = ctl(
+        &f,
+        "/faults/apply_then_delay",
+        Some(json!({"method": "auth.test"})),
+    )
+    .await;
+    assert_eq!(s, 400);
+    let (s, _) = ctl(
+        &f,
+        "/faults/fail_next",
+        Some(json!({"method": "auth.test"})),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(f.emu.faults().is_empty());
+
+    let (_, idx) = ctl(&f, "/", None).await;
+    let routes = idx["routes"].to_string();
+    for r in [
+        "http_status",
+        "apply_then_status",
+        "apply_then_delay",
+        "GET /_emulator/faults",
+    ] {
+        assert!(routes.contains(r), "{r} listed in the index");
+    }
+}
