@@ -158,7 +158,9 @@ impl Workspace {
         Ok((ts.clone(), self.insert_and_announce(channel, msg)))
     }
 
-    /// Edits a message's text (and derived blocks); `message_changed` follows.
+    /// Edits a message's text (and derived blocks); `message_changed` follows. `metadata`:
+    /// `None` keeps the message's metadata, `Some(None)` removes it, `Some(Some(m))` replaces it
+    /// (chat.update's rules).
     pub(crate) fn act_edit(
         &mut self,
         user: &str,
@@ -166,6 +168,7 @@ impl Workspace {
         ts: &str,
         text: &str,
         blocks: Option<Value>,
+        metadata: Option<Option<Value>>,
     ) -> Outcome<String> {
         self.need_user(user)?;
         let c = self
@@ -202,6 +205,15 @@ impl Workspace {
             None => {
                 m.body.remove("blocks");
             }
+        }
+        match metadata {
+            Some(Some(md)) => {
+                m.body.insert("metadata".into(), md);
+            }
+            Some(None) => {
+                m.body.remove("metadata");
+            }
+            None => {}
         }
         m.body
             .insert("edited".into(), json!({"user": user, "ts": edit_ts}));

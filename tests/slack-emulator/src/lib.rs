@@ -251,7 +251,7 @@ impl Emulator {
     }
     /// Edits `user`'s message (`message_changed`); returns the edit's `ts`.
     pub fn edit(&self, user: &str, channel: &str, ts: &str, text: &str) -> Result<String, Error> {
-        self.act(|w| w.act_edit(user, channel, ts, text, None))
+        self.act(|w| w.act_edit(user, channel, ts, text, None, None))
     }
     /// Deletes a message (`message_deleted`); authors and admins may.
     pub fn delete(&self, user: &str, channel: &str, ts: &str) -> Result<(), Error> {

@@ -524,8 +524,8 @@ fn dispatch(
         "users.info" => users_info(inner, p),
         "users.list" => users_list(inner, p),
         "bots.info" => bots_info(inner, p),
-        "chat.postMessage" => chat_post_message(inner, p),
-        "chat.update" => chat_update(inner, p),
+        "chat.postMessage" => chat_post_message(inner, p, warnings),
+        "chat.update" => chat_update(inner, p, warnings),
         "chat.delete" => chat_delete(inner, p),
         "reactions.add" => reactions(inner, p, true),
         "reactions.remove" => reactions(inner, p, false),
@@ -788,11 +788,12 @@ fn conversations_history(inner: &Arc<Inner>, p: &Params) -> ApiResult {
     } else {
         String::new()
     };
-    let out: Vec<Value> = msgs
+    let mut out: Vec<Value> = msgs
         .into_iter()
         .take(limit)
         .map(|m| ws.message_json(c, m))
         .collect();
+    strip_metadata(p, &mut out);
     let mut r = obj(json!({
         "messages": out,
         "has_more": has_more,
@@ -831,6 +832,7 @@ fn conversations_replies(inner: &Arc<Inner>, p: &Params) -> ApiResult {
     let end = (offset + per_page).min(replies.len());
     let mut out = vec![ws.message_json(c, root)];
     out.extend(replies[offset..end].iter().map(|m| ws.message_json(c, m)));
+    strip_metadata(p, &mut out);
     let has_more = end < replies.len();
     let mut r = obj(json!({"messages": out, "has_more": has_more}));
     if has_more {
@@ -957,12 +959,78 @@ fn parse_blocks(p: &Params) -> Result<Option<Value>, ApiError> {
     Ok(blocks)
 }
 
+/// A `metadata` argument of chat.postMessage / chat.update (Slack docs, "Using message
+/// metadata").
+enum MetadataArg {
+    /// Not given (or an empty string).
+    Absent,
+    /// `{}`: chat.update removes the message's metadata.
+    Remove,
+    /// Valid: `{"event_type": …, "event_payload": {…}}`, as stored.
+    Set(Value),
+    /// An `event_type` outside letters, digits, `_` and `-`: Slack answers ok with an
+    /// `invalid_metadata_schema` warning and ignores the metadata.
+    Ignored,
+}
+
+fn parse_metadata(
+    p: &Params,
+    warnings: &mut Vec<String>,
+    empty_removes: bool,
+) -> Result<MetadataArg, ApiError> {
+    let format = || ApiError::new("invalid_metadata_format");
+    let v = match p.json("metadata") {
+        Err(()) => return Err(format()),
+        Ok(None) => return Ok(MetadataArg::Absent),
+        Ok(Some(v)) => v,
+    };
+    let o = v.as_object().ok_or_else(format)?;
+    if o.is_empty() && empty_removes {
+        return Ok(MetadataArg::Remove);
+    }
+    let (Some(Value::String(event_type)), Some(payload @ Value::Object(_))) =
+        (o.get("event_type"), o.get("event_payload"))
+    else {
+        return Err(format());
+    };
+    let valid = !event_type.is_empty()
+        && event_type
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !valid {
+        warnings.push("invalid_metadata_schema".into());
+        return Ok(MetadataArg::Ignored);
+    }
+    Ok(MetadataArg::Set(
+        json!({"event_type": event_type, "event_payload": payload}),
+    ))
+}
+
+/// conversations.history / replies leave `metadata` out unless `include_all_metadata` is set.
+fn strip_metadata(p: &Params, messages: &mut [Value]) {
+    if p.bool("include_all_metadata") {
+        return;
+    }
+    for m in messages {
+        if let Some(o) = m.as_object_mut() {
+            o.remove("metadata");
+            if let Some(root) = o.get_mut("root").and_then(Value::as_object_mut) {
+                root.remove("metadata");
+            }
+        }
+    }
+}
+
 const MAX_TEXT: usize = 40_000;
 
-fn chat_post_message(inner: &Arc<Inner>, p: &Params) -> ApiResult {
+fn chat_post_message(inner: &Arc<Inner>, p: &Params, warnings: &mut Vec<String>) -> ApiResult {
     let mut ws = inner.ws.lock().unwrap();
     let raw = p.req("channel", "channel_not_found")?;
     let blocks = parse_blocks(p)?;
+    let metadata = match parse_metadata(p, warnings, false)? {
+        MetadataArg::Set(v) => Some(v),
+        _ => None,
+    };
     let attachments = p
         .json("attachments")
         .map_err(|_| ApiError::new("invalid_attachments"))?;
@@ -1000,7 +1068,7 @@ fn chat_post_message(inner: &Arc<Inner>, p: &Params) -> ApiResult {
         username,
         icon_url,
         icon_emoji,
-        metadata: p.json("metadata").ok().flatten(),
+        metadata,
     };
     let ((ts, message), events) = ws.bot_post(&channel, post)?;
     inner.commit(&ws, events);
@@ -1022,7 +1090,7 @@ fn chat_post_message(inner: &Arc<Inner>, p: &Params) -> ApiResult {
     ))
 }
 
-fn chat_update(inner: &Arc<Inner>, p: &Params) -> ApiResult {
+fn chat_update(inner: &Arc<Inner>, p: &Params, warnings: &mut Vec<String>) -> ApiResult {
     let mut ws = inner.ws.lock().unwrap();
     let c = visible_channel(&ws, p.nonempty("channel"))?;
     let channel = c.id.clone();
@@ -1034,6 +1102,12 @@ fn chat_update(inner: &Arc<Inner>, p: &Params) -> ApiResult {
         return Err(ApiError::new("cant_update_message"));
     }
     let blocks = parse_blocks(p)?;
+    // Without `metadata` the message keeps its metadata; `{}` removes it.
+    let metadata = match parse_metadata(p, warnings, true)? {
+        MetadataArg::Absent | MetadataArg::Ignored => None,
+        MetadataArg::Remove => Some(None),
+        MetadataArg::Set(v) => Some(Some(v)),
+    };
     let text = match p.str("text") {
         Some(t) => t,
         None if blocks.is_some() => String::new(),
@@ -1056,7 +1130,7 @@ fn chat_update(inner: &Arc<Inner>, p: &Params) -> ApiResult {
         return Err(ApiError::new("msg_too_long"));
     }
     let bot = ws.bot_user_id.clone();
-    let (_, events) = ws.act_edit(&bot, &channel, &ts, &text, blocks)?;
+    let (_, events) = ws.act_edit(&bot, &channel, &ts, &text, blocks, metadata)?;
     inner.commit(&ws, events);
     let c = ws.channel(&channel).unwrap();
     let mut msg = ws.message_json(c, c.message(&ts).unwrap());
