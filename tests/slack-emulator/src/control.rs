@@ -505,18 +505,19 @@ async fn fail_next(State(i): S, Json(b): Json<FaultReq>) -> Response {
     reply::<()>(Ok(()))
 }
 
-fn status_of(b: &FaultReq, default: Option<u16>) -> Result<u16, Response> {
+/// The `status` of a request, or the error code to refuse it with.
+fn status_of(b: &FaultReq, default: Option<u16>) -> Result<u16, &'static str> {
     match b.status.or(default) {
         Some(s) if (200..=599).contains(&s) => Ok(s),
-        Some(_) => Err(bad("invalid_status")),
-        None => Err(bad("missing_status")),
+        Some(_) => Err("invalid_status"),
+        None => Err("missing_status"),
     }
 }
 
 async fn http_status(State(i): S, Json(b): Json<FaultReq>) -> Response {
     let status = match status_of(&b, None) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(code) => return bad(code),
     };
     let e = emu(i);
     fault_builder(&e, &b).http_status(status);
@@ -526,7 +527,7 @@ async fn http_status(State(i): S, Json(b): Json<FaultReq>) -> Response {
 async fn apply_then_status(State(i): S, Json(b): Json<FaultReq>) -> Response {
     let status = match status_of(&b, Some(503)) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(code) => return bad(code),
     };
     let e = emu(i);
     fault_builder(&e, &b).apply_then_status(status);

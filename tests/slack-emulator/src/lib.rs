@@ -3,6 +3,22 @@
 //! [`Emulator`] and JSON endpoints under `/_emulator/`) for acting as users, observing what the
 //! app did, and injecting faults. Shapes follow /work/shared/reference/slack-protocol.md.
 //!
+//! Web API faults are scripted per method and optionally per conversation (the call's
+//! `channel` parameter; an ID, `#name` or person's ID, resolved as chat.postMessage does), for
+//! `times` calls or [`FOREVER`] until [`Emulator::clear_faults`]:
+//!
+//! | kind | method runs? | client gets | Rust | route (`POST /_emulator/…`) |
+//! | --- | --- | --- | --- | --- |
+//! | rate limit | no | 429 + `Retry-After` | [`Emulator::rate_limit`], `_channel` | `faults/rate_limit` |
+//! | error | no | 200 `{"ok":false,"error":…}` | [`Emulator::fail_next`], `_channel` | `faults/fail_next` |
+//! | HTTP status | no | status, HTML or empty body | [`Emulator::fail_status`] | `faults/http_status` |
+//! | apply, then status | yes, events too | status, HTML or empty body | [`Emulator::apply_then_fail`] | `faults/apply_then_status` |
+//! | apply, then delay | yes, recorded first | real response after a delay | [`Emulator::apply_then_delay`] | `faults/apply_then_delay` |
+//!
+//! [`Emulator::fault`] builds any of them with `.channel()`, `.times()`, `.forever()` and
+//! `.body()`; [`Emulator::faults`] (`GET /_emulator/faults`) lists what is installed, and each
+//! [`RecordedCall`] names the fault that hit it.
+//!
 //! ```no_run
 //! # async fn demo() {
 //! let emu = slack_emulator::Emulator::start(slack_emulator::Workspace::demo()).await;

@@ -1,6 +1,8 @@
 //! The Web API at `/api/<method>`: body parsing (query, form, JSON where Slack accepts it),
 //! token checks, scripted faults, scope checks with `missing_scope`, cursor pagination, the
-//! `x-oauth-scopes` header, call recording, and the method implementations.
+//! `x-oauth-scopes` header, call recording, and the method implementations (including message
+//! metadata: validated on chat.postMessage / chat.update, returned by conversations.history and
+//! replies only with `include_all_metadata=true`).
 
 use std::sync::Arc;
 
