@@ -318,3 +318,26 @@ async fn apply_then_delay_records_first_and_holds_no_lock() {
     assert_eq!(body["ok"], true);
     assert_eq!(body["message"]["text"], "slow 2");
 }
+
+/// Delays are tokio sleeps: under a paused clock an hour-long hold passes at once (a blocking
+/// sleep would hang here, and one holding a lock would stall the concurrent call).
+#[tokio::test(start_paused = true)]
+async fn apply_then_delay_follows_the_tokio_clock() {
+    let f = fixture().await;
+    f.emu
+        .apply_then_delay("chat.postMessage", 1, Duration::from_secs(3600));
+    let virtual_start = tokio::time::Instant::now();
+    let real_start = Instant::now();
+    let args = [("channel", f.general.as_str()), ("text", "later")];
+    let (slow, quick) = tokio::join!(f.api("chat.postMessage", &args), async {
+        f.emu
+            .wait_for_calls("chat.postMessage", 1, LONG)
+            .await
+            .unwrap();
+        f.api("auth.test", &[]).await
+    });
+    assert_eq!(slow.body["ok"], true);
+    assert_eq!(quick.body["ok"], true);
+    assert!(virtual_start.elapsed() >= Duration::from_secs(3600));
+    assert!(real_start.elapsed() < Duration::from_secs(30));
+}
