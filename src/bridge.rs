@@ -11,19 +11,23 @@ pub mod from_slack;
 pub mod ghost;
 pub mod login;
 pub mod portal;
+pub mod queue;
+pub mod slack_inbox;
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
     sync::{Arc, Mutex, RwLock},
 };
 
-use tokio::sync::{Notify, OwnedMutexGuard};
+use tokio::sync::OwnedMutexGuard;
 
 use crate::{
     config::Config,
     matrix::{MatrixClient, MatrixError, Namespace},
+    metrics::Metrics,
     slack::web::SlackError,
     store::{Store, StoreError},
+    supervisor::Supervisor,
 };
 
 pub use login::LoginRuntime;
@@ -58,6 +62,24 @@ impl BridgeError {
             Self::NoLogin(_) | Self::Other(_) => false,
         }
     }
+
+    /// How long the other side asked us to wait, when it did.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Matrix(MatrixError::Api {
+                retry_after_ms: Some(ms),
+                ..
+            }) => Some(std::time::Duration::from_millis(*ms)),
+            Self::Slack(e) => e.retry_after(),
+            _ => None,
+        }
+    }
+
+    /// The homeserver cannot be reached at all: every portal waits alike, so waiting does not
+    /// count against an item's retry period.
+    pub fn is_outage(&self) -> bool {
+        matches!(self, Self::Matrix(MatrixError::Unreachable { .. }))
+    }
 }
 
 pub type Result<T, E = BridgeError> = std::result::Result<T, E>;
@@ -70,15 +92,26 @@ pub struct Core {
     pub namespace: Namespace,
     /// Running logins by team id.
     pub logins: RwLock<BTreeMap<String, Arc<LoginRuntime>>>,
-    /// Woken when a Slack event is stored.
-    pub slack_inbox: Arc<Notify>,
+    /// Told which Slack → Matrix queue has new work.
+    pub inbound: Arc<queue::QueueWaker>,
+    /// Told which Matrix → Slack queue has new work.
+    pub outbox: Arc<queue::QueueWaker>,
+    pub metrics: Arc<Metrics>,
+    /// Owns every task the bridge layer starts.
+    pub sup: Supervisor,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// (room, user) pairs known to be joined, to skip the invite + join round trips.
     joined: Mutex<HashSet<(String, String)>>,
 }
 
 impl Core {
-    pub fn new(config: Config, store: Store, matrix: Arc<MatrixClient>) -> Arc<Self> {
+    pub fn new(
+        config: Config,
+        store: Store,
+        matrix: Arc<MatrixClient>,
+        metrics: Arc<Metrics>,
+        sup: Supervisor,
+    ) -> Arc<Self> {
         let namespace = Namespace::from_config(&config);
         Arc::new(Self {
             config,
@@ -86,7 +119,10 @@ impl Core {
             matrix,
             namespace,
             logins: RwLock::new(BTreeMap::new()),
-            slack_inbox: Arc::new(Notify::new()),
+            inbound: Arc::default(),
+            outbox: Arc::default(),
+            metrics,
+            sup,
             locks: Mutex::new(HashMap::new()),
             joined: Mutex::new(HashSet::new()),
         })
@@ -102,6 +138,35 @@ impl Core {
             .or_default()
             .clone();
         m.lock_owned().await
+    }
+
+    /// The retry policy of both directions' queues.
+    pub fn retry_policy(&self) -> queue::RetryPolicy {
+        queue::RetryPolicy {
+            retry_for: self.config.bridge.outbound.retry_for,
+            min_delay: std::time::Duration::from_millis(500),
+            max_delay: std::time::Duration::from_secs(60),
+        }
+    }
+
+    /// Starts the queues of both directions (their schedulers and workers belong to `sup`).
+    pub fn start_queues(self: &Arc<Self>) {
+        let inbound = queue::Scheduler::new(
+            from_slack::Inbound(self.clone()),
+            self.store.clone(),
+            self.retry_policy(),
+            self.sup.clone(),
+            self.inbound.clone(),
+        );
+        self.sup.spawn("slack → matrix queues", inbound.run());
+        let outbound = queue::Scheduler::new(
+            from_matrix::Outbound(self.clone()),
+            self.store.clone(),
+            self.retry_policy(),
+            self.sup.clone(),
+            self.outbox.clone(),
+        );
+        self.sup.spawn("matrix → slack queues", outbound.run());
     }
 
     pub fn login(&self, team_id: &str) -> Option<Arc<LoginRuntime>> {

@@ -10,6 +10,7 @@ use std::{
     collections::BTreeMap,
     fmt,
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use serde::Deserialize;
@@ -166,6 +167,10 @@ pub struct SlackConfig {
     /// Web API base URL; tests point it at the emulator.
     pub api_url: String,
     pub logins: Vec<LoginConfig>,
+    /// How long one Web API call may take; past it, the call's outcome counts as unknown (a
+    /// post is then looked for on Slack before it is sent again).
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
 }
 
 impl Default for SlackConfig {
@@ -173,6 +178,7 @@ impl Default for SlackConfig {
         Self {
             api_url: "https://slack.com/api".into(),
             logins: Vec::new(),
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -198,6 +204,7 @@ pub struct BridgeConfig {
     pub relay: RelayConfig,
     /// Matrix users invited to every portal room.
     pub invite: Vec<String>,
+    pub outbound: OutboundConfig,
 }
 
 impl Default for BridgeConfig {
@@ -207,6 +214,25 @@ impl Default for BridgeConfig {
             permissions: BTreeMap::from([("*".to_owned(), PermissionLevel::Relay)]),
             relay: RelayConfig::default(),
             invite: Vec::new(),
+            outbound: OutboundConfig::default(),
+        }
+    }
+}
+
+/// How long the bridge keeps trying to deliver an event.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct OutboundConfig {
+    /// An event that keeps failing for a reason that may pass (rate limits, server errors,
+    /// network) is given up this long after its first attempt, and its room is told.
+    #[serde(with = "humantime_serde")]
+    pub retry_for: Duration,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        Self {
+            retry_for: Duration::from_secs(3600),
         }
     }
 }

@@ -84,7 +84,7 @@ pub async fn run(config_path: &Path, registration: &Path) -> Result<(), Error> {
         };
         let server = listener.map(|(listener, store)| {
             let state = AppserviceState::new(&config, store, Arc::new(Notify::new()));
-            server::spawn(listener, server::router(state, client.clone(), false))
+            server::spawn(listener, server::router(state, client.clone(), None, false))
         });
         match matrix::checks::ping(&client, &config.appservice.address).await {
             Ok(rtt) => report(

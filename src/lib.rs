@@ -10,7 +10,10 @@
 //! - [`doctor`]: every startup check, run without starting the bridge;
 //! - [`slack`]: Slack wire types, the Web API client, Socket Mode;
 //! - [`format`]: message formatting between Slack and Matrix;
-//! - [`bridge`]: logins, portals, ghosts and both directions of message flow;
+//! - [`bridge`]: logins, portals, ghosts and both directions of message flow, through one
+//!   durable queue per portal each way ([`bridge::queue`]);
+//! - [`supervisor`]: owns every task, for a shutdown that leaves nothing running;
+//! - [`metrics`]: the Prometheus registry behind `/metrics`;
 //! - [`ids`]: how Slack identities map to Matrix ones.
 
 pub mod bridge;
@@ -21,10 +24,12 @@ pub mod format;
 pub mod ids;
 pub mod logging;
 pub mod matrix;
+pub mod metrics;
 pub mod registration;
 pub mod server;
 pub mod slack;
 pub mod store;
+pub mod supervisor;
 
 use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
 
@@ -203,8 +208,13 @@ pub fn matrix_client(config: &Config) -> Result<MatrixClient, Error> {
     ))
 }
 
+/// How long in-flight work may take to finish at shutdown.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Runs the bridge until `shutdown` resolves: database, homeserver checks, the appservice
-/// listener, the appservice ping, then the transaction inbox.
+/// listener, the appservice ping, then the queues of both directions and the logins. Every
+/// task belongs to one [`supervisor::Supervisor`]: when `shutdown` resolves, intake stops,
+/// in-flight sends get [`SHUTDOWN_GRACE`] to finish, and nothing is left running after.
 pub async fn run(bridge: Bridge, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     let Bridge {
         config,
@@ -223,12 +233,30 @@ pub async fn run(bridge: Bridge, shutdown: impl Future<Output = ()>) -> Result<(
     matrix::checks::homeserver(&matrix, &registration_path).await?;
     tracing::info!(homeserver = %config.homeserver.address, bot = %matrix.bot(), "homeserver accepted the as_token");
 
+    let sup = supervisor::Supervisor::new();
     let notify = Arc::new(Notify::new());
     let namespace = matrix::Namespace::from_config(&config);
     let state = AppserviceState::new(&config, store.clone(), notify.clone());
+    let metrics = state.metrics.clone();
+    let core = sink.is_none().then(|| {
+        bridge::Core::new(
+            config.clone(),
+            store.clone(),
+            matrix.clone(),
+            metrics.clone(),
+            sup.clone(),
+        )
+    });
     let local: Option<SocketAddr> = listener.local_addr().ok();
-    let app = server::router(state, matrix.clone(), config.metrics.enabled);
-    let (stop_tx, server) = server::spawn(listener, app);
+    let app = server::router(state, matrix.clone(), core.clone(), config.metrics.enabled);
+    let stop = sup.stop_token().clone();
+    let (served_tx, served) = tokio::sync::oneshot::channel();
+    sup.spawn("appservice listener", async move {
+        let r = axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await;
+        let _ = served_tx.send(r);
+    });
     tracing::info!(listen = ?local, "appservice listener started");
 
     let result = async {
@@ -243,18 +271,13 @@ pub async fn run(bridge: Bridge, shutdown: impl Future<Output = ()>) -> Result<(
         {
             tracing::warn!(error = %e, "cannot set the bot's display name");
         }
-        let mut tasks = Vec::new();
-        let (sink, core) = match sink {
-            Some(sink) => (sink, None),
-            None => {
-                let core = bridge::Core::new(config.clone(), store.clone(), matrix.clone());
-                tasks.push(tokio::spawn(bridge::from_slack::run_dispatcher(
-                    core.clone(),
-                )));
-                let sink: Arc<dyn MatrixEventSink> =
-                    Arc::new(bridge::from_matrix::MatrixSide(core.clone()));
-                (sink, Some(core))
+        let sink: Arc<dyn MatrixEventSink> = match (sink, &core) {
+            (Some(sink), _) => sink,
+            (None, Some(core)) => {
+                core.start_queues();
+                Arc::new(bridge::from_matrix::MatrixSide(core.clone()))
             }
+            (None, None) => unreachable!("a core exists without a sink"),
         };
         let processor = InboxProcessor {
             store: store.clone(),
@@ -262,29 +285,31 @@ pub async fn run(bridge: Bridge, shutdown: impl Future<Output = ()>) -> Result<(
             namespace,
             notify,
         };
-        tasks.push(tokio::spawn(processor.run()));
+        sup.spawn("transaction inbox", processor.run(sup.stop_token().clone()));
         if let Some(core) = &core {
             bridge::login::start_all(core).await;
         }
         tracing::info!("bridge running");
-        shutdown.await;
-        tracing::info!("shutting down");
-        if let Some(core) = &core {
-            for rt in core.all_logins() {
-                rt.stop();
-            }
-        }
-        for t in tasks {
-            t.abort();
-        }
         Ok::<(), Error>(())
     }
     .await;
-    let _ = stop_tx.send(true);
-    match server.await {
+    if result.is_ok() {
+        shutdown.await;
+        tracing::info!("shutting down");
+    }
+    if !sup.shutdown(SHUTDOWN_GRACE).await {
+        tracing::warn!(
+            "some work did not finish within the shutdown grace period; it resumes at the next start"
+        );
+    }
+    if let Some(core) = &core {
+        core.logins.write().expect("logins").clear();
+    }
+    drop(core);
+    match served.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "appservice listener failed"),
-        Err(e) => tracing::error!(error = %e, "appservice listener task failed"),
+        Err(_) => tracing::error!("appservice listener task ended without a result"),
     }
     store.close().await;
     result

@@ -25,7 +25,9 @@ use crate::{
 struct ReadyState {
     store: Store,
     matrix: Arc<MatrixClient>,
-    stats: Arc<crate::matrix::appservice::AppserviceStats>,
+    metrics: Arc<crate::metrics::Metrics>,
+    /// The bridge layer, for the state of the Slack logins (absent in Matrix-only tests).
+    core: Option<Arc<crate::bridge::Core>>,
 }
 
 /// Serves `app` on `listener` in a task until `true` is sent on the returned sender; the
@@ -52,12 +54,14 @@ pub fn spawn(
 pub fn router(
     appservice_state: AppserviceState,
     matrix: Arc<MatrixClient>,
+    core: Option<Arc<crate::bridge::Core>>,
     metrics: bool,
 ) -> Router {
     let ready = ReadyState {
         store: appservice_state.store.clone(),
         matrix,
-        stats: appservice_state.stats.clone(),
+        metrics: appservice_state.metrics.clone(),
+        core,
     };
     let mut ops = Router::new()
         .route("/health", get(health))
@@ -81,65 +85,13 @@ async fn method_not_allowed() -> Response {
     .into_response()
 }
 
-/// Prometheus text format: transaction counters and how much waits in the inboxes.
+/// Prometheus (OpenMetrics) text.
 async fn metrics_text(State(s): State<ReadyState>) -> Response {
-    use std::{fmt::Write, sync::atomic::Ordering};
-    let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, value: i64| {
-        let _ = writeln!(out, "# HELP slack_bridge_{name} {help}");
-        let _ = writeln!(out, "# TYPE slack_bridge_{name} {kind}");
-        let _ = writeln!(out, "slack_bridge_{name} {value}");
-    };
-    let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as i64;
-    metric(
-        "transactions_total",
-        "counter",
-        "Homeserver transactions stored.",
-        n(&s.stats.transactions),
-    );
-    metric(
-        "duplicate_transactions_total",
-        "counter",
-        "Homeserver transactions received again (answered, not processed again).",
-        n(&s.stats.duplicate_transactions),
-    );
-    metric(
-        "pings_total",
-        "counter",
-        "Appservice pings from the homeserver.",
-        n(&s.stats.pings),
-    );
-    match s.store.inbox_depths().await {
-        Ok(d) => {
-            metric(
-                "slack_inbox_pending",
-                "gauge",
-                "Slack events stored, not yet bridged.",
-                d.slack_pending,
-            );
-            metric(
-                "slack_inbox_failed",
-                "gauge",
-                "Slack events given up on.",
-                d.slack_failed,
-            );
-            metric(
-                "hs_inbox_pending",
-                "gauge",
-                "Homeserver transactions stored, not yet processed.",
-                d.hs_pending,
-            );
-            metric("database_up", "gauge", "Whether the database answered.", 1);
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "metrics: cannot read the inbox depths");
-            metric("database_up", "gauge", "Whether the database answered.", 0);
-        }
-    }
+    let out = s.metrics.render(&s.store).await;
     (
         [(
             axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         out,
     )
@@ -166,14 +118,25 @@ async fn ready_check(State(s): State<ReadyState>) -> Response {
         Ok(()) => "ok".to_owned(),
         Err(e) => e.clone(),
     };
-    let status = if db.is_ok() && hs.is_ok() {
+    let mut slack = serde_json::Map::new();
+    let mut slack_ok = true;
+    for rt in s.core.iter().flat_map(|c| c.all_logins()) {
+        let h = rt.health();
+        let down_too_long = h.down_for.is_some_and(|d| d > SOCKET_DOWN_LIMIT);
+        slack_ok &= !down_too_long;
+        slack.insert(rt.team_id().to_owned(), json!(h.describe()));
+    }
+    let status = if db.is_ok() && hs.is_ok() && slack_ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (
         status,
-        Json(json!({ "database": show(&db), "homeserver": show(&hs) })),
+        Json(json!({ "database": show(&db), "homeserver": show(&hs), "slack": slack })),
     )
         .into_response()
 }
+
+/// A login's socket down for longer than this makes the bridge not ready.
+const SOCKET_DOWN_LIMIT: Duration = Duration::from_secs(60);

@@ -13,6 +13,7 @@ mod management;
 mod messages;
 mod outgoing;
 mod portals;
+mod queues;
 mod reactions;
 
 use std::{str::FromStr, time::Duration};
@@ -30,6 +31,9 @@ pub use logins::{Login, LoginState};
 pub use messages::MessageRow;
 pub use outgoing::Outgoing;
 pub use portals::{Portal, PortalKind};
+pub use queues::{
+    COMMAND_QUEUE, NewOutboxEvent, QueueFailure, QueueStats, QueueTable, QueuedItem, slack_queue,
+};
 pub use reactions::ReactionRow;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");

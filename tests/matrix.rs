@@ -356,7 +356,7 @@ async fn appservice_api_answers_as_the_spec_says() {
     )
     .unwrap();
     let state = AppserviceState::new(&config, store.clone(), Arc::new(tokio::sync::Notify::new()));
-    let app = server::router(state, Arc::new(matrix_client(&config).unwrap()), true);
+    let app = server::router(state, Arc::new(matrix_client(&config).unwrap()), None, true);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });

@@ -11,12 +11,10 @@ use std::{
 };
 
 use slack_bridge::{
+    bridge::slack_inbox::InboxStore,
     config::Secret,
     slack::{
-        socket::{
-            InboxStore, SocketConfig, SocketManager, SocketState, TungsteniteConnector,
-            WebApiOpener,
-        },
+        socket::{SocketConfig, SocketManager, SocketState, TungsteniteConnector, WebApiOpener},
         web::SlackClient,
     },
     store::Store,
@@ -24,7 +22,7 @@ use slack_bridge::{
 use slack_emulator::{Config, Emulator, Target, Workspace};
 use support::TestDb;
 use tokio::{
-    sync::{Notify, oneshot, watch},
+    sync::{oneshot, watch},
     task::JoinHandle,
     time::timeout,
 };
@@ -41,6 +39,7 @@ fn socket_config() -> SocketConfig {
         backoff_base: Duration::from_millis(50),
         backoff_max: Duration::from_secs(1),
         too_many_backoff: Duration::from_secs(1),
+        on_ack: None,
     }
 }
 
@@ -105,7 +104,7 @@ fn start_manager(emu: &Emulator, store: Store, app_token: String) -> Running {
     let inbox = InboxStore {
         store,
         team_id: emu.team_id(),
-        notify: Arc::new(Notify::new()),
+        waker: Arc::default(),
     };
     let manager = SocketManager::new(
         "socket-test",

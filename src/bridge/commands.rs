@@ -116,7 +116,7 @@ pub async fn run(
     Ok(())
 }
 
-async fn redact_tokens(core: &Core, room: &str, event_id: &str) {
+pub(super) async fn redact_tokens(core: &Core, room: &str, event_id: &str) {
     let (Ok(room_id), Ok(event)) = (RoomId::parse(room), ruma::EventId::parse(event_id)) else {
         return;
     };

@@ -1,28 +1,52 @@
-//! Matrix → Slack: events from the transaction inbox. Bot invites and commands go to
-//! [`commands`](super::commands); messages in portal rooms are checked against the
-//! permissions, converted to mrkdwn and posted through the relay (the bot, with the sender's
-//! name). Each send is recorded as pending first, so a redelivered transaction does not post
-//! twice; a refusal from Slack becomes a notice in the room naming the reason.
+//! Matrix → Slack. Events leave the transaction inbox through [`MatrixSide`], which only
+//! routes: each event is stored in the queue of its portal room, or in the command queue (bot
+//! invites, commands, anything in a room that is not a portal), and the transaction is done.
+//! [`Outbound`] then handles each queue in order, portals concurrently (see
+//! [`queue`](super::queue)).
+//!
+//! Posts are exactly-once: a send is recorded as pending before the Slack call and carries the
+//! Matrix event id in Slack message metadata; when a previous attempt's outcome is unknown (a
+//! timeout, a 5xx, a crash), the channel's latest messages are searched for that metadata
+//! before posting again. Commands run at most once: a command is marked as started before it
+//! runs, and one found started after a restart is reported instead of run again.
 
 use std::sync::Arc;
 
 use ruma::{
-    RoomId, UserId,
-    events::{AnyTimelineEvent, room::message::RoomMessageEventContent},
+    OwnedRoomId, RoomId, UserId,
+    events::{
+        AnyMessageLikeEvent, AnyStateEvent, AnyTimelineEvent, MessageLikeEvent, StateEvent,
+        room::{
+            member::MembershipState,
+            message::{MessageType, Relation, RoomMessageEventContent},
+        },
+    },
     serde::Raw,
 };
-use serde_json::Value;
+use serde_json::json;
 
-use super::{BridgeError, Core, Result, commands};
+use super::{
+    BridgeError, Core, Result, commands,
+    queue::{Handled, QueueHandler},
+};
 use crate::{
+    BoxFuture,
     config::PermissionLevel,
     format::{self, MatrixContext},
-    matrix::inbox::{BoxFuture, MatrixEventSink, SinkError},
-    slack::web::PostMessage,
-    store::{MessageRow, Outgoing, Portal},
+    matrix::inbox::{MatrixEventSink, SinkError},
+    slack::web::{HistoryQuery, PostMessage},
+    store::{COMMAND_QUEUE, MessageRow, NewOutboxEvent, Outgoing, Portal, QueueTable, QueuedItem},
 };
 
-/// The bridge layer as the transaction inbox sees it.
+/// `event_type` of the Slack message metadata that names the Matrix event a post came from.
+pub const META_EVENT_TYPE: &str = "slack_bridge_matrix_event";
+
+/// How far back (before the first attempt) a post is looked for on Slack.
+const RECONCILE_SLACK_SECS: i64 = 60;
+/// Pages of history searched for an earlier post.
+const RECONCILE_PAGES: usize = 5;
+
+/// The transaction inbox's view of the bridge: route and queue.
 pub struct MatrixSide(pub Arc<Core>);
 
 impl MatrixEventSink for MatrixSide {
@@ -32,78 +56,222 @@ impl MatrixEventSink for MatrixSide {
         event: &'a Raw<AnyTimelineEvent>,
     ) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
-            let v: Value = match event.deserialize_as_unchecked() {
-                Ok(v) => v,
-                Err(e) => return Err(SinkError::Permanent(format!("event is not JSON: {e}"))),
-            };
-            handle(&self.0, &v).await.map_err(|e| {
-                if e.is_retryable() {
-                    SinkError::Retry(e.to_string())
-                } else {
-                    tracing::warn!(%txn_id, event_id = ?v.get("event_id"), error = %e, "matrix event not bridged");
-                    SinkError::Permanent(e.to_string())
+            let core = &self.0;
+            let ev = match event.deserialize() {
+                Ok(ev) => ev,
+                Err(e) => {
+                    return Err(SinkError::Permanent(format!(
+                        "not a valid timeline event: {e}"
+                    )));
                 }
-            })
+            };
+            let queue = route(core, &ev)
+                .await
+                .map_err(|e| SinkError::Retry(e.to_string()))?;
+            let Some(queue) = queue else {
+                return Ok(());
+            };
+            let new = core
+                .store
+                .insert_outbox(&[NewOutboxEvent {
+                    event_id: ev.event_id().as_str(),
+                    queue: &queue,
+                    room_id: ev.room_id().as_str(),
+                    payload: event.json().get(),
+                }])
+                .await
+                .map_err(|e| SinkError::Retry(e.to_string()))?;
+            tracing::debug!(%txn_id, event_id = %ev.event_id(), %queue, new = new[0], "matrix event queued");
+            core.outbox.wake(queue);
+            Ok(())
         })
     }
 }
 
-fn str_at<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or_default()
+/// The queue an event belongs in, or None when nothing will ever be done with it.
+async fn route(core: &Core, ev: &AnyTimelineEvent) -> Result<Option<String>> {
+    match ev {
+        AnyTimelineEvent::State(AnyStateEvent::RoomMember(StateEvent::Original(m))) => {
+            let to_bot = m.state_key.as_str() == core.namespace.bot()
+                && m.content.membership == MembershipState::Invite;
+            Ok(to_bot.then(|| COMMAND_QUEUE.to_owned()))
+        }
+        AnyTimelineEvent::State(_) => Ok(None),
+        AnyTimelineEvent::MessageLike(m) => {
+            if let AnyMessageLikeEvent::RoomMessage(MessageLikeEvent::Original(msg)) = m
+                && is_prefixed(core, msg.content.body())
+            {
+                return Ok(Some(COMMAND_QUEUE.to_owned()));
+            }
+            let room = ev.room_id();
+            if core
+                .store
+                .get_portal_by_room(room.as_str())
+                .await?
+                .is_some()
+            {
+                return Ok(Some(room.to_string()));
+            }
+            // Management rooms (and rooms that may become one: the invite before this
+            // message may still be waiting in the command queue).
+            let is_message = matches!(m, AnyMessageLikeEvent::RoomMessage(_));
+            Ok(is_message.then(|| COMMAND_QUEUE.to_owned()))
+        }
+    }
 }
 
-async fn handle(core: &Arc<Core>, v: &Value) -> Result<()> {
-    let kind = str_at(v, "type");
-    let room = str_at(v, "room_id");
-    let sender = str_at(v, "sender");
-    let content = v.get("content").cloned().unwrap_or(Value::Null);
-    match kind {
-        "m.room.member" => {
-            if str_at(v, "state_key") == core.namespace.bot()
-                && content.get("membership").and_then(Value::as_str) == Some("invite")
+/// The text after the command prefix, when `body` starts with it.
+fn prefixed<'a>(core: &Core, body: &'a str) -> Option<&'a str> {
+    let rest = body.strip_prefix(core.config.bridge.command_prefix.as_str())?;
+    (rest.is_empty() || rest.starts_with(' ')).then(|| rest.trim())
+}
+
+fn is_prefixed(core: &Core, body: &str) -> bool {
+    prefixed(core, body).is_some()
+}
+
+/// The outbound queues' handler.
+pub struct Outbound(pub Arc<Core>);
+
+impl QueueHandler for Outbound {
+    fn table(&self) -> QueueTable {
+        QueueTable::Outbox
+    }
+
+    fn handle<'a>(&'a self, item: &'a QueuedItem) -> BoxFuture<'a, Handled> {
+        Box::pin(async move {
+            let ev = match serde_json::from_str::<Raw<AnyTimelineEvent>>(&item.payload)
+                .map_err(|e| e.to_string())
+                .and_then(|raw| raw.deserialize().map_err(|e| e.to_string()))
             {
-                let is_direct = content
-                    .get("is_direct")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false);
-                commands::on_bot_invite(core, room, sender, is_direct).await?;
-            }
-            Ok(())
-        }
-        "m.room.message" => {
-            if content
-                .get("m.relates_to")
-                .and_then(|r| r.get("rel_type"))
-                .and_then(Value::as_str)
-                == Some("m.replace")
-            {
-                // Edits come with the next fidelity work.
-                return Ok(());
-            }
-            let body = content
-                .get("body")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let event_id = str_at(v, "event_id");
-            let is_management =
-                core.store.management_room_owner(room).await?.as_deref() == Some(sender);
-            let prefix = core.config.bridge.command_prefix.as_str();
-            if is_management {
-                let text = body.strip_prefix(prefix).unwrap_or(body).trim();
-                return commands::run(core, room, sender, event_id, text).await;
-            }
-            if let Some(rest) = body.strip_prefix(prefix)
-                && (rest.is_empty() || rest.starts_with(' '))
-            {
-                return commands::run(core, room, sender, event_id, rest.trim()).await;
-            }
-            let Some(portal) = core.store.get_portal_by_room(room).await? else {
-                return Ok(());
+                Ok(ev) => ev,
+                Err(e) => return Handled::Refused(format!("stored event cannot be read: {e}")),
             };
-            to_slack(core, &portal, sender, event_id, &content).await
+            if item.queue == COMMAND_QUEUE {
+                handle_command(&self.0, item, &ev).await
+            } else {
+                handle_portal(&self.0, &ev).await.into()
+            }
+        })
+    }
+
+    fn give_up<'a>(&'a self, item: &'a QueuedItem, reason: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let core = &self.0;
+            if item.queue == COMMAND_QUEUE {
+                return;
+            }
+            if let Err(e) = core.store.fail_outgoing(&item.event_id, reason).await {
+                tracing::error!(error = %e, "cannot record a failed send");
+            }
+            let what = serde_json::from_str::<serde_json::Value>(&item.payload)
+                .ok()
+                .and_then(|v| v["content"]["body"].as_str().map(snippet))
+                .map_or_else(
+                    || "Your message".to_owned(),
+                    |s| format!("Your message “{s}”"),
+                );
+            notice(
+                core,
+                &item.scope,
+                &format!("notice-{}", item.event_id),
+                &format!("{what} was not sent to Slack: {reason}"),
+            )
+            .await;
+            core.metrics.given_up(QueueTable::Outbox);
+        })
+    }
+}
+
+/// The start of a message, for notices about it.
+fn snippet(body: &str) -> String {
+    const MAX: usize = 80;
+    let line = body.lines().next().unwrap_or_default();
+    if line.chars().count() > MAX || body.lines().nth(1).is_some() {
+        format!("{}…", line.chars().take(MAX).collect::<String>())
+    } else {
+        line.to_owned()
+    }
+}
+
+/// Bot invites and commands. A command is marked as started before it runs: one found started
+/// (the bridge died while running it) is reported, never run again.
+async fn handle_command(core: &Arc<Core>, item: &QueuedItem, ev: &AnyTimelineEvent) -> Handled {
+    let room = ev.room_id().as_str();
+    let sender = ev.sender().as_str();
+    let result = match ev {
+        AnyTimelineEvent::State(AnyStateEvent::RoomMember(StateEvent::Original(m))) => {
+            let is_direct = m.content.is_direct.unwrap_or(false);
+            commands::on_bot_invite(core, room, sender, is_direct).await
+        }
+        AnyTimelineEvent::MessageLike(AnyMessageLikeEvent::RoomMessage(
+            MessageLikeEvent::Original(msg),
+        )) => {
+            let body = msg.content.body();
+            let is_management = match core.store.management_room_owner(room).await {
+                Ok(owner) => owner.as_deref() == Some(sender),
+                Err(e) => return Err::<(), BridgeError>(e.into()).into(),
+            };
+            let text = match (is_management, prefixed(core, body)) {
+                (true, rest) => rest.unwrap_or(body).trim(),
+                (false, Some(rest)) => rest,
+                (false, None) => return Handled::Done,
+            };
+            let event_id = ev.event_id().as_str();
+            if item.state == "running" {
+                let name = text.split_whitespace().next().unwrap_or("help");
+                tracing::warn!(%event_id, command = name, "a command was interrupted by a restart; not running it again");
+                if name.eq_ignore_ascii_case("login") {
+                    commands::redact_tokens(core, room, event_id).await;
+                }
+                notice(
+                    core,
+                    room,
+                    &format!("reply-{event_id}"),
+                    &format!("The bridge stopped while it ran your command `{name}`, so it may not have finished. It was not run again: check with `ping` or `list`, and send it again if needed."),
+                )
+                .await;
+                return Handled::Done;
+            }
+            if let Err(e) = core.store.queue_running(QueueTable::Outbox, item.id).await {
+                return Err::<(), BridgeError>(e.into()).into();
+            }
+            match commands::run(core, room, sender, event_id, text).await {
+                Ok(()) => Ok(()),
+                // Started once: never retried.
+                Err(e) => return Handled::Refused(e.to_string()),
+            }
         }
         _ => Ok(()),
+    };
+    result.into()
+}
+
+/// Events in a portal room.
+async fn handle_portal(core: &Arc<Core>, ev: &AnyTimelineEvent) -> Result<()> {
+    let AnyTimelineEvent::MessageLike(AnyMessageLikeEvent::RoomMessage(
+        MessageLikeEvent::Original(msg),
+    )) = ev
+    else {
+        tracing::debug!(event_id = %ev.event_id(), kind = %ev.event_type(), "event type not bridged to slack");
+        return Ok(());
+    };
+    if matches!(msg.content.relates_to, Some(Relation::Replacement(_))) {
+        tracing::debug!(event_id = %msg.event_id, "edits are not bridged to slack yet");
+        return Ok(());
     }
+    let Some(portal) = core.store.get_portal_by_room(msg.room_id.as_str()).await? else {
+        return Ok(());
+    };
+    to_slack(
+        core,
+        &portal,
+        &msg.room_id,
+        &msg.sender,
+        msg.event_id.as_str(),
+        &msg.content,
+    )
+    .await
 }
 
 /// Sends a notice as the bot; failures are logged, not raised (the notice is a courtesy).
@@ -124,17 +292,24 @@ pub async fn notice(core: &Core, room: &str, txn_id: &str, text: &str) {
 async fn to_slack(
     core: &Arc<Core>,
     portal: &Portal,
-    sender: &str,
+    room_id: &OwnedRoomId,
+    sender: &UserId,
     event_id: &str,
-    content: &Value,
+    content: &RoomMessageEventContent,
 ) -> Result<()> {
-    let msgtype = str_at(content, "msgtype");
-    if !matches!(msgtype, "m.text" | "m.notice" | "m.emote") {
-        return Ok(());
-    }
-    let room = portal.room_id.as_deref().unwrap_or_default();
+    let (body, html, emote) = match &content.msgtype {
+        MessageType::Text(t) => (&t.body, t.formatted.as_ref(), false),
+        MessageType::Notice(t) => (&t.body, t.formatted.as_ref(), false),
+        MessageType::Emote(t) => (&t.body, t.formatted.as_ref(), true),
+        _ => return Ok(()),
+    };
+    let html = html
+        .filter(|f| f.format == ruma::events::room::message::MessageFormat::Html)
+        .map(|f| f.body.as_str());
+    let room = room_id.as_str();
+    let sender_str = sender.as_str();
     let notice_txn = format!("notice-{event_id}");
-    let level = core.config.bridge.permission_of(sender);
+    let level = core.config.bridge.permission_of(sender_str);
     if level.is_none() {
         notice(
             core,
@@ -166,7 +341,7 @@ async fn to_slack(
     };
     // Without the relay only the login's owner (or an admin) may post through its bot.
     if !core.config.bridge.relay.enabled
-        && sender != rt.login.owner_mxid
+        && sender_str != rt.login.owner_mxid
         && level != Some(PermissionLevel::Admin)
     {
         notice(
@@ -184,31 +359,26 @@ async fn to_slack(
         .await?
     {
         Outgoing::Sent(_) | Outgoing::Failed => return Ok(()),
-        Outgoing::New | Outgoing::Pending => {}
-    }
-    let room_id = RoomId::parse(room).map_err(|e| BridgeError::Other(format!("room id: {e}")))?;
-    let (display_name, avatar) = match UserId::parse(sender) {
-        Ok(user) => {
-            let (name, avatar) = core
-                .matrix
-                .member_profile(&room_id, &user)
-                .await
-                .unwrap_or_default();
-            (name.unwrap_or_else(|| user.localpart().to_owned()), avatar)
+        Outgoing::New => {}
+        Outgoing::Pending => {
+            // An earlier attempt may have reached Slack: look before posting again.
+            if let Some(ts) = find_post(core, &rt.slack, &portal.channel_id, event_id).await? {
+                tracing::info!(%event_id, channel = %portal.channel_id, %ts, "found the earlier post on slack; not posting again");
+                return record_post(core, portal, room, sender_str, event_id, &ts).await;
+            }
         }
-        Err(_) => (sender.to_owned(), None),
-    };
+    }
+    let (display_name, avatar) = core
+        .matrix
+        .member_profile(room_id, sender)
+        .await
+        .unwrap_or_default();
+    let display_name = display_name.unwrap_or_else(|| sender.localpart().to_owned());
     let icon_url =
         avatar.and_then(|mxc| public_media_url(&core.config.bridge.relay.public_media_url, &mxc));
-    let body = str_at(content, "body");
-    let html = content
-        .get("format")
-        .and_then(Value::as_str)
-        .filter(|f| *f == "org.matrix.custom.html")
-        .and_then(|_| content.get("formatted_body").and_then(Value::as_str));
     let ctx = matrix_context(core, &portal.team_id, html).await;
     let mut text = format::matrix_to_slack(body, html, &ctx);
-    if msgtype == "m.emote" {
+    if emote {
         text = format!("_{text}_");
     }
     let post = PostMessage {
@@ -216,27 +386,24 @@ async fn to_slack(
         text,
         username: Some(display_name),
         icon_url,
+        metadata: Some(json!({
+            "event_type": META_EVENT_TYPE,
+            "event_payload": {"event_id": event_id},
+        })),
         ..PostMessage::default()
     };
-    match rt.slack.chat_post_message(&post).await {
-        Ok(posted) => {
-            core.store.finish_outgoing(event_id, &posted.ts).await?;
-            core.store
-                .insert_message(&MessageRow {
-                    team_id: portal.team_id.clone(),
-                    channel_id: portal.channel_id.clone(),
-                    ts: posted.ts.clone(),
-                    part: 0,
-                    event_id: event_id.to_owned(),
-                    room_id: room.to_owned(),
-                    thread_ts: None,
-                    sender: sender.to_owned(),
-                })
-                .await?;
-            tracing::debug!(%event_id, channel = %portal.channel_id, ts = %posted.ts, "matrix message bridged");
-            Ok(())
+    let started = std::time::Instant::now();
+    let result = rt.slack.chat_post_message(&post).await;
+    core.metrics.slack_send(started.elapsed());
+    match result {
+        Ok(posted) => record_post(core, portal, room, sender_str, event_id, &posted.ts).await,
+        Err(e) if e.is_retryable() => {
+            if e.is_rate_limited() {
+                // Slack's limiter answers before the method runs: nothing was posted.
+                core.store.forget_outgoing(event_id).await?;
+            }
+            Err(e.into())
         }
-        Err(e) if e.is_retryable() => Err(e.into()),
         Err(e) => {
             core.store.fail_outgoing(event_id, &e.to_string()).await?;
             notice(
@@ -249,6 +416,71 @@ async fn to_slack(
             Ok(())
         }
     }
+}
+
+/// Records a post on Slack: the send is done, and the ts maps to the event.
+async fn record_post(
+    core: &Core,
+    portal: &Portal,
+    room: &str,
+    sender: &str,
+    event_id: &str,
+    ts: &str,
+) -> Result<()> {
+    core.store.finish_outgoing(event_id, ts).await?;
+    core.store
+        .insert_message(&MessageRow {
+            team_id: portal.team_id.clone(),
+            channel_id: portal.channel_id.clone(),
+            ts: ts.to_owned(),
+            part: 0,
+            event_id: event_id.to_owned(),
+            room_id: room.to_owned(),
+            thread_ts: None,
+            sender: sender.to_owned(),
+        })
+        .await?;
+    tracing::debug!(%event_id, channel = %portal.channel_id, %ts, "matrix message bridged");
+    Ok(())
+}
+
+/// The ts of the post carrying `event_id` in its metadata, among the channel's messages since
+/// shortly before the send was first tried.
+async fn find_post(
+    core: &Core,
+    slack: &crate::slack::web::SlackClient,
+    channel: &str,
+    event_id: &str,
+) -> Result<Option<String>> {
+    let since_ms = core
+        .store
+        .outgoing_created_at(event_id)
+        .await?
+        .unwrap_or_default();
+    let oldest = (since_ms / 1000 - RECONCILE_SLACK_SECS).max(0);
+    let mut q = HistoryQuery {
+        channel: channel.to_owned(),
+        oldest: Some(format!("{oldest}.000000")),
+        limit: Some(100),
+        include_all_metadata: true,
+        ..HistoryQuery::default()
+    };
+    for _ in 0..RECONCILE_PAGES {
+        let page = slack.conversations_history(&q).await?;
+        let found = page.messages.iter().find(|m| {
+            m.metadata.as_ref().is_some_and(|md| {
+                md["event_type"] == META_EVENT_TYPE && md["event_payload"]["event_id"] == event_id
+            })
+        });
+        if let Some(m) = found {
+            return Ok(Some(m.ts.clone()));
+        }
+        match page.next_cursor {
+            Some(c) if page.has_more && !c.is_empty() => q.cursor = Some(c),
+            _ => break,
+        }
+    }
+    Ok(None)
 }
 
 /// Where Slack can fetch an avatar: `mxc://server/id` under the operator's public media URL.

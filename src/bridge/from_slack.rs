@@ -1,11 +1,26 @@
-//! Slack → Matrix: the Slack inbox is read oldest first and each event goes to the queue of its
-//! portal, so one channel's events are handled in order while channels proceed in parallel. An
-//! event that fails for a retryable reason (homeserver down) is retried in place with backoff,
-//! holding back the rest of its portal; every Matrix send uses a txn id derived from the Slack
-//! message, so a retry after a lost response never duplicates.
+//! Slack → Matrix: each stored Slack event belongs to the queue of its portal, so one
+//! channel's events are handled in order while channels proceed in parallel (see
+//! [`queue`](super::queue)). An event that fails for a retryable reason is retried in place
+//! with backoff, holding back only its own portal (without a deadline while the homeserver is
+//! unreachable: nothing is lost by waiting); every Matrix send uses a txn id derived from the
+//! Slack message, so a retry after a lost response never duplicates.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::sync::Arc;
 
+use super::{
+    BridgeError, Core, LoginRuntime, Result, ghost, portal,
+    queue::{Handled, QueueHandler},
+};
+use crate::{
+    BoxFuture,
+    format::{self, SlackContext},
+    ids,
+    slack::{
+        events::{EventCallback, MessageEvent, MessageSubtype, SlackEvent},
+        types::Message,
+    },
+    store::{MessageRow, QueueTable, QueuedItem},
+};
 use ruma::{
     MilliSecondsSinceUnixEpoch, OwnedUserId, RoomId, UInt, UserId,
     events::{
@@ -15,100 +30,36 @@ use ruma::{
         },
     },
 };
-use tokio::sync::mpsc;
 
-use super::{BridgeError, Core, LoginRuntime, Result, ghost, portal};
-use crate::{
-    format::{self, SlackContext},
-    ids,
-    slack::{
-        events::{EventCallback, MessageEvent, MessageSubtype, SlackEvent},
-        types::Message,
-    },
-    store::{MessageRow, SlackInboxEntry},
-};
+/// The Slack → Matrix queues' handler.
+pub struct Inbound(pub Arc<Core>);
 
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
+impl QueueHandler for Inbound {
+    fn table(&self) -> QueueTable {
+        QueueTable::SlackInbox
+    }
 
-/// Reads the Slack inbox forever, feeding the per-portal queues.
-pub async fn run_dispatcher(core: Arc<Core>) {
-    let mut queues: HashMap<String, mpsc::UnboundedSender<SlackInboxEntry>> = HashMap::new();
-    let mut after = 0i64;
-    loop {
-        let batch = match core.store.pending_slack_events(after, 200).await {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the slack inbox");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        if batch.is_empty() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), core.slack_inbox.notified()).await;
-            continue;
-        }
-        for entry in batch {
-            after = after.max(entry.id);
-            let key = format!(
-                "{}:{}",
-                entry.team_id,
-                entry.channel_id.as_deref().unwrap_or("-")
-            );
-            let tx = queues.entry(key).or_insert_with(|| {
-                let (tx, rx) = mpsc::unbounded_channel();
-                tokio::spawn(run_portal_queue(core.clone(), rx));
-                tx
-            });
-            let _ = tx.send(entry);
-        }
+    fn handle<'a>(&'a self, item: &'a QueuedItem) -> BoxFuture<'a, Handled> {
+        Box::pin(async move { handle_entry(&self.0, item).await.into() })
+    }
+
+    fn give_up<'a>(&'a self, item: &'a QueuedItem, reason: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            tracing::error!(event_id = %item.event_id, queue = %item.queue, %reason, "slack event not bridged");
+            self.0.metrics.given_up(QueueTable::SlackInbox);
+        })
     }
 }
 
-async fn run_portal_queue(core: Arc<Core>, mut rx: mpsc::UnboundedReceiver<SlackInboxEntry>) {
-    while let Some(entry) = rx.recv().await {
-        let mut backoff = Duration::from_millis(500);
-        loop {
-            match handle_entry(&core, &entry).await {
-                Ok(()) => {
-                    if let Err(e) = core.store.mark_slack_done(entry.id).await {
-                        tracing::error!(event_id = %entry.event_id, error = %e, "cannot mark a slack event done");
-                    }
-                    break;
-                }
-                Err(e) if e.is_retryable() => {
-                    tracing::warn!(
-                        event_id = %entry.event_id,
-                        team = %entry.team_id,
-                        channel = ?entry.channel_id,
-                        retry_in_ms = backoff.as_millis() as u64,
-                        error = %e,
-                        "slack event not bridged yet, retrying"
-                    );
-                    let _ = core
-                        .store
-                        .note_slack_attempt(entry.id, &e.to_string())
-                        .await;
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                }
-                Err(e) => {
-                    tracing::warn!(event_id = %entry.event_id, error = %e, "slack event not bridged");
-                    let _ = core.store.mark_slack_failed(entry.id, &e.to_string()).await;
-                    break;
-                }
-            }
-        }
-    }
-}
-
-async fn handle_entry(core: &Arc<Core>, entry: &SlackInboxEntry) -> Result<()> {
-    let Some(rt) = core.login(&entry.team_id) else {
+async fn handle_entry(core: &Arc<Core>, entry: &QueuedItem) -> Result<()> {
+    let team_id = &entry.scope;
+    let Some(rt) = core.login(team_id) else {
         // Keep the event while its login is starting; drop it when the login is gone.
-        return match core.store.get_login(&entry.team_id).await? {
+        return match core.store.get_login(team_id).await? {
             Some(l) if l.state == crate::store::LoginState::Ok => Err(BridgeError::NotReady(
-                format!("slack login for team {} is starting", entry.team_id),
+                format!("slack login for team {team_id} is starting"),
             )),
-            _ => Err(BridgeError::NoLogin(entry.team_id.clone())),
+            _ => Err(BridgeError::NoLogin(team_id.clone())),
         };
     };
     let callback: EventCallback = serde_json::from_str(&entry.payload).map_err(|e| {
@@ -218,6 +169,7 @@ async fn handle_message(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: MessageEven
         .and_then(UInt::new)
         .map(MilliSecondsSinceUnixEpoch);
     let txn = ids::message_txn_id(rt.team_id(), &m.channel, &msg.ts, 0);
+    let started = std::time::Instant::now();
     let event_id = match core
         .matrix
         .send_message(Some(&ghost_id), &room_id, &txn, &content, ts)
@@ -234,6 +186,7 @@ async fn handle_message(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: MessageEven
         }
         Err(e) => return Err(e.into()),
     };
+    core.metrics.matrix_send(started.elapsed());
     core.store
         .insert_message(&MessageRow {
             team_id: rt.team_id().to_owned(),

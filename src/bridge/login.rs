@@ -2,19 +2,20 @@
 //! Socket Mode connection and the initial portal sync). A login whose credentials die is
 //! marked invalid with the reason and its owner is told.
 
-use std::sync::Arc;
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
-use tokio::{sync::watch, task::JoinHandle};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
-use super::{BridgeError, Core, Result, portal};
+use super::{BridgeError, Core, Result, portal, slack_inbox::InboxStore};
 use crate::{
     config::Secret,
     slack::{
-        socket::{
-            InboxStore, SocketConfig, SocketManager, SocketState, TungsteniteConnector,
-            WebApiOpener,
-        },
-        web::SlackClient,
+        socket::{SocketConfig, SocketManager, SocketState, TungsteniteConnector, WebApiOpener},
+        web::{ClientOptions, SlackClient},
     },
     store::{Login, LoginState},
 };
@@ -24,8 +25,38 @@ pub struct LoginRuntime {
     pub login: Login,
     pub slack: Arc<SlackClient>,
     pub socket: watch::Receiver<SocketState>,
-    stop: watch::Sender<bool>,
-    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    /// Since when the socket is not connected (None while it is).
+    down_since: Arc<Mutex<Option<Instant>>>,
+    /// Stops this login's tasks (a child of the bridge's stop token).
+    stop: CancellationToken,
+}
+
+/// A login's connection, for `/ready` and `ping`.
+#[derive(Debug, Clone)]
+pub struct LoginHealth {
+    pub state: SocketState,
+    /// How long the socket has not been connected.
+    pub down_for: Option<Duration>,
+}
+
+impl LoginHealth {
+    pub fn describe(&self) -> String {
+        let state = match &self.state {
+            SocketState::Connected => "connected".to_owned(),
+            SocketState::Connecting => "connecting".to_owned(),
+            SocketState::Reconnecting { attempt, reason } => {
+                format!("reconnecting (attempt {attempt}: {reason})")
+            }
+            SocketState::Invalid(r) => format!("credentials invalid: {r}"),
+            SocketState::Stopped => "stopped".to_owned(),
+        };
+        match self.down_for {
+            Some(d) if d >= Duration::from_secs(1) => {
+                format!("{state}, not connected for {}s", d.as_secs())
+            }
+            _ => state,
+        }
+    }
 }
 
 impl LoginRuntime {
@@ -34,18 +65,31 @@ impl LoginRuntime {
     }
 
     pub fn stop(&self) {
-        let _ = self.stop.send(true);
-        for t in self.tasks.lock().expect("tasks").iter() {
-            t.abort();
+        self.stop.cancel();
+    }
+
+    pub fn health(&self) -> LoginHealth {
+        LoginHealth {
+            state: self.socket.borrow().clone(),
+            down_for: self
+                .down_since
+                .lock()
+                .expect("down_since")
+                .map(|t| t.elapsed()),
         }
     }
 }
 
 pub fn slack_client(core: &Core, bot_token: &Secret, app_token: &Secret) -> Result<SlackClient> {
-    Ok(SlackClient::new(
+    let options = ClientOptions {
+        request_timeout: core.config.slack.request_timeout,
+        ..ClientOptions::default()
+    };
+    Ok(SlackClient::with_options(
         &core.config.slack.api_url,
         bot_token.clone(),
         app_token.clone(),
+        options,
     )?)
 }
 
@@ -113,6 +157,7 @@ pub async fn start(core: &Arc<Core>, login: Login) -> Result<Arc<LoginRuntime>> 
         old.stop();
     }
     let slack = Arc::new(slack_client(core, &login.bot_token, &login.app_token)?);
+    let metrics = core.metrics.clone();
     let manager = SocketManager::new(
         login.team_id.clone(),
         Arc::new(WebApiOpener(slack.clone())),
@@ -120,40 +165,52 @@ pub async fn start(core: &Arc<Core>, login: Login) -> Result<Arc<LoginRuntime>> 
         Arc::new(InboxStore {
             store: core.store.clone(),
             team_id: login.team_id.clone(),
-            notify: core.slack_inbox.clone(),
+            waker: core.inbound.clone(),
         }),
-        SocketConfig::default(),
+        SocketConfig {
+            on_ack: Some(Arc::new(move |d| metrics.slack_ack(d))),
+            ..SocketConfig::default()
+        },
     );
     let socket = manager.state();
-    let (stop, mut stop_rx) = watch::channel(false);
-    let mut tasks = Vec::new();
+    let stop = core.sup.stop_token().child_token();
     let team = login.team_id.clone();
     let watch_core = core.clone();
-    let mut state_rx = manager.state();
-    tasks.push(tokio::spawn(async move {
-        let final_state = manager
-            .run(async move {
-                let _ = stop_rx.wait_for(|s| *s).await;
-            })
-            .await;
+    let token = stop.clone();
+    core.sup.spawn("slack socket", async move {
+        let final_state = manager.run(token.cancelled_owned()).await;
         if let SocketState::Invalid(reason) = final_state {
             mark_invalid(&watch_core, &team, &reason).await;
         }
-    }));
-    // Log state changes for the operator.
+    });
+    // Follow the connection: for the operator's log and for `/ready`.
     let team = login.team_id.clone();
-    tasks.push(tokio::spawn(async move {
-        while state_rx.changed().await.is_ok() {
+    let mut state_rx = socket.clone();
+    let down_since = Arc::new(Mutex::new(Some(Instant::now())));
+    let down = down_since.clone();
+    let token = stop.clone();
+    core.sup.spawn("slack socket state", async move {
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => return,
+                changed = state_rx.changed() => if changed.is_err() { return },
+            }
             let s = state_rx.borrow_and_update().clone();
+            let mut d = down.lock().expect("down_since");
+            match (&s, *d) {
+                (SocketState::Connected, _) => *d = None,
+                (_, None) => *d = Some(Instant::now()),
+                _ => {}
+            }
             tracing::debug!(%team, state = ?s, "slack connection state");
         }
-    }));
+    });
     let runtime = Arc::new(LoginRuntime {
         login,
         slack,
         socket,
-        stop,
-        tasks: std::sync::Mutex::new(tasks),
+        down_since,
+        stop: stop.clone(),
     });
     core.logins
         .write()
@@ -161,13 +218,15 @@ pub async fn start(core: &Arc<Core>, login: Login) -> Result<Arc<LoginRuntime>> 
         .insert(runtime.login.team_id.clone(), runtime.clone());
     let sync_core = core.clone();
     let sync_rt = runtime.clone();
-    let sync = tokio::spawn(async move {
-        if let Err(e) = portal::sync_all(&sync_core, &sync_rt).await {
-            tracing::error!(team = %sync_rt.login.team_id, error = %e, "initial portal sync failed");
+    // Logout and shutdown stop the sync too: no rooms are created for a stopped login.
+    core.sup.spawn("portal sync", async move {
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            r = portal::sync_all(&sync_core, &sync_rt) => if let Err(e) = r {
+                tracing::error!(team = %sync_rt.login.team_id, error = %e, "initial portal sync failed");
+            }
         }
     });
-    // Logout and shutdown stop the sync too: no rooms are created for a stopped login.
-    runtime.tasks.lock().expect("tasks").push(sync);
     Ok(runtime)
 }
 

@@ -2,10 +2,7 @@
 //! authenticated by the hs_token. A transaction is stored before it is answered `200 {}` and
 //! processed afterwards from the store, so answers stay fast and nothing is lost.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU64, Ordering},
-};
+use std::sync::Arc;
 
 use axum::{
     Json, Router,
@@ -35,7 +32,7 @@ pub struct AppserviceState {
     pub namespace: Namespace,
     /// Woken whenever a new transaction is stored.
     pub inbox: Arc<Notify>,
-    pub stats: Arc<AppserviceStats>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppserviceState {
@@ -50,17 +47,9 @@ impl AppserviceState {
             store,
             namespace: Namespace::from_config(config),
             inbox,
-            stats: Arc::new(AppserviceStats::default()),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         }
     }
-}
-
-/// Counters the health endpoints and the logs report.
-#[derive(Debug, Default)]
-pub struct AppserviceStats {
-    pub transactions: AtomicU64,
-    pub duplicate_transactions: AtomicU64,
-    pub pings: AtomicU64,
 }
 
 /// A Matrix error response: status, errcode and message.
@@ -174,7 +163,7 @@ async fn put_transaction(
     let text = String::from_utf8_lossy(&body);
     match state.store.insert_hs_txn(&txn_id, &text).await {
         Ok(true) => {
-            state.stats.transactions.fetch_add(1, Ordering::Relaxed);
+            state.metrics.transactions.inc();
             tracing::debug!(
                 %txn_id,
                 events = txn.events.len(),
@@ -184,10 +173,7 @@ async fn put_transaction(
             state.inbox.notify_one();
         }
         Ok(false) => {
-            state
-                .stats
-                .duplicate_transactions
-                .fetch_add(1, Ordering::Relaxed);
+            state.metrics.duplicate_transactions.inc();
             tracing::debug!(%txn_id, "transaction already stored, answering again");
         }
         Err(e) => {
@@ -221,7 +207,7 @@ async fn post_ping(
                 .and_then(|t| t.as_str())
                 .map(str::to_owned)
         });
-    state.stats.pings.fetch_add(1, Ordering::Relaxed);
+    state.metrics.pings.inc();
     tracing::debug!(transaction_id = ?txn_id, "homeserver pinged us");
     Json(json!({})).into_response()
 }

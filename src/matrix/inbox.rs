@@ -77,18 +77,23 @@ impl Handled {
 }
 
 impl InboxProcessor {
-    /// Runs until the task is dropped.
-    pub async fn run(self) {
+    /// Runs until `stop` is cancelled.
+    pub async fn run(self, stop: tokio_util::sync::CancellationToken) {
         let mut backoff = Duration::from_millis(500);
         // Events of the transaction being retried that were already handled: a retry
         // continues after them instead of running them (a command, a send) again.
         let mut handled = Handled::default();
         loop {
+            if stop.is_cancelled() {
+                return;
+            }
             let batch = match self.store.pending_hs_txns(0, 20).await {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the transaction inbox");
-                    tokio::time::sleep(backoff).await;
+                    if !crate::supervisor::sleep_or_cancel(&stop, backoff).await {
+                        return;
+                    }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                     continue;
                 }
@@ -96,7 +101,11 @@ impl InboxProcessor {
             if batch.is_empty() {
                 // Notify keeps one permit, so a transaction stored between the query and
                 // this wait is not missed.
-                let _ = tokio::time::timeout(Duration::from_secs(5), self.notify.notified()).await;
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = self.notify.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                }
                 continue;
             }
             for entry in batch {
@@ -118,7 +127,9 @@ impl InboxProcessor {
                             "transaction processing failed, will retry"
                         );
                         let _ = self.store.note_hs_attempt(entry.id, &reason).await;
-                        tokio::time::sleep(backoff).await;
+                        if !crate::supervisor::sleep_or_cancel(&stop, backoff).await {
+                            return;
+                        }
                         backoff = (backoff * 2).min(MAX_BACKOFF);
                         // Start again from the oldest pending one to keep the order.
                         break;
@@ -227,7 +238,8 @@ mod tests {
             namespace: Namespace::from_config(&config),
             notify: Arc::new(Notify::new()),
         };
-        let task = tokio::spawn(processor.run());
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(processor.run(stop.clone()));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while !store.pending_hs_txns(0, 10).await.unwrap().is_empty() {
             assert!(
@@ -236,7 +248,8 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        task.abort();
+        stop.cancel();
+        task.await.unwrap();
         assert_eq!(*sink.seen.lock().unwrap(), ["$a", "$b", "$b", "$c"]);
     }
 }

@@ -17,13 +17,12 @@ use std::{
 
 use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use tokio::{
-    sync::{Notify, mpsc, oneshot, watch},
+    sync::{mpsc, oneshot, watch},
     time::{Instant, sleep_until, timeout},
 };
 use tokio_tungstenite::tungstenite::Message;
 
 use super::frames::{self, Envelope, Frame};
-use crate::store::Store;
 
 pub use crate::BoxFuture;
 pub type WsError = Box<dyn std::error::Error + Send + Sync>;
@@ -108,57 +107,6 @@ impl SocketOpener for WebApiOpener {
     }
 }
 
-/// The production store: the Slack inbox table, deduplicated on `event_id`.
-pub struct InboxStore {
-    pub store: Store,
-    /// The login the socket belongs to; its events are handled with that login (on
-    /// Enterprise Grid the payload's team can be another workspace of the org).
-    pub team_id: String,
-    /// Woken after each new event so the processor picks it up.
-    pub notify: Arc<Notify>,
-}
-
-impl EnvelopeStore for InboxStore {
-    fn store<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, Result<bool, String>> {
-        Box::pin(async move {
-            let new = self.store_batch(std::slice::from_ref(envelope)).await?;
-            Ok(new[0])
-        })
-    }
-
-    fn store_batch<'a>(
-        &'a self,
-        envelopes: &'a [Envelope],
-    ) -> BoxFuture<'a, Result<Vec<bool>, String>> {
-        Box::pin(async move {
-            let keys: Vec<String> = envelopes.iter().map(Envelope::dedupe_key).collect();
-            let payloads: Vec<String> = envelopes.iter().map(|e| e.payload.to_string()).collect();
-            let channels: Vec<Option<String>> =
-                envelopes.iter().map(Envelope::channel_id).collect();
-            let rows: Vec<crate::store::NewSlackEvent<'_>> = keys
-                .iter()
-                .zip(&payloads)
-                .zip(&channels)
-                .map(|((key, payload), channel)| crate::store::NewSlackEvent {
-                    event_id: key,
-                    team_id: &self.team_id,
-                    channel_id: channel.as_deref(),
-                    payload,
-                })
-                .collect();
-            let new = self
-                .store
-                .insert_slack_events(&rows)
-                .await
-                .map_err(|e| e.to_string())?;
-            if new.iter().any(|n| *n) {
-                self.notify.notify_one();
-            }
-            Ok(new)
-        })
-    }
-}
-
 /// What the manager is doing, for `ping` and the health endpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SocketState {
@@ -174,7 +122,7 @@ pub enum SocketState {
     Stopped,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SocketConfig {
     /// A connection that has not said `hello` by then is abandoned.
     pub hello_timeout: Duration,
@@ -186,6 +134,24 @@ pub struct SocketConfig {
     pub backoff_max: Duration,
     /// Extra wait after `too_many_websockets`, so several bridges sharing an app do not fight.
     pub too_many_backoff: Duration,
+    /// Told how long each envelope took from being read to being acked.
+    pub on_ack: Option<AckObserver>,
+}
+
+/// Called with each ack's latency (for the metrics).
+pub type AckObserver = Arc<dyn Fn(Duration) + Send + Sync>;
+
+impl std::fmt::Debug for SocketConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketConfig")
+            .field("hello_timeout", &self.hello_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("ping_interval", &self.ping_interval)
+            .field("backoff_base", &self.backoff_base)
+            .field("backoff_max", &self.backoff_max)
+            .field("too_many_backoff", &self.too_many_backoff)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for SocketConfig {
@@ -197,6 +163,7 @@ impl Default for SocketConfig {
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
             too_many_backoff: Duration::from_secs(30),
+            on_ack: None,
         }
     }
 }
@@ -278,6 +245,8 @@ impl SocketManager {
         let mut need_new = true;
         let mut not_before = Instant::now();
         let mut last_reason = String::from("starting");
+        // The connections belong to the manager: none outlives `run`.
+        let mut tasks = tokio::task::JoinSet::new();
         tokio::pin!(shutdown);
         let close_all = |conns: &mut BTreeMap<u64, ConnHandle>| {
             for c in conns.values_mut() {
@@ -300,6 +269,7 @@ impl SocketManager {
                 let opened = tokio::select! {
                     _ = &mut shutdown => {
                         close_all(&mut conns);
+                        finish(tasks).await;
                         self.set(SocketState::Stopped);
                         return SocketState::Stopped;
                     }
@@ -318,7 +288,8 @@ impl SocketManager {
                             },
                         );
                         tracing::debug!(login = %self.label, connection = next_id, "socket mode connection opened");
-                        tokio::spawn(connection(
+                        while tasks.try_join_next().is_some() {}
+                        tasks.spawn(connection(
                             next_id,
                             sink,
                             stream,
@@ -332,6 +303,7 @@ impl SocketManager {
                     Err(OpenError::Dead(reason)) => {
                         tracing::error!(login = %self.label, %reason, "slack credentials are no longer valid; log in again");
                         close_all(&mut conns);
+                        finish(tasks).await;
                         let state = SocketState::Invalid(reason);
                         self.set(state.clone());
                         return state;
@@ -361,6 +333,7 @@ impl SocketManager {
             tokio::select! {
                 _ = &mut shutdown => {
                     close_all(&mut conns);
+                    finish(tasks).await;
                     self.set(SocketState::Stopped);
                     return SocketState::Stopped;
                 }
@@ -385,6 +358,7 @@ impl SocketManager {
                         match reason.as_str() {
                             "link_disabled" => {
                                 close_all(&mut conns);
+                                finish(tasks).await;
                                 let state = SocketState::Invalid(
                                     "Socket Mode is disabled for this Slack app (link_disabled): turn it on in the app's settings".into(),
                                 );
@@ -437,6 +411,15 @@ impl SocketManager {
             .await
             .map_err(|e| OpenError::Other(format!("websocket connect failed: {e}")))
     }
+}
+
+/// Lets closed connections say goodbye for a moment, then drops the rest.
+async fn finish(mut tasks: tokio::task::JoinSet<()>) {
+    let _ = timeout(Duration::from_secs(2), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    tasks.shutdown().await;
 }
 
 /// Envelopes stored in one transaction at most.
@@ -553,6 +536,10 @@ async fn connection(
                                 }
                                 if let Err(e) = sink.flush().await {
                                     break format!("ack failed: {e}");
+                                }
+                                if let Some(observe) = &config.on_ack {
+                                    let took = started.elapsed();
+                                    batch.iter().for_each(|_| observe(took));
                                 }
                                 tracing::debug!(
                                     login = %label,

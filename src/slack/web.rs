@@ -520,6 +520,8 @@ pub struct HistoryQuery {
     /// Only messages before this ts (or at it, with `inclusive`).
     pub latest: Option<String>,
     pub inclusive: bool,
+    /// Return each message's `metadata` (Slack leaves it out otherwise).
+    pub include_all_metadata: bool,
 }
 
 /// A conversations.history page, newest first.
@@ -729,10 +731,16 @@ impl SlackClient {
         let inner = &self.inner;
         let _lane = inner.pacer.acquire(method, lane).await;
         let retry = &inner.options.retry;
+        // A 429 holds back every caller of the method, except for chat.postMessage, whose
+        // limit is per conversation: one rate-limited channel must not stall the others.
+        let block_key = match lane {
+            Some(l) => format!("{method}:{l}"),
+            None => method.to_string(),
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
-            inner.pacer.wait_unblocked(method).await;
+            inner.pacer.wait_unblocked(&block_key).await;
             let token = match auth {
                 Auth::Bot => &inner.bot_token,
                 Auth::App => &inner.app_token,
@@ -785,7 +793,7 @@ impl SlackClient {
                     retry_after_ms = wait.as_millis() as u64,
                     "slack rate limit: waiting"
                 );
-                inner.pacer.block(method, Instant::now() + wait);
+                inner.pacer.block(&block_key, Instant::now() + wait);
                 continue;
             }
             let Some(json) = json else {
@@ -943,7 +951,11 @@ impl SlackClient {
             .opt("limit", q.limit.map(|l| l.to_string()))
             .opt("oldest", q.oldest.as_deref())
             .opt("latest", q.latest.as_deref())
-            .opt("inclusive", q.inclusive.then_some("true"));
+            .opt("inclusive", q.inclusive.then_some("true"))
+            .opt(
+                "include_all_metadata",
+                q.include_all_metadata.then_some("true"),
+            );
         let v = self.bot("conversations.history", form).await?;
         let has_more = v.get("has_more").and_then(Value::as_bool).unwrap_or(false);
         let Page { items, next_cursor } = page("conversations.history", v, "messages")?;

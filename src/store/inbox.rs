@@ -5,8 +5,8 @@
 use super::{Result, Store, now_ms, on_pool};
 
 const SLACK_INSERT: &str =
-    "INSERT INTO slack_inbox (event_id, team_id, channel_id, payload, received_at)
-    VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING";
+    "INSERT INTO slack_inbox (event_id, team_id, channel_id, payload, received_at, queue)
+    VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING";
 const SLACK_PENDING: &str =
     "SELECT id, event_id, team_id, channel_id, payload, attempts FROM slack_inbox
     WHERE state = 'pending' AND id > $1 ORDER BY id LIMIT $2";
@@ -126,6 +126,7 @@ impl Store {
                     .bind(e.channel_id)
                     .bind(e.payload)
                     .bind(now)
+                    .bind(super::queues::slack_queue(e.team_id, e.channel_id))
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();

@@ -8,6 +8,8 @@ const BEGIN: &str = "INSERT INTO outgoing (event_id, room_id, team_id, channel_i
 const STATE: &str = "SELECT state, slack_ts FROM outgoing WHERE event_id = $1";
 const SENT: &str = "UPDATE outgoing SET state = 'sent', slack_ts = $2 WHERE event_id = $1";
 const FAILED: &str = "UPDATE outgoing SET state = 'failed', error = $2 WHERE event_id = $1";
+const FORGET: &str = "DELETE FROM outgoing WHERE event_id = $1 AND state = 'pending'";
+const CREATED: &str = "SELECT created_at FROM outgoing WHERE event_id = $1";
 const BY_TS: &str =
     "SELECT COUNT(*) FROM outgoing WHERE team_id = $1 AND channel_id = $2 AND slack_ts = $3";
 
@@ -64,6 +66,21 @@ impl Store {
     pub async fn fail_outgoing(&self, event_id: &str, error: &str) -> Result<()> {
         on_pool!(self, pool => sqlx::query(FAILED).bind(event_id).bind(error).execute(pool).await?.rows_affected());
         Ok(())
+    }
+
+    /// Forgets a pending send that is known not to have reached Slack (rate limited before
+    /// the method ran), so the next attempt posts without looking for it first.
+    pub async fn forget_outgoing(&self, event_id: &str) -> Result<()> {
+        on_pool!(self, pool => sqlx::query(FORGET).bind(event_id).execute(pool).await?.rows_affected());
+        Ok(())
+    }
+
+    /// When the send of `event_id` was first recorded (ms).
+    pub async fn outgoing_created_at(&self, event_id: &str) -> Result<Option<i64>> {
+        Ok(on_pool!(self, pool => sqlx::query_scalar(CREATED)
+            .bind(event_id)
+            .fetch_optional(pool)
+            .await?))
     }
 
     /// Whether a Slack message with this ts was posted by the bridge (its Socket Mode echo).
