@@ -12,6 +12,17 @@ pub fn ghost_mxid(template: &str, domain: &str, team_id: &str, user_id: &str) ->
     format!("@{}:{domain}", ghost_localpart(template, team_id, user_id))
 }
 
+/// The alias localpart of a portal room (`channel_id` = the Slack conversation) or, with
+/// `channel_id` None, of the workspace's space: the ghost template with `{userid}` replaced by
+/// the lowercase `<team id>-<channel id>` (or `<team id>`). Rooms are created with this alias,
+/// so a creation repeated after a crash finds the first room instead of making a second.
+pub fn room_alias_localpart(template: &str, team_id: &str, channel_id: Option<&str>) -> String {
+    match channel_id {
+        Some(c) => ghost_localpart(template, team_id, c),
+        None => template.replace("{userid}", &team_id.to_lowercase()),
+    }
+}
+
 /// A Slack `ts` ("1700000000.123456") in milliseconds, for `?ts=` on Matrix sends.
 pub fn ts_to_millis(ts: &str) -> Option<u64> {
     let (secs, frac) = ts.split_once('.').unwrap_or((ts, "0"));

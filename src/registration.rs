@@ -79,6 +79,21 @@ pub fn user_namespaces(config: &Config) -> Vec<String> {
     ]
 }
 
+/// The exclusive room alias namespace: the portal rooms' and spaces' aliases.
+pub fn alias_namespace(config: &Config) -> String {
+    let a = &config.appservice;
+    let (prefix, suffix) = a
+        .username_template
+        .split_once("{userid}")
+        .unwrap_or((&a.username_template, ""));
+    format!(
+        "^#{}.*{}:{}$",
+        regex_escape(prefix),
+        regex_escape(suffix),
+        regex_escape(&config.homeserver.domain)
+    )
+}
+
 /// The registration for a config whose tokens are set.
 pub fn build(config: &Config) -> Registration {
     let a = &config.appservice;
@@ -93,6 +108,7 @@ pub fn build(config: &Config) -> Registration {
         .collect();
     let mut namespaces = Namespaces::new();
     namespaces.users = users;
+    namespaces.aliases = vec![Namespace::new(true, alias_namespace(config))];
     let mut reg: Registration = RegistrationInit {
         id: a.id.clone(),
         url: Some(a.address.clone()),

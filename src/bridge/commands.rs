@@ -10,7 +10,7 @@ use super::{BridgeError, Core, Result, from_matrix::notice, login};
 use crate::{
     config::{PermissionLevel, Secret},
     slack::socket::SocketState,
-    store::LoginState,
+    store::{LoginState, QueueTable, slack_queue},
 };
 
 const HELP: &str = "\
@@ -267,6 +267,22 @@ async fn ping_command(core: &Arc<Core>, sender: &str) -> String {
 async fn list_command(core: &Arc<Core>, sender: &str) -> Result<String> {
     let is_admin = require(core, sender, PermissionLevel::Admin).is_ok();
     let mut lines = Vec::new();
+    // Given-up events per queue: Matrix → Slack by room, Slack → Matrix by team:channel.
+    let mut failures = std::collections::HashMap::new();
+    for t in [QueueTable::Outbox, QueueTable::SlackInbox] {
+        for f in core.store.queue_failures(t).await? {
+            failures.insert((t, f.queue.clone()), f);
+        }
+    }
+    let failed = |t: QueueTable, queue: &str, what: &str| {
+        failures.get(&(t, queue.to_owned())).map(|f| {
+            format!(
+                "; {} {what} not delivered (last: {})",
+                f.failed,
+                f.last_error.as_deref().unwrap_or("unknown")
+            )
+        })
+    };
     for rt in core.all_logins() {
         if rt.login.owner_mxid != sender && !is_admin {
             continue;
@@ -278,8 +294,20 @@ async fn list_command(core: &Arc<Core>, sender: &str) -> Result<String> {
             portals.len()
         ));
         for p in portals {
+            let room = p.room_id.as_deref().unwrap_or_default();
+            let problems = [
+                failed(QueueTable::Outbox, room, "to Slack"),
+                failed(
+                    QueueTable::SlackInbox,
+                    &slack_queue(&p.team_id, Some(&p.channel_id)),
+                    "from Slack",
+                ),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<String>();
             lines.push(format!(
-                "  {} [{}] → {}",
+                "  {} [{}] → {}{problems}",
                 if p.name.is_empty() {
                     &p.channel_id
                 } else {

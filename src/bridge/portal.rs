@@ -98,7 +98,7 @@ pub async fn ensure_space(core: &Core, rt: &LoginRuntime) -> Result<OwnedRoomId>
     creation.room_type = Some(RoomType::Space);
     req.creation_content =
         Some(Raw::new(&creation).map_err(|e| BridgeError::Other(e.to_string()))?);
-    let space = core.matrix.create_room(None, req).await?;
+    let space = create_once(core, req, rt.team_id(), None).await?;
     core.store
         .set_login_space(rt.team_id(), space.as_str())
         .await?;
@@ -156,7 +156,7 @@ pub async fn ensure_portal_from(
     req.is_direct = kind == PortalKind::Im;
     req.visibility = Visibility::Private;
     req.preset = Some(create_room::v3::RoomPreset::PrivateChat);
-    let room = core.matrix.create_room(None, req).await?;
+    let room = create_once(core, req, rt.team_id(), Some(&c.id)).await?;
     let portal = Portal {
         team_id: rt.team_id().to_owned(),
         channel_id: c.id.clone(),
@@ -187,6 +187,45 @@ pub async fn ensure_portal_from(
     }
     tracing::info!(team = %rt.team_id(), channel = %c.id, room = %room, name = %name, "portal created");
     Ok(portal)
+}
+
+/// Creates a room under its deterministic alias, or finds the room an earlier attempt made
+/// (a crash, or a timed-out createRoom that went through, between creating and storing it).
+async fn create_once(
+    core: &Core,
+    mut req: create_room::v3::Request,
+    team_id: &str,
+    channel_id: Option<&str>,
+) -> Result<OwnedRoomId> {
+    let localpart = crate::ids::room_alias_localpart(
+        &core.config.appservice.username_template,
+        team_id,
+        channel_id,
+    );
+    let alias = ruma::RoomAliasId::parse(format!("#{localpart}:{}", core.config.homeserver.domain))
+        .map_err(|e| BridgeError::Other(format!("room alias: {e}")))?;
+    if let Some(room) = core.matrix.resolve_alias(&alias).await? {
+        tracing::info!(%alias, %room, "found the room an earlier attempt created");
+        return Ok(room);
+    }
+    req.room_alias_name = Some(localpart);
+    match core.matrix.create_room(None, req.clone()).await {
+        Ok(room) => Ok(room),
+        // Created meanwhile (a concurrent attempt, or a lost response of our own).
+        Err(e) if e.errcode() == Some("M_ROOM_IN_USE") => core
+            .matrix
+            .resolve_alias(&alias)
+            .await?
+            .ok_or_else(|| BridgeError::Matrix(e)),
+        // A registration from before room aliases were claimed: the homeserver refuses the
+        // alias. Create without it (a crash mid-way may then leave a second room).
+        Err(e) if matches!(e.errcode(), Some("M_EXCLUSIVE" | "M_FORBIDDEN")) => {
+            tracing::warn!(%alias, error = %e, "cannot give the room its alias; regenerate the registration (slack-bridge -g) and restart the homeserver so the bridge owns its alias namespace");
+            req.room_alias_name = None;
+            Ok(core.matrix.create_room(None, req).await?)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A channel was renamed or its topic changed on Slack.

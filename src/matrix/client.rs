@@ -368,6 +368,19 @@ impl MatrixClient {
         Ok(self.send(request, as_user).await?.room_id)
     }
 
+    /// The room an alias points to, None when the alias does not exist.
+    pub async fn resolve_alias(
+        &self,
+        alias: &ruma::RoomAliasId,
+    ) -> Result<Option<OwnedRoomId>, MatrixError> {
+        let req = ruma::api::client::alias::get_alias::v3::Request::new(alias.to_owned());
+        match self.send(req, None).await {
+            Ok(r) => Ok(Some(r.room_id)),
+            Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn invite(
         &self,
         as_user: Option<&UserId>,

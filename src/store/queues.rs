@@ -12,7 +12,7 @@ const OUTBOX_INSERT: &str = "INSERT INTO outbox (event_id, queue, room_id, paylo
     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING";
 
 /// One of the two queue tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum QueueTable {
     /// Slack → Matrix.
     SlackInbox,

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod bridge;
+pub mod process;
 pub mod world;
 
 use slack_bridge::store::Store;

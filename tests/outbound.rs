@@ -1,0 +1,414 @@
+//! Matrix → Slack as dependable as Slack → Matrix: a queue per portal (one failing channel
+//! holds back only itself), exactly-once posts when Slack's answer is lost, retrying that
+//! ends with a notice, and a shutdown that finishes in-flight sends — the Slack emulator, a
+//! real Synapse and the bridge, on SQLite and PostgreSQL.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use slack_emulator::Workspace;
+use support::{
+    TestDb,
+    bridge::DOMAIN,
+    process::BridgeProcess,
+    world::{WAIT, World, body, bot, poll, wait_after, world_with},
+};
+
+macro_rules! on_both_databases {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    super::$case(None).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    if let Some(db) = super::TestDb::postgres(stringify!($case)).await {
+                        super::$case(Some(db)).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both_databases!(
+    a_rate_limited_channel_holds_back_only_itself,
+    a_failing_channel_holds_back_only_itself,
+    posts_whose_answer_is_lost_appear_once,
+    a_channel_failing_for_good_is_given_up_with_a_notice,
+    sigkill_with_messages_in_flight_loses_and_doubles_nothing,
+    a_login_interrupted_by_a_crash_is_not_run_again,
+    sigterm_lets_sends_in_flight_finish,
+);
+
+async fn setup(db: Option<TestDb>) -> World {
+    world_with(Workspace::demo(), db, true, Vec::new()).await
+}
+
+/// How often `text` was posted to Slack by the bridge (in the channel's history).
+fn posted(w: &World, channel: &str, text: &str) -> usize {
+    w.slack_texts(channel).iter().filter(|t| *t == text).count()
+}
+
+/// Waits until `text` is in the channel's history, and returns when it got there.
+async fn wait_posted(w: &World, channel: &str, text: &str, timeout: Duration) -> Instant {
+    poll(&format!("{text:?} on Slack"), timeout, async || {
+        (posted(w, channel, text) > 0).then(Instant::now)
+    })
+    .await
+}
+
+/// Channel A answered 429 with Retry-After: 30 holds back A only: B's message gets through
+/// at once, A's arrives once after the wait.
+async fn a_rate_limited_channel_holds_back_only_itself(db: Option<TestDb>) {
+    let w = setup(db).await;
+    let bridge = w.env.run_bridge_full().await;
+    let a = w.emu.channel_id("general").unwrap();
+    let b = w.emu.channel_id("random").unwrap();
+    let room_a = w.joined_room_of(&a).await;
+    let room_b = w.joined_room_of(&b).await;
+    w.emu.rate_limit_channel("chat.postMessage", &a, 1, 30);
+    w.owner.send_text(&room_a, "to A").await.unwrap();
+    poll("A's first, rate-limited attempt", WAIT, async || {
+        (!w.emu
+            .calls("chat.postMessage")
+            .iter()
+            .all(|c| c.status != 429))
+        .then_some(())
+    })
+    .await;
+    let sent_b = Instant::now();
+    w.owner.send_text(&room_b, "to B").await.unwrap();
+    let got_b = wait_posted(&w, &b, "to B", WAIT).await;
+    assert!(
+        got_b - sent_b < Duration::from_secs(2),
+        "B waited {:?} behind rate-limited A",
+        got_b - sent_b
+    );
+    assert_eq!(
+        posted(&w, &a, "to A"),
+        0,
+        "A is still waiting for Retry-After"
+    );
+    wait_posted(&w, &a, "to A", Duration::from_secs(60)).await;
+    // Per-portal order: a sentinel after A's message means nothing else is on its way.
+    w.owner.send_text(&room_a, "A sentinel").await.unwrap();
+    wait_posted(&w, &a, "A sentinel", WAIT).await;
+    assert_eq!(posted(&w, &a, "to A"), 1);
+    bridge.stop().await.unwrap();
+}
+
+/// Channel A failing with 503 for good holds back only A; once Slack recovers, A's message
+/// arrives once.
+async fn a_failing_channel_holds_back_only_itself(db: Option<TestDb>) {
+    let w = setup(db).await;
+    let bridge = w.env.run_bridge_full().await;
+    let a = w.emu.channel_id("general").unwrap();
+    let b = w.emu.channel_id("random").unwrap();
+    let room_a = w.joined_room_of(&a).await;
+    let room_b = w.joined_room_of(&b).await;
+    w.emu
+        .fault("chat.postMessage")
+        .channel(&a)
+        .forever()
+        .http_status(503);
+    w.owner.send_text(&room_a, "to failing A").await.unwrap();
+    poll("A failing twice", WAIT, async || {
+        (w.emu
+            .calls("chat.postMessage")
+            .iter()
+            .filter(|c| c.status == 503)
+            .count()
+            >= 2)
+            .then_some(())
+    })
+    .await;
+    for i in 0..3 {
+        let sent = Instant::now();
+        w.owner.send_text(&room_b, &format!("B {i}")).await.unwrap();
+        let got = wait_posted(&w, &b, &format!("B {i}"), WAIT).await;
+        assert!(
+            got - sent < Duration::from_secs(2),
+            "B {i} waited {:?} behind failing A",
+            got - sent
+        );
+    }
+    assert_eq!(posted(&w, &a, "to failing A"), 0);
+    w.emu.clear_faults();
+    wait_posted(&w, &a, "to failing A", Duration::from_secs(90)).await;
+    w.owner.send_text(&room_a, "A sentinel").await.unwrap();
+    wait_posted(&w, &a, "A sentinel", WAIT).await;
+    assert_eq!(posted(&w, &a, "to failing A"), 1);
+    bridge.stop().await.unwrap();
+}
+
+/// A post Slack applied but answered 503, and one applied and answered only after the
+/// client's timeout: each is on Slack once (the bridge finds the first post by its metadata
+/// instead of posting again).
+async fn posts_whose_answer_is_lost_appear_once(db: Option<TestDb>) {
+    let w = setup(db).await;
+    w.env
+        .edit_config("  request_timeout: 30s", "  request_timeout: 2s");
+    let bridge = w.env.run_bridge_full().await;
+    let general = w.emu.channel_id("general").unwrap();
+    let room = w.joined_room_of(&general).await;
+
+    w.emu.apply_then_fail("chat.postMessage", 1, 503);
+    w.owner.send_text(&room, "applied then 503").await.unwrap();
+    w.emu
+        .apply_then_delay("chat.postMessage", 1, Duration::from_secs(5));
+    w.owner.send_text(&room, "applied then slow").await.unwrap();
+    w.owner.send_text(&room, "sentinel").await.unwrap();
+    wait_posted(&w, &general, "sentinel", Duration::from_secs(60)).await;
+    assert_eq!(posted(&w, &general, "applied then 503"), 1);
+    assert_eq!(posted(&w, &general, "applied then slow"), 1);
+    let history = w.emu.calls("conversations.history");
+    assert!(
+        history
+            .iter()
+            .any(|c| c.param("include_all_metadata").as_deref() == Some("true")),
+        "the bridge looked for its earlier posts by their metadata"
+    );
+    // Each post carries its Matrix event id.
+    let with_meta = w
+        .emu
+        .messages(&general)
+        .into_iter()
+        .filter(|m| m["metadata"]["event_type"] == "slack_bridge_matrix_event")
+        .count();
+    assert!(with_meta >= 3, "posts carry metadata: {with_meta}");
+    bridge.stop().await.unwrap();
+}
+
+/// With `retry_for: 5s`, a channel failing for good: the message is given up with a notice
+/// naming it and the reason, and the portal's next message goes through once Slack recovers.
+async fn a_channel_failing_for_good_is_given_up_with_a_notice(db: Option<TestDb>) {
+    let w = setup(db).await;
+    w.env.edit_config("    retry_for: 1h", "    retry_for: 5s");
+    let bridge = w.env.run_bridge_full().await;
+    let general = w.emu.channel_id("general").unwrap();
+    let room = w.joined_room_of(&general).await;
+    w.emu
+        .fault("chat.postMessage")
+        .channel(&general)
+        .forever()
+        .http_status(503);
+    let sent = w.owner.send_text(&room, "doomed message").await.unwrap();
+    let notice = wait_after(&w.owner, &room, &sent, |e| {
+        e["sender"] == bot().as_str() && body(e).contains("doomed message")
+    })
+    .await
+    .expect("a notice about the given-up message");
+    let text = body(&notice);
+    assert!(text.contains("was not sent to Slack"), "{text}");
+    assert!(text.contains("503"), "the reason is named: {text}");
+    assert!(text.contains("gave up after retrying"), "{text}");
+    // The given-up event shows in /metrics and in `list`.
+    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", w.env.as_port))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(|l| l
+            .starts_with("slack_bridge_given_up_events_total{direction=\"matrix_to_slack\"} 1")),
+        "{metrics}"
+    );
+    let mgmt = w.management_room().await;
+    let listed = w.command(&mgmt, "list").await;
+    assert!(
+        body(&listed).contains("1 to Slack not delivered"),
+        "list shows the failure: {}",
+        body(&listed)
+    );
+    w.emu.clear_faults();
+    w.owner.send_text(&room, "after recovery").await.unwrap();
+    wait_posted(&w, &general, "after recovery", WAIT).await;
+    assert_eq!(posted(&w, &general, "doomed message"), 0);
+    bridge.stop().await.unwrap();
+}
+
+/// SIGKILL while 20 Matrix messages are in flight (Slack answering slowly), then a restart:
+/// every message is on Slack exactly once, in order.
+async fn sigkill_with_messages_in_flight_loses_and_doubles_nothing(db: Option<TestDb>) {
+    let w = setup(db).await;
+    w.env
+        .edit_config("  request_timeout: 30s", "  request_timeout: 3s");
+    let mut bridge = BridgeProcess::start(&w.env).await;
+    let general = w.emu.channel_id("general").unwrap();
+    let room = w.joined_room_of(&general).await;
+    // Every post is applied, then answered late: the kill lands between Slack posting and
+    // the bridge recording it.
+    w.emu
+        .apply_then_delay("chat.postMessage", 5, Duration::from_secs(10));
+    let texts: Vec<String> = (0..20).map(|i| format!("in flight {i:02}")).collect();
+    for t in &texts {
+        w.owner.send_text(&room, t).await.unwrap();
+    }
+    poll("the first slow post", WAIT, async || {
+        (posted(&w, &general, &texts[0]) > 0).then_some(())
+    })
+    .await;
+    bridge.kill();
+    w.emu.clear_faults();
+    let bridge = BridgeProcess::start(&w.env).await;
+    wait_posted(&w, &general, &texts[19], Duration::from_secs(90)).await;
+    w.owner.send_text(&room, "sentinel").await.unwrap();
+    wait_posted(&w, &general, "sentinel", WAIT).await;
+    let got: Vec<String> = w
+        .slack_texts(&general)
+        .into_iter()
+        .filter(|t| t.starts_with("in flight"))
+        .collect();
+    assert_eq!(got, texts, "each message once, in order");
+    bridge.stop_and_check_exit().await;
+}
+
+/// A `login` command, then SIGKILL before the bridge has marked it done, then a restart: the
+/// login is not run a second time (one `auth.test` for it), and its sender is told.
+async fn a_login_interrupted_by_a_crash_is_not_run_again(db: Option<TestDb>) {
+    let w = world_with(Workspace::demo(), db, false, Vec::new()).await;
+    let mut bridge = BridgeProcess::start(&w.env).await;
+    let mgmt = w.management_room().await;
+    // team.info comes last in the login's checks; it hangs, and the bridge dies meanwhile.
+    w.emu
+        .apply_then_delay("team.info", 1, Duration::from_secs(30));
+    w.owner
+        .send_text(
+            &mgmt,
+            &format!("login {} {}", w.emu.app_token(), w.emu.bot_token()),
+        )
+        .await
+        .unwrap();
+    poll("the login's checks under way", WAIT, async || {
+        (!w.emu.calls("team.info").is_empty()).then_some(())
+    })
+    .await;
+    bridge.kill();
+    w.emu.clear_faults();
+    let bridge = BridgeProcess::start(&w.env).await;
+    let told = poll("the interrupted-command notice", WAIT, async || {
+        let events = w.owner.messages(&mgmt, 50).await.ok()?;
+        events.into_iter().find(|e| {
+            e["sender"] == bot().as_str() && body(e).contains("stopped while it ran your command")
+        })
+    })
+    .await;
+    assert!(body(&told).contains("`login`"), "{told}");
+    // Per-queue order: the answer to a later command means the login was not retried.
+    let pong = w.command(&mgmt, "help").await;
+    assert!(body(&pong).contains("Commands"), "{pong}");
+    assert_eq!(w.emu.calls("auth.test").len(), 1, "the login ran once");
+    bridge.stop_and_check_exit().await;
+}
+
+/// SIGTERM while sends are in flight (Slack answering slowly): they complete, and the bridge
+/// exits 0 well within 15 s.
+async fn sigterm_lets_sends_in_flight_finish(db: Option<TestDb>) {
+    let w = setup(db).await;
+    let bridge = BridgeProcess::start(&w.env).await;
+    let general = w.emu.channel_id("general").unwrap();
+    let random = w.emu.channel_id("random").unwrap();
+    let room_g = w.joined_room_of(&general).await;
+    let room_r = w.joined_room_of(&random).await;
+    w.emu
+        .apply_then_delay("chat.postMessage", 2, Duration::from_secs(3));
+    w.owner.send_text(&room_g, "slow to general").await.unwrap();
+    w.owner.send_text(&room_r, "slow to random").await.unwrap();
+    poll("both slow posts under way", WAIT, async || {
+        (w.emu.calls("chat.postMessage").len() >= 2).then_some(())
+    })
+    .await;
+    let stopping = Instant::now();
+    let status = bridge.terminate().await;
+    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(15),
+        "stopped in {:?}",
+        stopping.elapsed()
+    );
+    // Recorded as sent before exiting: a restart does not look for or post them again.
+    let store = w.store().await.unwrap();
+    for room in [&room_g, &room_r] {
+        let events = w.owner.messages(room, 20).await.unwrap();
+        let id = events
+            .iter()
+            .find(|e| body(e).starts_with("slow to"))
+            .and_then(|e| e["event_id"].as_str())
+            .unwrap()
+            .to_owned();
+        assert!(
+            matches!(
+                store
+                    .begin_outgoing(&id, room, &w.emu.team_id(), "x")
+                    .await
+                    .unwrap(),
+                slack_bridge::store::Outgoing::Sent(_)
+            ),
+            "{id} was recorded as sent before the bridge exited"
+        );
+    }
+    assert_eq!(posted(&w, &general, "slow to general"), 1);
+    assert_eq!(posted(&w, &random, "slow to random"), 1);
+}
+
+/// The bridge started and stopped in-process twice, each time in a runtime of its own: after
+/// `run` returns, nothing it started is left running in that runtime, and its port is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stopping_leaves_nothing_running() {
+    let w = setup(None).await;
+    let general = w.emu.channel_id("general").unwrap();
+    for round in 0..2 {
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let config = w.env.config();
+        let registration = w.env.registration_path.clone();
+        let port = w.env.as_port;
+        let bridge = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            let result = rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                    .await
+                    .unwrap();
+                slack_bridge::run(
+                    slack_bridge::Bridge::new(config, registration, listener),
+                    async {
+                        let _ = stop_rx.await;
+                    },
+                )
+                .await
+            });
+            // Tasks of dropped clients (connection pools) wind down on their own.
+            let metrics = rt.metrics();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while metrics.num_alive_tasks() > 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            (result, metrics.num_alive_tasks())
+        });
+        let room = w.joined_room_of(&general).await;
+        let text = format!("round {round}");
+        w.owner.send_text(&room, &text).await.unwrap();
+        wait_posted(&w, &general, &text, WAIT).await;
+        stop_tx.send(()).unwrap();
+        let (result, alive) = tokio::task::spawn_blocking(move || bridge.join().unwrap())
+            .await
+            .unwrap();
+        result.unwrap();
+        assert_eq!(alive, 0, "tasks left running after run returned");
+        std::net::TcpListener::bind(("127.0.0.1", w.env.as_port))
+            .unwrap_or_else(|e| panic!("port {} still taken after stop: {e}", w.env.as_port));
+    }
+    let _ = DOMAIN;
+}
