@@ -7,7 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use slack_emulator::Workspace;
+use slack_emulator::{ChannelKind, Workspace};
 use support::{
     TestDb,
     bridge::DOMAIN,
@@ -46,6 +46,8 @@ on_both_databases!(
     sigkill_with_messages_in_flight_loses_and_doubles_nothing,
     a_login_interrupted_by_a_crash_is_not_run_again,
     sigterm_lets_sends_in_flight_finish,
+    kills_during_the_initial_sync_never_make_a_second_room,
+    slack_events_queued_during_a_homeserver_outage_arrive_in_order,
 );
 
 async fn setup(db: Option<TestDb>) -> World {
@@ -411,4 +413,196 @@ async fn stopping_leaves_nothing_running() {
             .unwrap_or_else(|e| panic!("port {} still taken after stop: {e}", w.env.as_port));
     }
     let _ = DOMAIN;
+}
+
+/// 10 SIGKILLs during the initial sync of 50 channels: in the end exactly one room per
+/// channel, each reachable under its alias.
+async fn kills_during_the_initial_sync_never_make_a_second_room(db: Option<TestDb>) {
+    let mut ws = Workspace::demo();
+    let bot = ws.bot_user_id().to_owned();
+    let alice = ws.add_user("zed", "Zed Zero");
+    let mut channels = Vec::new();
+    for i in 0..50 {
+        channels.push(ws.add_channel(&format!("sync-{i:02}"), false, &[&alice, &bot]));
+    }
+    let w = world_with(ws, db, true, Vec::new()).await;
+    let expected = poll("the portal count", WAIT, async || {
+        let total = w.emu.with_workspace(|ws| {
+            ws.channels()
+                .iter()
+                .filter(|c| !c.archived && (c.kind == ChannelKind::Im || c.is_member(&bot)))
+                .count()
+        });
+        Some(total)
+    })
+    .await;
+    let portals = async || {
+        let store = w.store().await?;
+        let n = store.list_portals(&w.emu.team_id()).await.ok()?.len();
+        store.close().await;
+        Some(n)
+    };
+    for kill in 0..10 {
+        let before = portals().await.unwrap_or(0);
+        let mut bridge = BridgeProcess::start(&w.env).await;
+        // Let it create a room or two, then crash it, at a different point each time.
+        poll(
+            "progress before the kill",
+            Duration::from_secs(60),
+            async || (portals().await? > before || before >= expected).then_some(()),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(37 * kill)).await;
+        bridge.kill();
+    }
+    let bridge = BridgeProcess::start(&w.env).await;
+    poll("every portal", Duration::from_secs(180), async || {
+        (portals().await? == expected).then_some(())
+    })
+    .await;
+    let store = w.store().await.unwrap();
+    let stored = store.list_portals(&w.emu.team_id()).await.unwrap();
+    store.close().await;
+    let bot_client = w.env.bot_client().await;
+    let joined = bot_client.joined_rooms().await.unwrap();
+    let space = w.space().await;
+    let rooms: Vec<&String> = joined.iter().filter(|r| **r != space).collect();
+    assert_eq!(
+        rooms.len(),
+        expected,
+        "one room per conversation, none twice: {} rooms for {expected} conversations",
+        rooms.len()
+    );
+    for p in &stored {
+        let room = p.room_id.as_deref().unwrap();
+        assert!(joined.iter().any(|r| r == room), "{room} is a bot room");
+    }
+    for c in &channels {
+        let alias = format!(
+            "#slack_{}-{}:{DOMAIN}",
+            w.emu.team_id().to_lowercase(),
+            c.to_lowercase()
+        );
+        let resolved = bot_client
+            .get(&format!(
+                "/_matrix/client/v3/directory/room/{}",
+                testkit::enc(&alias)
+            ))
+            .await
+            .unwrap();
+        let stored_room = stored
+            .iter()
+            .find(|p| p.channel_id == *c)
+            .and_then(|p| p.room_id.clone())
+            .unwrap();
+        assert_eq!(resolved["room_id"], stored_room.as_str(), "{alias}");
+    }
+    bridge.stop_and_check_exit().await;
+
+    // The crash window itself, made certain: rooms created but never stored (the bridge died
+    // right after createRoom). The next sync must find them, not create new ones.
+    let lost = &channels[..5];
+    forget_portals(&w, lost).await;
+    let bridge = BridgeProcess::start(&w.env).await;
+    poll("every portal again", Duration::from_secs(60), async || {
+        (portals().await? == expected).then_some(())
+    })
+    .await;
+    let store = w.store().await.unwrap();
+    let again = store.list_portals(&w.emu.team_id()).await.unwrap();
+    store.close().await;
+    for c in lost {
+        let before = stored.iter().find(|p| p.channel_id == *c).unwrap();
+        let after = again.iter().find(|p| p.channel_id == *c).unwrap();
+        assert_eq!(after.room_id, before.room_id, "{c} found its first room");
+    }
+    let joined = bot_client.joined_rooms().await.unwrap();
+    assert_eq!(
+        joined.len(),
+        expected + 1,
+        "no second room (plus the space)"
+    );
+    bridge.stop_and_check_exit().await;
+}
+
+/// Deletes portal rows behind the bridge's back, as if it had died before storing them.
+async fn forget_portals(w: &World, channels: &[String]) {
+    let uri = w.env.config().database.uri().to_owned();
+    let team = w.emu.team_id();
+    let sql = "DELETE FROM portals WHERE team_id = $1 AND channel_id = $2";
+    if uri.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(&uri).await.unwrap();
+        for c in channels {
+            sqlx::query(sql)
+                .bind(&team)
+                .bind(c)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(&uri).await.unwrap();
+        for c in channels {
+            sqlx::query(sql)
+                .bind(&team)
+                .bind(c)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+    }
+}
+
+/// Slack keeps sending while the homeserver is down: every event waits (no deadline for an
+/// outage) and arrives once it is back, in order per channel, more than a window's worth.
+async fn slack_events_queued_during_a_homeserver_outage_arrive_in_order(db: Option<TestDb>) {
+    let mut w = setup(db).await;
+    let bridge = w.env.run_bridge_full().await;
+    let general = w.emu.channel_id("general").unwrap();
+    let random = w.emu.channel_id("random").unwrap();
+    let room_g = w.joined_room_of(&general).await;
+    let room_r = w.joined_room_of(&random).await;
+    w.env.synapse.stop().await;
+    let texts = |c: &str| {
+        (0..25)
+            .map(|i| format!("{c} backlog {i:02}"))
+            .collect::<Vec<_>>()
+    };
+    let (alice, bob) = (
+        w.emu.user_id("alice").unwrap(),
+        w.emu.user_id("bob").unwrap(),
+    );
+    for (g, r) in texts("general").iter().zip(texts("random")) {
+        w.emu.post_message(&alice, &general, g).unwrap();
+        w.emu.post_message(&bob, &random, &r).unwrap();
+    }
+    poll("every event stored", WAIT, async || {
+        let store = w.store().await?;
+        let d = store.inbox_depths().await.ok()?;
+        store.close().await;
+        (d.slack_pending >= 50).then_some(())
+    })
+    .await;
+    w.env.synapse.restart().await.unwrap();
+    for (room, channel) in [(&room_g, "general"), (&room_r, "random")] {
+        let want = texts(channel);
+        let got = poll(
+            &format!("the {channel} backlog"),
+            Duration::from_secs(120),
+            async || {
+                let events = w.owner.messages(room, 100).await.ok()?;
+                let got: Vec<String> = events
+                    .iter()
+                    .map(|e| body(e).to_owned())
+                    .filter(|b| b.contains(" backlog "))
+                    .collect();
+                (got.len() >= want.len()).then_some(got)
+            },
+        )
+        .await;
+        assert_eq!(got, want, "{channel}: all once, in order");
+    }
+    bridge.stop().await.unwrap();
 }
