@@ -85,69 +85,74 @@ impl Metrics {
         let r = &mut registry;
         r.register(
             "transactions",
-            "Homeserver transactions stored.",
+            "Homeserver transactions stored",
             m.transactions.clone(),
         );
         r.register(
             "duplicate_transactions",
-            "Homeserver transactions received again (answered, not processed again).",
+            "Homeserver transactions received again (answered, not processed again)",
             m.duplicate_transactions.clone(),
         );
         r.register(
             "pings",
-            "Appservice pings from the homeserver.",
+            "Appservice pings from the homeserver",
             m.pings.clone(),
         );
         r.register(
             "given_up_events",
-            "Events given up on after retrying for bridge.outbound.retry_for, or refused, since start.",
+            "Events given up on after retrying for bridge.outbound.retry_for, or refused, since start",
             m.given_up.clone(),
         );
         r.register(
             "queue_depth",
-            "Events waiting in the per-portal queues.",
+            "Events waiting in the per-portal queues",
             m.queue_depth.clone(),
         );
         r.register(
             "queue_oldest_pending_seconds",
-            "Age of the oldest event waiting in the queues (0 when none waits).",
+            "Age of the oldest event waiting in the queues (0 when none waits)",
             m.oldest_pending.clone(),
         );
         r.register(
             "queue_failed",
-            "Events given up on, kept in the database.",
+            "Events given up on, kept in the database",
             m.failed.clone(),
         );
         r.register(
             "slack_inbox_pending",
-            "Slack events stored, not yet bridged.",
+            "Slack events stored, not yet bridged",
             m.slack_inbox_pending.clone(),
         );
         r.register(
             "slack_inbox_failed",
-            "Slack events given up on.",
+            "Slack events given up on",
             m.slack_inbox_failed.clone(),
         );
         r.register(
             "hs_inbox_pending",
-            "Homeserver transactions stored, not yet processed.",
+            "Homeserver transactions stored, not yet processed",
             m.hs_inbox_pending.clone(),
         );
         r.register(
             "database_up",
-            "Whether the database answered.",
+            "Whether the database answered",
             m.database_up.clone(),
         );
         r.register(
             "slack_ack_latency_seconds",
-            "Time from reading a Socket Mode envelope to acknowledging it (stored first).",
+            "Time from reading a Socket Mode envelope to acknowledging it (stored first)",
             m.slack_ack_latency.clone(),
         );
         r.register(
             "send_latency_seconds",
-            "Duration of one send: a Matrix event to Slack, or a Slack message to the homeserver.",
+            "Duration of one send: a Matrix event to Slack, or a Slack message to the homeserver",
             m.send_latency.clone(),
         );
+        // Every series exists from the start, at zero, so dashboards and alerts see it.
+        for t in [QueueTable::SlackInbox, QueueTable::Outbox] {
+            m.given_up.get_or_create(&dir(t));
+            m.send_latency.get_or_create(&dir(t));
+        }
         Metrics { registry, ..m }
     }
 

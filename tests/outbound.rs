@@ -606,3 +606,77 @@ async fn slack_events_queued_during_a_homeserver_outage_arrive_in_order(db: Opti
     }
     bridge.stop().await.unwrap();
 }
+
+/// `/ready` tells the truth about Slack: 200 naming each login's socket while connected, 503
+/// once a login's socket has been down for over a minute; `ping` and `/metrics` show the
+/// same state and the queues.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ready_turns_503_when_a_socket_stays_down() {
+    let w = setup(None).await;
+    let bridge = w.env.run_bridge_full().await;
+    let team = w.emu.team_id();
+    let url = format!("http://127.0.0.1:{}/ready", w.env.as_port);
+    let ready = async || {
+        let r = reqwest::get(&url).await.ok()?;
+        let status = r.status().as_u16();
+        Some((status, r.json::<serde_json::Value>().await.ok()?))
+    };
+    let (status, body_json) = poll("a ready bridge", WAIT, async || {
+        ready()
+            .await
+            .filter(|(_, b)| b["slack"][&team] == "connected")
+    })
+    .await;
+    assert_eq!(status, 200, "{body_json}");
+    let mgmt = w.management_room().await;
+    let pinged = w.command(&mgmt, "ping").await;
+    assert!(body(&pinged).contains("connected"), "{}", body(&pinged));
+    assert!(
+        body(&pinged).contains("Queue Matrix → Slack: "),
+        "{}",
+        body(&pinged)
+    );
+    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", w.env.as_port))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for family in [
+        "slack_bridge_queue_depth{direction=\"matrix_to_slack\"}",
+        "slack_bridge_queue_oldest_pending_seconds{direction=\"slack_to_matrix\"}",
+        "slack_bridge_slack_ack_latency_seconds_bucket",
+        "slack_bridge_send_latency_seconds_bucket",
+    ] {
+        assert!(metrics.contains(family), "{family} in:\n{metrics}");
+    }
+    // The socket drops and cannot come back.
+    w.emu
+        .fault("apps.connections.open")
+        .forever()
+        .error("internal_error");
+    w.emu.disconnect_all("refresh_requested");
+    let (status, body_json) = poll("/ready to fail", Duration::from_secs(120), async || {
+        ready().await.filter(|(s, _)| *s == 503)
+    })
+    .await;
+    assert_eq!(status, 503);
+    let slack = body_json["slack"][&team].as_str().unwrap_or_default();
+    assert!(
+        slack.contains("reconnecting") && slack.contains("not connected for"),
+        "{body_json}"
+    );
+    assert_eq!(body_json["homeserver"], "ok", "{body_json}");
+    let pinged = w.command(&mgmt, "ping").await;
+    assert!(
+        body(&pinged).contains("not connected for"),
+        "{}",
+        body(&pinged)
+    );
+    w.emu.clear_faults();
+    poll("/ready to recover", Duration::from_secs(90), async || {
+        ready().await.filter(|(s, _)| *s == 200)
+    })
+    .await;
+    bridge.stop().await.unwrap();
+}

@@ -9,8 +9,7 @@ use ruma::RoomId;
 use super::{BridgeError, Core, Result, from_matrix::notice, login};
 use crate::{
     config::{PermissionLevel, Secret},
-    slack::socket::SocketState,
-    store::{LoginState, QueueTable, slack_queue},
+    store::{LoginState, QueueTable, now_ms, slack_queue},
 };
 
 const HELP: &str = "\
@@ -216,15 +215,7 @@ async fn ping_command(core: &Arc<Core>, sender: &str) -> String {
         if rt.login.owner_mxid != sender && !is_admin {
             continue;
         }
-        let state = match &*rt.socket.borrow() {
-            SocketState::Connected => "connected".to_owned(),
-            SocketState::Connecting => "connecting".to_owned(),
-            SocketState::Reconnecting { attempt, reason } => {
-                format!("reconnecting (attempt {attempt}: {reason})")
-            }
-            SocketState::Invalid(r) => format!("credentials invalid: {r}"),
-            SocketState::Stopped => "stopped".to_owned(),
-        };
+        let state = rt.health().describe();
         lines.push(format!(
             "Slack {} ({}): {state}",
             rt.login.team_name,
@@ -250,6 +241,24 @@ async fn ping_command(core: &Arc<Core>, sender: &str) -> String {
     }
     if lines.is_empty() {
         lines.push("You have no Slack login. Use `login <app token> <bot token>`.".into());
+    }
+    for t in [QueueTable::SlackInbox, QueueTable::Outbox] {
+        if let Ok(q) = core.store.queue_stats(t).await {
+            let age = q
+                .oldest_pending_ms
+                .map(|o| format!(", oldest waiting {}s", (now_ms() - o).max(0) / 1000))
+                .unwrap_or_default();
+            lines.push(format!(
+                "Queue {}: {} waiting{age}, {} given up",
+                if t == QueueTable::Outbox {
+                    "Matrix → Slack"
+                } else {
+                    "Slack → Matrix"
+                },
+                q.pending,
+                q.failed
+            ));
+        }
     }
     match core.matrix.whoami(None).await {
         Ok(_) => lines.push(format!(
