@@ -150,8 +150,8 @@ impl Metrics {
         );
         // Every series exists from the start, at zero, so dashboards and alerts see it.
         for t in [QueueTable::SlackInbox, QueueTable::Outbox] {
-            m.given_up.get_or_create(&dir(t));
-            m.send_latency.get_or_create(&dir(t));
+            let _ = m.given_up.get_or_create(&dir(t));
+            let _ = m.send_latency.get_or_create(&dir(t));
         }
         Metrics { registry, ..m }
     }
