@@ -1,0 +1,307 @@
+//! Benchmarks of the bridge against a real Synapse and the Slack emulator, on this machine.
+//!
+//! ```sh
+//! cargo run --release --example bench                    # the backlog run, 20,000 events
+//! cargo run --release --example bench -- --events 2000   # a shorter one
+//! ```
+//!
+//! **Backlog**: the homeserver goes down while Slack keeps sending `--events` messages over 10
+//! channels; the bridge stores them all, then the homeserver comes back and every message
+//! must arrive, in order. The bridge runs in a child process of its own (this program started
+//! again with `--as-bridge`), so the resident memory it prints is the bridge's alone: idle,
+//! with the whole backlog stored, and its peak while delivering it.
+
+use std::{
+    error::Error,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use clap::Parser;
+use slack_bridge::store::Store;
+use slack_emulator::{Emulator, Workspace};
+use testkit::{Synapse, SynapseConfig, free_port};
+
+const SERVER_NAME: &str = "bench.local";
+const CHANNELS: usize = 10;
+
+#[derive(Parser)]
+struct Args {
+    /// Slack messages sent while the homeserver is down.
+    #[arg(long, default_value_t = 20_000)]
+    events: usize,
+    /// Internal: run the bridge with this config (the child process).
+    #[arg(long, num_args = 2, value_names = ["CONFIG", "REGISTRATION"])]
+    as_bridge: Option<Vec<PathBuf>>,
+}
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let args = Args::parse();
+    if let Some(paths) = &args.as_bridge {
+        let cli = slack_bridge::cli::Cli::parse_from([
+            "slack-bridge".as_ref(),
+            "-c".as_ref(),
+            paths[0].as_os_str(),
+            "-r".as_ref(),
+            paths[1].as_os_str(),
+        ]);
+        return slack_bridge::execute(cli).map_err(Into::into);
+    }
+    tokio::runtime::Runtime::new()?.block_on(backlog(args.events))
+}
+
+/// Resident memory of a process in KiB: now (`VmRSS`) and its peak (`VmHWM`).
+fn rss_kib(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+struct ChildBridge(Child);
+
+impl Drop for ChildBridge {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_until<T>(
+    what: &str,
+    timeout: Duration,
+    mut f: impl AsyncFnMut() -> Option<T>,
+) -> Result<T, Box<dyn Error>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            return Err(format!("timed out waiting for {what}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn backlog(events: usize) -> Result<(), Box<dyn Error>> {
+    let dir = tempfile::Builder::new()
+        .prefix("slack-bridge-bench-")
+        .tempdir()?;
+    let mut ws = Workspace::new("T0BENCH001", "Bench");
+    let alice = ws.add_user("alice", "Alice");
+    let bot = ws.bot_user_id().to_owned();
+    let channels: Vec<String> = (0..CHANNELS)
+        .map(|i| ws.add_channel(&format!("bench-{i}"), false, &[&alice, &bot]))
+        .collect();
+    ws.set_scopes(&slack_bridge::slack::manifest::bot_scope_names());
+    let emu = Emulator::start(ws).await;
+    let hs_port = free_port();
+    let as_port = free_port();
+    let db_path = dir.path().join("bridge.db");
+    let config_path = dir.path().join("config.yaml");
+    let registration_path = dir.path().join("registration.yaml");
+    let example =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.yaml"))?;
+    let text = example
+        .replacen("  domain: example.com", &format!("  domain: {SERVER_NAME}"), 1)
+        .replacen("  address: http://127.0.0.1:8008", &format!("  address: http://127.0.0.1:{hs_port}"), 1)
+        .replacen("  address: http://127.0.0.1:29319", &format!("  address: http://127.0.0.1:{as_port}"), 1)
+        .replacen("  port: 29319", &format!("  port: {as_port}"), 1)
+        .replacen("  uri: sqlite://slack-bridge.db", &format!("  uri: sqlite://{}", db_path.display()), 1)
+        .replacen("  api_url: https://slack.com/api", &format!("  api_url: {}", emu.api_url()), 1)
+        .replacen(
+            "  logins: []",
+            &format!(
+                "  logins:\n    - bot_token: {}\n      app_token: {}\n      owner: \"@you:{SERVER_NAME}\"",
+                emu.bot_token(),
+                emu.app_token()
+            ),
+            1,
+        )
+        .replace("\"example.com\": user", &format!("\"{SERVER_NAME}\": user"))
+        .replacen("  level: info", "  level: warn", 1);
+    std::fs::write(&config_path, text)?;
+    slack_bridge::registration::generate(&config_path, &registration_path)?;
+    let mut synapse = Synapse::start(SynapseConfig {
+        server_name: SERVER_NAME.into(),
+        registrations: vec![registration_path.clone()],
+        port: Some(hs_port),
+        ..SynapseConfig::default()
+    })
+    .await?;
+    let you = synapse
+        .register_user("you", "bench-password", false)
+        .await?;
+
+    let child = Command::new(std::env::current_exe()?)
+        .arg("--as-bridge")
+        .arg(&config_path)
+        .arg(&registration_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("bridge.log"))?)
+        .spawn()?;
+    let bridge = ChildBridge(child);
+    let pid = bridge.0.id();
+    let db_uri = format!("sqlite://{}", db_path.display());
+    let team = emu.team_id();
+    let portals = async || {
+        let store = Store::connect(&db_uri, 1).await.ok()?;
+        let n = store
+            .list_portals(&team)
+            .await
+            .ok()?
+            .iter()
+            .filter(|p| p.room_id.is_some())
+            .count();
+        store.close().await;
+        Some(n)
+    };
+    wait_until("the portal rooms", Duration::from_secs(300), async || {
+        (portals().await? >= CHANNELS).then_some(())
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (idle, _) = rss_kib(pid).ok_or("cannot read the bridge's memory")?;
+    eprintln!("bench: {CHANNELS} portals up, bridge idle at {}", mib(idle));
+
+    synapse.stop().await;
+    let sent = Instant::now();
+    for i in 0..events {
+        let channel = &channels[i % CHANNELS];
+        emu.post_message(&alice, channel, &format!("backlog {i:06}"))
+            .map_err(|e| format!("{e:?}"))?;
+    }
+    let pending = async || {
+        let store = Store::connect(&db_uri, 1).await.ok()?;
+        let d = store.inbox_depths().await.ok()?;
+        store.close().await;
+        Some(d.slack_pending)
+    };
+    let mut queued_peak = idle;
+    wait_until("the backlog stored", Duration::from_secs(600), async || {
+        queued_peak = queued_peak.max(rss_kib(pid)?.0);
+        (pending().await? >= events as i64).then_some(())
+    })
+    .await?;
+    let stored_in = sent.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (queued, _) = rss_kib(pid).ok_or("cannot read the bridge's memory")?;
+    eprintln!(
+        "bench: {events} events stored in {:.1} s with the homeserver down; bridge at {}",
+        stored_in.as_secs_f64(),
+        mib(queued)
+    );
+
+    synapse.restart().await?;
+    let back = Instant::now();
+    let mut delivering_peak = queued;
+    wait_until(
+        "the backlog delivered",
+        Duration::from_secs(7200),
+        async || {
+            delivering_peak = delivering_peak.max(rss_kib(pid)?.0);
+            (pending().await? == 0).then_some(())
+        },
+    )
+    .await?;
+    let delivered_in = back.elapsed();
+    let (_, hwm) = rss_kib(pid).ok_or("cannot read the bridge's memory")?;
+
+    // Every message arrived once, in order, in each room.
+    let store = Store::connect(&db_uri, 1).await?;
+    let rooms = store.list_portals(&team).await?;
+    store.close().await;
+    let mut checked = 0;
+    for (ci, channel) in channels.iter().enumerate() {
+        let room = rooms
+            .iter()
+            .find(|p| p.channel_id == *channel)
+            .and_then(|p| p.room_id.clone())
+            .ok_or("a portal without a room")?;
+        you.join(&room).await?;
+        let mut got = Vec::new();
+        let mut from: Option<String> = None;
+        loop {
+            let path = format!(
+                "/_matrix/client/v3/rooms/{}/messages?dir=f&limit=1000{}",
+                testkit::enc(&room),
+                from.as_ref()
+                    .map(|f| format!("&from={}", testkit::enc(f)))
+                    .unwrap_or_default()
+            );
+            let page = you.get(&path).await?;
+            for e in page["chunk"].as_array().into_iter().flatten() {
+                if let Some(b) = e["content"]["body"].as_str()
+                    && b.starts_with("backlog ")
+                {
+                    got.push(b.to_owned());
+                }
+            }
+            match page["end"].as_str() {
+                Some(end) if page["chunk"].as_array().is_some_and(|c| !c.is_empty()) => {
+                    from = Some(end.to_owned())
+                }
+                _ => break,
+            }
+        }
+        let want: Vec<String> = (ci..events)
+            .step_by(CHANNELS)
+            .map(|i| format!("backlog {i:06}"))
+            .collect();
+        if got != want {
+            return Err(format!(
+                "{channel}: {} messages arrived, {} expected, or out of order",
+                got.len(),
+                want.len()
+            )
+            .into());
+        }
+        checked += got.len();
+    }
+    println!();
+    println!("| backlog of {events} Slack events over {CHANNELS} channels | value |");
+    println!("|---|---|");
+    println!(
+        "| bridge RSS, idle with {CHANNELS} portals | {} |",
+        mib(idle)
+    );
+    println!(
+        "| bridge RSS, {events} events stored, homeserver down | {} (peak while storing {}) |",
+        mib(queued),
+        mib(queued_peak)
+    );
+    println!(
+        "| bridge RSS, peak while delivering | {} (VmHWM over the whole run {}) |",
+        mib(delivering_peak),
+        mib(hwm)
+    );
+    println!(
+        "| stored (socket → database) | {:.1} s, {:.0} events/s |",
+        stored_in.as_secs_f64(),
+        events as f64 / stored_in.as_secs_f64()
+    );
+    println!(
+        "| delivered once the homeserver was back | {:.1} s, {:.1} events/s |",
+        delivered_in.as_secs_f64(),
+        events as f64 / delivered_in.as_secs_f64()
+    );
+    println!("| arrived once and in order | {checked} of {events} |");
+    drop(bridge);
+    drop(synapse);
+    emu.shutdown();
+    Ok(())
+}
