@@ -144,8 +144,10 @@ impl Core {
     pub fn retry_policy(&self) -> queue::RetryPolicy {
         queue::RetryPolicy {
             retry_for: self.config.bridge.outbound.retry_for,
-            min_delay: std::time::Duration::from_millis(500),
-            max_delay: std::time::Duration::from_secs(60),
+            backoff: crate::retry::Backoff::new(
+                std::time::Duration::from_millis(500),
+                std::time::Duration::from_secs(60),
+            ),
         }
     }
 

@@ -12,6 +12,7 @@
 //! - [`format`]: message formatting between Slack and Matrix;
 //! - [`bridge`]: logins, portals, ghosts and both directions of message flow, through one
 //!   durable queue per portal each way ([`bridge::queue`]);
+//! - [`retry`]: the one backoff policy every retry loop uses;
 //! - [`supervisor`]: owns every task, for a shutdown that leaves nothing running;
 //! - [`metrics`]: the Prometheus registry behind `/metrics`;
 //! - [`ids`]: how Slack identities map to Matrix ones.
@@ -26,6 +27,7 @@ pub mod logging;
 pub mod matrix;
 pub mod metrics;
 pub mod registration;
+pub mod retry;
 pub mod server;
 pub mod slack;
 pub mod store;

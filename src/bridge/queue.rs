@@ -13,13 +13,13 @@ use std::{
     time::Duration,
 };
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::sync::Notify;
 use tracing::Instrument;
 
 use super::BridgeError;
 use crate::{
     BoxFuture,
+    retry::Backoff,
     store::{QueueTable, QueuedItem, Store, now_ms},
     supervisor::{Supervisor, sleep_or_cancel},
 };
@@ -29,31 +29,12 @@ const WINDOW: i64 = 16;
 /// How often every queue is looked at even without a wake-up (work left by a crash).
 const RESCAN: Duration = Duration::from_secs(30);
 
-/// The retry policy shared by every queue.
+/// How the queues retry: [`Backoff`] delays, for at most `retry_for` per item.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
     /// Give up on an item this long after its first attempt.
     pub retry_for: Duration,
-    pub min_delay: Duration,
-    pub max_delay: Duration,
-}
-
-impl RetryPolicy {
-    /// Exponential delays with full jitter, capped at `max_delay`.
-    pub fn delays(&self) -> impl Iterator<Item = Duration> + use<> {
-        ExponentialBuilder::default()
-            .with_min_delay(self.min_delay)
-            .with_max_delay(self.max_delay)
-            .with_jitter()
-            .without_max_times()
-            .build()
-    }
-
-    /// The wait before the next attempt: the backoff's, or longer when the other side asked.
-    pub fn next_wait(&self, backoff: Option<Duration>, retry_after: Option<Duration>) -> Duration {
-        let b = backoff.unwrap_or(self.max_delay);
-        retry_after.map_or(b, |r| r.max(b.min(r + self.min_delay)))
-    }
+    pub backoff: Backoff,
 }
 
 /// What handling an item came to.
@@ -213,7 +194,7 @@ impl<H: QueueHandler> Scheduler<H> {
                 Ok(w) => w,
                 Err(e) => {
                     tracing::error!(direction = table.direction(), queue, error = %e, "cannot read a queue");
-                    if !sleep_or_cancel(stop, self.policy.min_delay).await {
+                    if !sleep_or_cancel(stop, self.policy.backoff.min).await {
                         return;
                     }
                     continue;
@@ -236,7 +217,7 @@ impl<H: QueueHandler> Scheduler<H> {
         let table = self.handler.table();
         let stop = self.sup.stop_token();
         let span = tracing::info_span!("queue item", direction = table.direction(), queue = %item.queue, event_id = %item.event_id);
-        let mut delays = self.policy.delays();
+        let mut delays = self.policy.backoff.delays();
         loop {
             let outcome = self.handler.handle(item).instrument(span.clone()).await;
             let result = match outcome {
@@ -272,7 +253,7 @@ impl<H: QueueHandler> Scheduler<H> {
                         }
                         return true;
                     }
-                    let wait = self.policy.next_wait(delays.next(), retry_after);
+                    let wait = self.policy.backoff.wait(delays.next(), retry_after);
                     tracing::warn!(
                         direction = table.direction(),
                         queue = %item.queue,
@@ -292,44 +273,5 @@ impl<H: QueueHandler> Scheduler<H> {
             }
             return true;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn policy() -> RetryPolicy {
-        RetryPolicy {
-            retry_for: Duration::from_secs(3600),
-            min_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(60),
-        }
-    }
-
-    #[test]
-    fn delays_grow_to_the_cap_with_jitter() {
-        let p = policy();
-        let d: Vec<Duration> = p.delays().take(20).collect();
-        assert!(d.iter().all(|d| *d <= Duration::from_secs(120)), "{d:?}");
-        assert!(
-            d[15..].iter().any(|d| *d >= Duration::from_secs(30)),
-            "{d:?}"
-        );
-    }
-
-    #[test]
-    fn retry_after_wins_over_a_shorter_backoff() {
-        let p = policy();
-        let w = p.next_wait(Some(Duration::from_secs(1)), Some(Duration::from_secs(30)));
-        assert!(w >= Duration::from_secs(30) && w <= Duration::from_millis(30_500));
-        assert_eq!(
-            p.next_wait(Some(Duration::from_secs(2)), None),
-            Duration::from_secs(2)
-        );
-        assert_eq!(
-            p.next_wait(Some(Duration::from_secs(50)), Some(Duration::from_secs(5))),
-            Duration::from_millis(5_500)
-        );
     }
 }

@@ -46,7 +46,8 @@ pub struct InboxProcessor {
     pub notify: Arc<Notify>,
 }
 
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
+const BACKOFF: crate::retry::Backoff =
+    crate::retry::Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
 
 /// Which events (by position) of one transaction are done.
 #[derive(Default)]
@@ -79,7 +80,7 @@ impl Handled {
 impl InboxProcessor {
     /// Runs until `stop` is cancelled.
     pub async fn run(self, stop: tokio_util::sync::CancellationToken) {
-        let mut backoff = Duration::from_millis(500);
+        let mut delays = BACKOFF.delays();
         // Events of the transaction being retried that were already handled: a retry
         // continues after them instead of running them (a command, a send) again.
         let mut handled = Handled::default();
@@ -91,10 +92,10 @@ impl InboxProcessor {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the transaction inbox");
-                    if !crate::supervisor::sleep_or_cancel(&stop, backoff).await {
+                    let wait = BACKOFF.wait(delays.next(), None);
+                    if !crate::supervisor::sleep_or_cancel(&stop, wait).await {
                         return;
                     }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
                     continue;
                 }
             };
@@ -112,25 +113,25 @@ impl InboxProcessor {
                 handled.switch_to(&entry.txn_id);
                 match self.process(&entry.txn_id, &entry.body, &mut handled).await {
                     Ok(()) => {
-                        backoff = Duration::from_millis(500);
+                        delays = BACKOFF.delays();
                         handled.clear();
                         if let Err(e) = self.store.mark_hs_done(entry.id).await {
                             tracing::error!(txn_id = %entry.txn_id, error = %e, "cannot mark a transaction done");
                         }
                     }
                     Err(reason) => {
+                        let wait = BACKOFF.wait(delays.next(), None);
                         tracing::warn!(
                             txn_id = %entry.txn_id,
                             attempts = entry.attempts + 1,
-                            retry_in_ms = backoff.as_millis() as u64,
+                            retry_in_ms = wait.as_millis() as u64,
                             error = %reason,
                             "transaction processing failed, will retry"
                         );
                         let _ = self.store.note_hs_attempt(entry.id, &reason).await;
-                        if !crate::supervisor::sleep_or_cancel(&stop, backoff).await {
+                        if !crate::supervisor::sleep_or_cancel(&stop, wait).await {
                             return;
                         }
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
                         // Start again from the oldest pending one to keep the order.
                         break;
                     }
