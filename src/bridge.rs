@@ -171,6 +171,20 @@ impl Core {
         self.sup.spawn("matrix → slack queues", outbound.run());
     }
 
+    /// The running login of a team, or why there is none: `NotReady` while a valid stored
+    /// login is starting (retry later), `NoLogin` when there is no valid login at all.
+    pub async fn running_login(&self, team_id: &str) -> Result<Arc<LoginRuntime>> {
+        if let Some(rt) = self.login(team_id) {
+            return Ok(rt);
+        }
+        match self.store.get_login(team_id).await? {
+            Some(l) if l.state == crate::store::LoginState::Ok => Err(BridgeError::NotReady(
+                format!("slack login for team {team_id} is starting"),
+            )),
+            _ => Err(BridgeError::NoLogin(team_id.to_owned())),
+        }
+    }
+
     pub fn login(&self, team_id: &str) -> Option<Arc<LoginRuntime>> {
         self.logins.read().expect("logins").get(team_id).cloned()
     }

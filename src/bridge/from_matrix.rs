@@ -320,24 +320,20 @@ async fn to_slack(
         .await;
         return Ok(());
     }
-    let Some(rt) = core.login(&portal.team_id) else {
-        // A login that is starting (bridge restart) gets the message once it runs.
-        if let Some(l) = core.store.get_login(&portal.team_id).await?
-            && l.state == crate::store::LoginState::Ok
-        {
-            return Err(BridgeError::NotReady(format!(
-                "slack login for team {} is starting",
-                portal.team_id
-            )));
+    let rt = match core.running_login(&portal.team_id).await {
+        Ok(rt) => rt,
+        Err(BridgeError::NoLogin(_)) => {
+            notice(
+                core,
+                room,
+                &notice_txn,
+                "Your message was not sent to Slack: the Slack login of this workspace is not connected. Its owner can check it with `ping` in the bridge bot's DM.",
+            )
+            .await;
+            return Ok(());
         }
-        notice(
-            core,
-            room,
-            &notice_txn,
-            "Your message was not sent to Slack: the Slack login of this workspace is not connected. Its owner can check it with `ping` in the bridge bot's DM.",
-        )
-        .await;
-        return Ok(());
+        // A login that is starting (bridge restart) gets the message once it runs.
+        Err(e) => return Err(e),
     };
     // Without the relay only the login's owner (or an admin) may post through its bot.
     if !core.config.bridge.relay.enabled

@@ -52,16 +52,7 @@ impl QueueHandler for Inbound {
 }
 
 async fn handle_entry(core: &Arc<Core>, entry: &QueuedItem) -> Result<()> {
-    let team_id = &entry.scope;
-    let Some(rt) = core.login(team_id) else {
-        // Keep the event while its login is starting; drop it when the login is gone.
-        return match core.store.get_login(team_id).await? {
-            Some(l) if l.state == crate::store::LoginState::Ok => Err(BridgeError::NotReady(
-                format!("slack login for team {team_id} is starting"),
-            )),
-            _ => Err(BridgeError::NoLogin(team_id.clone())),
-        };
-    };
+    let rt = core.running_login(&entry.scope).await?;
     let callback: EventCallback = serde_json::from_str(&entry.payload).map_err(|e| {
         BridgeError::Other(format!("stored slack event is not an event_callback: {e}"))
     })?;
