@@ -12,13 +12,66 @@ use crate::{
     store::{LoginState, QueueTable, now_ms, slack_queue},
 };
 
-const HELP: &str = "\
-Commands (in this DM as they are, in other rooms after the command prefix):
-  help                          this list
-  login <app token> <bot token> connect a Slack app (xapp-… with connections:write, xoxb-…); the message is redacted
-  logout                        disconnect your Slack login
-  ping                          state of the Slack connection(s) and of the homeserver
-  list                          the bridged conversations of your login(s)";
+/// The bot's commands. Their help, permission level and dispatch all come from here.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "command",
+    no_binary_name = true,
+    disable_help_flag = true,
+    disable_help_subcommand = true,
+    disable_version_flag = true
+)]
+enum Command {
+    /// this list
+    Help,
+    /// connect a Slack app (xapp-… with connections:write, xoxb-…); the message is redacted
+    Login {
+        #[arg(value_name = "app token")]
+        first: Option<String>,
+        #[arg(value_name = "bot token")]
+        second: Option<String>,
+    },
+    /// disconnect your Slack login
+    Logout,
+    /// state of the Slack connection(s), the queues and the homeserver
+    Ping,
+    /// the bridged conversations of your login(s), and what did not get through
+    List,
+}
+
+impl Command {
+    fn needs(&self) -> PermissionLevel {
+        match self {
+            Command::Help => PermissionLevel::Relay,
+            Command::Login { .. } | Command::Logout | Command::Ping | Command::List => {
+                PermissionLevel::User
+            }
+        }
+    }
+}
+
+/// The command list, generated from [`Command`].
+fn help() -> String {
+    use clap::CommandFactory;
+    let mut lines = vec![
+        "Commands (in this DM as they are, in other rooms after the command prefix):".to_owned(),
+    ];
+    for sub in Command::command().get_subcommands() {
+        let usage = std::iter::once(sub.get_name().to_owned())
+            .chain(sub.get_positionals().map(|a| {
+                let name = a
+                    .get_value_names()
+                    .and_then(|n| n.first())
+                    .map_or_else(|| a.get_id().to_string(), ToString::to_string);
+                format!("<{name}>")
+            }))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let about = sub.get_about().map(ToString::to_string).unwrap_or_default();
+        lines.push(format!("  {usage:<30}{about}"));
+    }
+    lines.join("\n")
+}
 
 /// The bot was invited: join, and make a direct chat the inviter's management room.
 pub async fn on_bot_invite(
@@ -49,7 +102,8 @@ pub async fn on_bot_invite(
             room,
             &format!("greeting-{room}"),
             &format!(
-                "Hello! I am the Slack bridge bot. This is now your management room.\n\n{HELP}"
+                "Hello! I am the Slack bridge bot. This is now your management room.\n\n{}",
+                help()
             ),
         )
         .await;
@@ -87,29 +141,51 @@ pub async fn run(
     text: &str,
 ) -> Result<()> {
     let reply_txn = format!("reply-{event_id}");
-    let mut words = text.split_whitespace();
-    let command = words.next().unwrap_or("help").to_lowercase();
-    let args: Vec<&str> = words.collect();
-    let needed = match command.as_str() {
-        "help" => PermissionLevel::Relay,
-        "ping" | "list" | "login" | "logout" => PermissionLevel::User,
-        _ => PermissionLevel::Relay,
-    };
-    if command == "login" {
+    let words = shell_words::split(text)
+        .unwrap_or_else(|_| text.split_whitespace().map(str::to_owned).collect());
+    let first = words.first().map(|w| w.to_lowercase());
+    if first.as_deref() == Some("login") {
         // Whatever happens next, the tokens must not stay readable in the room.
         redact_tokens(core, room, event_id).await;
     }
-    if let Err(why) = require(core, sender, needed) {
+    let words = match &first {
+        None => vec!["help".to_owned()],
+        Some(f) => std::iter::once(f.clone())
+            .chain(words.into_iter().skip(1))
+            .collect(),
+    };
+    let command = match <Command as clap::Parser>::try_parse_from(&words) {
+        Ok(c) => c,
+        Err(e) => {
+            let answer = match e.kind() {
+                clap::error::ErrorKind::InvalidSubcommand => format!(
+                    "Unknown command `{}`.\n\n{}",
+                    first.unwrap_or_default(),
+                    help()
+                ),
+                _ => format!(
+                    "{}\n\n{}",
+                    e.render().to_string().trim().trim_start_matches("error: "),
+                    help()
+                ),
+            };
+            notice(core, room, &reply_txn, &answer).await;
+            return Ok(());
+        }
+    };
+    if let Err(why) = require(core, sender, command.needs()) {
         notice(core, room, &reply_txn, &why).await;
         return Ok(());
     }
-    let answer = match command.as_str() {
-        "help" => HELP.to_owned(),
-        "login" => login_command(core, sender, &args).await,
-        "logout" => logout_command(core, sender).await?,
-        "ping" => ping_command(core, sender).await,
-        "list" => list_command(core, sender).await?,
-        other => format!("Unknown command `{other}`. Send `help` for the list of commands."),
+    let answer = match command {
+        Command::Help => help(),
+        Command::Login { first, second } => {
+            let args: Vec<&str> = first.iter().chain(&second).map(String::as_str).collect();
+            login_command(core, sender, &args).await
+        }
+        Command::Logout => logout_command(core, sender).await?,
+        Command::Ping => ping_command(core, sender).await,
+        Command::List => list_command(core, sender).await?,
     };
     notice(core, room, &reply_txn, &answer).await;
     Ok(())
@@ -331,4 +407,41 @@ async fn list_command(core: &Arc<Core>, sender: &str) -> Result<String> {
         lines.push("No bridged conversations.".into());
     }
     Ok(lines.join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn help_lists_every_command_with_its_arguments() {
+        let h = help();
+        for line in [
+            "  help ",
+            "  login <app token> <bot token> connect a Slack app",
+            "  logout ",
+            "  ping ",
+            "  list ",
+        ] {
+            assert!(h.contains(line), "{line:?} in:\n{h}");
+        }
+    }
+
+    #[test]
+    fn commands_parse_from_one_definition() {
+        let login = Command::try_parse_from(["login", "xapp-1", "xoxb-2"]).unwrap();
+        assert!(
+            matches!(&login, Command::Login { first: Some(a), second: Some(b) } if a == "xapp-1" && b == "xoxb-2")
+        );
+        assert_eq!(login.needs(), PermissionLevel::User);
+        assert_eq!(
+            Command::try_parse_from(["help"]).unwrap().needs(),
+            PermissionLevel::Relay
+        );
+        let err = Command::try_parse_from(["bogus"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::InvalidSubcommand);
+        assert!(Command::try_parse_from(["ping", "extra"]).is_err());
+    }
 }
