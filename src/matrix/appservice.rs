@@ -138,6 +138,7 @@ fn body_error(rejection: BytesRejection) -> MatrixErrorResponse {
 }
 
 /// `PUT /_matrix/app/v1/transactions/{txnId}`
+#[tracing::instrument(name = "transaction", skip_all, fields(txn_id = %txn_id))]
 async fn put_transaction(
     _auth: HsAuth,
     State(state): State<AppserviceState>,

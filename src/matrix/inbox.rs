@@ -140,6 +140,7 @@ impl InboxProcessor {
         }
     }
 
+    #[tracing::instrument(name = "transaction", skip_all, fields(txn_id = %txn_id))]
     async fn process(&self, txn_id: &str, body: &str, handled: &mut Handled) -> Result<(), String> {
         let txn = match Transaction::parse(body.as_bytes()) {
             Ok(t) => t,
