@@ -1,4 +1,5 @@
-//! Shared test fixtures for slack-bridge: a real Synapse homeserver and a small Matrix client.
+//! Shared test fixtures for slack-bridge: real homeservers (Synapse, tuwunel) and a small Matrix
+//! client. [`Homeserver`] starts either kind behind one interface.
 //!
 //! # Quick start
 //! ```no_run
@@ -35,13 +36,20 @@
 
 mod client;
 mod error;
+mod homeserver;
 mod process;
 mod synapse;
+mod tuwunel;
 pub mod venv;
 
 pub use client::{TestClient, enc};
 pub use error::FixtureError;
+pub use homeserver::{Homeserver, HomeserverConfig, HomeserverKind};
 pub use synapse::{KEEP_DIR_ENV, Synapse, SynapseConfig, free_port};
+pub use tuwunel::{
+    KEEP_TUWUNEL_DIR_ENV, TUWUNEL_BIN_ENV, Tuwunel, TuwunelConfig, registration_toml,
+    tuwunel_archive, tuwunel_binary, tuwunel_or_skip,
+};
 pub use venv::SYNAPSE_REQUIREMENT;
 
 /// Alias for readers who look for a "user" type: a [`TestClient`] acts as one Matrix user.
