@@ -316,8 +316,8 @@ impl MatrixClient {
         Ok(self.send(req, None).await?.duration)
     }
 
-    /// Registers `user_id` (a ghost) unless this process registered it before; an existing
-    /// user (`M_USER_IN_USE`) counts as success.
+    /// Registers `user_id` (a ghost, or the bot at start) unless this process registered it
+    /// before; an existing user (`M_USER_IN_USE`) counts as success.
     pub async fn ensure_registered(&self, user_id: &UserId) -> Result<(), MatrixError> {
         if self.registered.lock().expect("lock").contains(user_id) {
             return Ok(());
