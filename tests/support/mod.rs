@@ -89,7 +89,10 @@ impl TestDb {
                     "{PG_ENV} is not set, so the PostgreSQL store tests cannot run; CI must run them (.ci/run sets it)"
                 );
             }
-            eprintln!(
+            // Straight to stderr: the test harness captures `eprintln!` of passing tests.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
                 "\n!!! {test}: PostgreSQL variant NOT RUN: set {PG_ENV}=postgres://user@127.0.0.1:5432/test (or run .ci/run) !!!\n"
             );
             return None;

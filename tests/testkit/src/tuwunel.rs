@@ -34,10 +34,11 @@ const DIR_PREFIX: &str = "testkit-tuwunel-";
 /// How long the admin room may take to answer a command.
 const ADMIN_REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The vendored archive: `<workspace>/../shared/vendor/tuwunel/tuwunel.gz`.
+/// The vendored archive: `<workspace>/../shared/vendor/tuwunel/tuwunel.gz`, next to the repo.
 pub fn tuwunel_archive() -> PathBuf {
-    workspace_root()
-        .join("..")
+    let root = workspace_root();
+    root.parent()
+        .unwrap_or(&root)
         .join("shared")
         .join("vendor")
         .join("tuwunel")
@@ -117,7 +118,13 @@ pub fn tuwunel_or_skip(test: &str) -> Option<PathBuf> {
             panic!("{test}: the tuwunel variant must run in CI: {e}")
         }
         Err(e) => {
-            eprintln!("\n!!! {test}: tuwunel variant NOT RUN: {e} !!!\n");
+            // Straight to stderr: the test harness captures `eprintln!` of passing tests, and
+            // this line must be seen.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n!!! {test}: tuwunel variant NOT RUN: {e} !!!\n"
+            );
             None
         }
     }
