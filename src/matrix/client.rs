@@ -563,8 +563,14 @@ fn api_error(status: u16, body: &[u8]) -> MatrixError {
     match serde_json::from_slice::<ErrorBody>(body) {
         Ok(b) if !b.errcode.is_empty() => MatrixError::Api {
             status,
+            // The conduwuit family starts `error` with the errcode again.
+            error: b
+                .error
+                .strip_prefix(b.errcode.as_str())
+                .and_then(|rest| rest.strip_prefix(": "))
+                .map(str::to_owned)
+                .unwrap_or(b.error),
             errcode: b.errcode,
-            error: b.error,
             retry_after_ms: b.retry_after_ms,
         },
         _ => MatrixError::Api {
@@ -573,5 +579,32 @@ fn api_error(status: u16, body: &[u8]) -> MatrixError {
             error: String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
             retry_after_ms: None,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_keep_errcode_and_message_once() {
+        let e = api_error(
+            404,
+            br#"{"errcode":"M_NOT_FOUND","error":"M_NOT_FOUND: User does not exist."}"#,
+        );
+        assert_eq!(
+            e.to_string(),
+            "homeserver answered HTTP 404 M_NOT_FOUND: User does not exist."
+        );
+        let e = api_error(
+            401,
+            br#"{"errcode":"M_UNKNOWN_TOKEN","error":"Invalid token"}"#,
+        );
+        assert_eq!(
+            e.to_string(),
+            "homeserver answered HTTP 401 M_UNKNOWN_TOKEN: Invalid token"
+        );
+        let e = api_error(502, b"<html>bad gateway</html>");
+        assert_eq!(e.errcode(), Some("M_UNKNOWN"));
     }
 }
