@@ -29,7 +29,7 @@ pub enum CheckError {
     )]
     NotMatrix { address: String, error: String },
     #[error(
-        "the homeserver does not know this as_token ({errcode}: {error}): the registration file ({registration}) is not loaded, holds other tokens than config.yaml, or the homeserver was not restarted after registering it. Fix: run `slack-bridge -g` (it keeps the tokens of config.yaml), then on Synapse list the file under app_service_config_files in homeserver.yaml and restart Synapse; on conduwuit / continuwuity / tuwunel send `!admin appservices register` with the file's YAML in a code block in the admin room, then restart the homeserver"
+        "the homeserver does not know this as_token ({errcode}: {error}): the registration file ({registration}) is not loaded, holds other tokens than config.yaml, or the homeserver was not restarted after registering it. Fix: run `slack-bridge -g` (it keeps the tokens of config.yaml), then on Synapse list the file under app_service_config_files in homeserver.yaml and restart Synapse; on tuwunel put it in a [global.appservice.<id>] table or appservice_dir and restart tuwunel; or, on tuwunel / continuwuity / conduwuit, send `!admin appservices register` with the file's YAML in a code block in the admin room (effective at once)"
     )]
     UnknownToken {
         registration: String,
