@@ -5,6 +5,26 @@
 //!
 //! The appservice here is a recorder, not the bridge: it answers every homeserver call and
 //! keeps it, so a test can see what the homeserver sent (and how it authenticated).
+//!
+//! Every difference found, and where it is covered (`synapse::` / `tuwunel::` variants):
+//! - bot user not created for a config-file registration (tuwunel < 1.6.0): every tuwunel
+//!   test (the bridge registers it), `matrix.rs` `a_bot_user_the_homeserver_did_not_create_is_explained`;
+//! - admin-room registration, effective without a restart: `matrix.rs`
+//!   `an_admin_room_registration_works_without_a_restart`, testkit `tests/tuwunel.rs`;
+//! - hs_token in the query, no user query: `homeserver_calls_and_the_user_query` here;
+//! - no ephemeral events: `ephemeral_events_are_an_extra`;
+//! - whoami of unknown ghosts, uppercase localparts, unknown tokens:
+//!   `registration_whoami_and_token_answers`;
+//! - `?ts=`, txnId scope across rooms: `timestamps_and_transaction_ids`;
+//! - legacy vs authenticated media, `m.upload.size`: `media_endpoints`, `matrix.rs`
+//!   `ghosts_rooms_messages_edits_reactions_redactions_and_media`;
+//! - rate limits: `rate_limits_on_appservice_users`, `matrix.rs`
+//!   `rate_limited_sends_are_retried_until_they_pass` (Synapse);
+//! - held transactions after a bridge outage (no retry timer, no flush on ping) and the
+//!   ping's error: `matrix.rs` `a_message_reaches_the_bridge_layer_exactly_once_through_errors_and_outages`,
+//!   `a_homeserver_that_cannot_reach_the_bridge_is_diagnosed`;
+//! - duplicate annotations accepted: `matrix.rs` `ghosts_rooms_messages_edits_reactions_redactions_and_media`;
+//! - the errcode repeated in the error text: `src/matrix/client.rs` unit test.
 
 mod support;
 

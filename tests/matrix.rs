@@ -375,6 +375,9 @@ async fn ghosts_rooms_messages_edits_reactions_redactions_and_media(hs: Homeserv
     let (downloaded, content_type) = client.download(&mxc).await.unwrap();
     assert_eq!(downloaded, bytes);
     assert_eq!(content_type.as_deref(), Some("application/octet-stream"));
+    // The upload limit, from the authenticated media config (the legacy one is 403 on tuwunel).
+    let limit = client.upload_limit().await.unwrap();
+    assert!(limit >= bytes.len() as u64, "{limit}");
 }
 
 /// The appservice API on its own: auth, malformed input, unknown paths, replays.

@@ -21,7 +21,7 @@ use ruma::{
                 whoami,
             },
             appservice::request_ping,
-            authenticated_media::get_content,
+            authenticated_media::{get_content, get_media_config},
             media::create_content,
             membership::{
                 invite_user::{self, v3::InvitationRecipient},
@@ -527,6 +527,16 @@ impl MatrixClient {
         req.content_type = Some(content_type.to_owned());
         req.filename = filename.map(str::to_owned);
         Ok(self.send(req, as_user).await?.content_uri)
+    }
+
+    /// The largest upload the homeserver accepts, in bytes (`m.upload.size` of
+    /// `/_matrix/client/v1/media/config`; the legacy `/_matrix/media/v3/config` is refused where
+    /// unauthenticated media is off, e.g. tuwunel). tuwunel 1.4.6 answers 20 MiB by default.
+    pub async fn upload_limit(&self) -> Result<u64, MatrixError> {
+        let resp = self
+            .send(get_media_config::v1::Request::new(), None)
+            .await?;
+        Ok(resp.upload_size.into())
     }
 
     /// Downloads media through the authenticated endpoint

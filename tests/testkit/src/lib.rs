@@ -15,6 +15,14 @@
 //! let room = alice.create_room().await?;
 //! alice.send_text(&room, "hello").await?;
 //!
+//! // tuwunel, or either one behind one handle (registrations go into its config file):
+//! let hs = testkit::Homeserver::start(
+//!     testkit::HomeserverKind::Tuwunel,
+//!     testkit::HomeserverConfig::default(),
+//! )
+//! .await?;
+//! let carol = hs.register_unique_user("carol").await?;
+//!
 //! // Or, for tests that need no registration, the lazily started process-wide instance:
 //! let shared = testkit::shared_synapse().await?;
 //! let bob = shared.register_unique_user("bob").await?;
@@ -28,6 +36,11 @@
 //! marker exists. Without python3 or its venv module, [`Synapse::start`] fails with a message
 //! naming the package to install. Environment knobs: [`venv::VENV_ENV`] (use an existing venv),
 //! [`venv::PYTHON_ENV`] (interpreter for creating it), [`KEEP_DIR_ENV`] (keep data dirs).
+//!
+//! # How tuwunel gets there
+//! [`tuwunel_binary`] unpacks the vendored `../shared/vendor/tuwunel/tuwunel.gz` (next to the
+//! repository) into `<target>/tuwunel/tuwunel` once, or uses [`TUWUNEL_BIN_ENV`]. Tests gate on
+//! [`tuwunel_or_skip`]: a loud NOT RUN line without the binary, a failure under `CI`.
 //!
 //! # Lifetime
 //! Each [`Synapse`] owns a temp dir and one process. Dropping it (also during a panic) stops the
