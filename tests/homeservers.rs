@@ -12,6 +12,8 @@
 //! - admin-room registration, effective without a restart: `matrix.rs`
 //!   `an_admin_room_registration_works_without_a_restart`, testkit `tests/tuwunel.rs`;
 //! - hs_token in the query, no user query: `homeserver_calls_and_the_user_query` here;
+//! - every event to every appservice (tuwunel < 1.5.1 per the reference; not seen on 1.4.6):
+//!   `events_of_rooms_the_appservice_is_not_in`;
 //! - no ephemeral events: `ephemeral_events_are_an_extra`;
 //! - whoami of unknown ghosts, uppercase localparts, unknown tokens:
 //!   `registration_whoami_and_token_answers`;
@@ -45,6 +47,7 @@ use testkit::{HomeserverKind, TestClient, enc};
 
 on_both_homeservers!(
     homeserver_calls_and_the_user_query,
+    events_of_rooms_the_appservice_is_not_in,
     ephemeral_events_are_an_extra,
     registration_whoami_and_token_answers,
     timestamps_and_transaction_ids,
@@ -252,6 +255,30 @@ async fn homeserver_calls_and_the_user_query(hs: HomeserverKind) {
         .await
         .unwrap();
     assert!(alice.joined_members(&room).await.unwrap().contains(&ghost));
+}
+
+/// Only events of rooms the appservice's users are in reach it. The reference says tuwunel
+/// before 1.5.1 sent every event to every appservice; the vendored 1.4.6 does not, here.
+async fn events_of_rooms_the_appservice_is_not_in(hs: HomeserverKind) {
+    let (env, recorder, bot) = recorded(hs).await;
+    let alice = env.hs.register_unique_user("alice").await.unwrap();
+    let alone = alice.create_room().await.unwrap();
+    alice
+        .send_text(&alone, "nobody of the bridge here")
+        .await
+        .unwrap();
+    let shared = alice.create_room().await.unwrap();
+    alice.invite(&shared, bot.user_id()).await.unwrap();
+    bot.join(&shared).await.unwrap();
+    alice.send_text(&shared, "the bot is here").await.unwrap();
+    recorder.wait_for_body("the bot is here").await;
+    let leaked = recorder.calls().iter().any(|c| {
+        c.body["events"].as_array().is_some_and(|es| {
+            es.iter()
+                .any(|e| e["content"]["body"] == "nobody of the bridge here")
+        })
+    });
+    assert!(!leaked, "{hs} sent an unrelated room's event");
 }
 
 /// `receive_ephemeral`: Synapse pushes typing notifications to the appservice; tuwunel 1.4.6
