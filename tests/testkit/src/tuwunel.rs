@@ -519,7 +519,6 @@ impl Tuwunel {
             ("registration_token", q(&self.registration_token)),
             ("allow_federation", "false".into()),
             ("trusted_servers", "[]".into()),
-            ("startup_netburst", "false".into()),
             ("new_user_displayname_suffix", q("")),
             ("allow_legacy_media", "false".into()),
             ("log", q("info")),
