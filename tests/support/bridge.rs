@@ -149,8 +149,7 @@ impl Env {
             }
             std::fs::write(&registration_path, reg).unwrap();
         }
-        let in_config =
-            !(opts.register_in_admin_room && opts.homeserver == HomeserverKind::Tuwunel);
+        let in_config = !opts.register_in_admin_room;
         let hs = Homeserver::start(
             opts.homeserver,
             HomeserverConfig {
@@ -170,7 +169,7 @@ impl Env {
         if !in_config {
             let yaml = std::fs::read_to_string(&registration_path).unwrap();
             hs.as_tuwunel()
-                .expect("admin-room registration is a tuwunel test")
+                .expect("Synapse has no admin room: register_in_admin_room is for tuwunel")
                 .register_appservice_in_admin_room(&yaml)
                 .await
                 .unwrap_or_else(|e| panic!("admin-room registration failed: {e}"));
