@@ -1,8 +1,10 @@
-//! The sandbox: a local Synapse, the Slack emulator with a demo workspace, and the bridge on
-//! SQLite, all on this machine, so a newcomer can watch Slack and Matrix talk in one command:
+//! The sandbox: a local homeserver (Synapse, or tuwunel with `--homeserver tuwunel`), the Slack
+//! emulator with a demo workspace, and the bridge on SQLite, all on this machine, so a newcomer
+//! can watch Slack and Matrix talk in one command:
 //!
 //! ```sh
 //! cargo run --example sandbox
+//! cargo run --example sandbox -- --homeserver tuwunel
 //! ```
 //!
 //! It prints a Matrix user and password for any Matrix client and a curl line that posts as a
@@ -14,18 +16,30 @@ use std::{error::Error, path::Path, time::Duration};
 use serde_json::json;
 use slack_bridge::{Bridge, config::Config, config::Mode, registration};
 use slack_emulator::{Emulator, Workspace};
-use testkit::{Synapse, SynapseConfig, free_port};
+use testkit::{Homeserver, HomeserverConfig, HomeserverKind, free_port};
 
 const SERVER_NAME: &str = "sandbox.local";
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
-    let smoke = std::env::args().any(|a| a == "--smoke");
+async fn main() -> std::process::ExitCode {
+    match sandbox().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sandbox: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn sandbox() -> Result<(), Box<dyn Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let kind = homeserver_kind(&args)?;
     let dir = tempfile::Builder::new()
         .prefix("slack-bridge-sandbox-")
         .tempdir()?;
     eprintln!(
-        "sandbox: starting the Slack emulator, Synapse and the bridge (data in {})",
+        "sandbox: starting the Slack emulator, {kind} and the bridge (data in {})",
         dir.path().display()
     );
 
@@ -60,15 +74,18 @@ async fn main() -> Result<(), Box<dyn Error>> {
     std::fs::write(&config_path, text)?;
     registration::generate(&config_path, &registration_path)?;
 
-    let synapse = Synapse::start(SynapseConfig {
-        server_name: SERVER_NAME.into(),
-        registrations: vec![registration_path.clone()],
-        port: Some(hs_port),
-        ..SynapseConfig::default()
-    })
+    let homeserver = Homeserver::start(
+        kind,
+        HomeserverConfig {
+            server_name: SERVER_NAME.into(),
+            registrations: vec![registration_path.clone()],
+            port: Some(hs_port),
+            ..HomeserverConfig::default()
+        },
+    )
     .await?;
     let password = slack_bridge::config::secret::random_token(16)?;
-    let you = synapse.register_user("you", &password, true).await?;
+    let you = homeserver.register_user("you", &password, true).await?;
 
     let config = Config::load(&config_path, Mode::Run)?;
     slack_bridge::logging::init(&config.logging)?;
@@ -86,7 +103,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .ok_or("demo workspace has #general")?;
     let alice = emu.user_id("alice").ok_or("demo workspace has alice")?;
     println!();
-    println!("Matrix homeserver: http://127.0.0.1:{hs_port}");
+    println!(
+        "Matrix homeserver: http://127.0.0.1:{hs_port}  ({})",
+        homeserver.describe()
+    );
     println!("  user:     @you:{SERVER_NAME}");
     println!("  password: {password}");
     println!(
@@ -117,10 +137,31 @@ async fn main() -> Result<(), Box<dyn Error>> {
     };
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), bridge).await;
-    drop(synapse);
+    drop(homeserver);
     emu.shutdown();
     eprintln!("sandbox: stopped");
     result
+}
+
+/// `--homeserver synapse|tuwunel` (or `--homeserver=…`); Synapse when absent.
+fn homeserver_kind(args: &[String]) -> Result<HomeserverKind, Box<dyn Error>> {
+    let mut value: Option<&str> = None;
+    for (i, arg) in args.iter().enumerate() {
+        if arg == "--homeserver" {
+            value = Some(
+                args.get(i + 1)
+                    .map(String::as_str)
+                    .ok_or("--homeserver needs a value: synapse or tuwunel")?,
+            );
+        } else if let Some(v) = arg.strip_prefix("--homeserver=") {
+            value = Some(v);
+        }
+    }
+    match value {
+        None => Ok(HomeserverKind::Synapse),
+        Some(v) => HomeserverKind::parse(v)
+            .ok_or_else(|| format!("--homeserver {v}: expected synapse or tuwunel").into()),
+    }
 }
 
 /// One message each way, as a user would check it.

@@ -1,5 +1,6 @@
-//! The bridge end to end: the Slack emulator, a real Synapse and the bridge, on SQLite and on
-//! PostgreSQL (`sqlite::…` and `postgres::…` in the test output).
+//! The bridge end to end: the Slack emulator, a real homeserver and the bridge, on Synapse and
+//! tuwunel, each on SQLite and on PostgreSQL (`synapse::sqlite::…`, `tuwunel::postgres::…` in
+//! the test output).
 
 mod support;
 
@@ -15,16 +16,20 @@ use support::{
     bridge::{DOMAIN, Env},
     world::{OWNER, management_room_of, poll, world_with},
 };
+use testkit::HomeserverKind;
 
 const BIN: &str = env!("CARGO_BIN_EXE_slack-bridge");
 
 macro_rules! on_both_databases {
-    ($($case:ident),* $(,)?) => {
+    ($hs:ident, $name:ident; $($case:ident),* $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $case() {
-                    super::$case(None).await;
+                    let hs = ::testkit::HomeserverKind::$hs;
+                    if hs.available_for(concat!(stringify!($name), "::sqlite::", stringify!($case))) {
+                        super::super::$case(hs, None).await;
+                    }
                 }
             )*
         }
@@ -32,8 +37,11 @@ macro_rules! on_both_databases {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $case() {
-                    if let Some(db) = super::TestDb::postgres(stringify!($case)).await {
-                        super::$case(Some(db)).await;
+                    let hs = ::testkit::HomeserverKind::$hs;
+                    if hs.available_for(concat!(stringify!($name), "::postgres::", stringify!($case)))
+                        && let Some(db) = super::super::TestDb::postgres(stringify!($case)).await
+                    {
+                        super::super::$case(hs, Some(db)).await;
                     }
                 }
             )*
@@ -41,7 +49,18 @@ macro_rules! on_both_databases {
     };
 }
 
-on_both_databases!(
+macro_rules! on_every_homeserver_and_database {
+    ($($case:ident),* $(,)?) => {
+        mod synapse {
+            on_both_databases!(Synapse, synapse; $($case),*);
+        }
+        mod tuwunel {
+            on_both_databases!(Tuwunel, tuwunel; $($case),*);
+        }
+    };
+}
+
+on_every_homeserver_and_database!(
     channels_become_rooms_in_a_space_once,
     messages_flow_both_ways_exactly_once,
     a_homeserver_outage_delays_but_loses_nothing,
@@ -57,7 +76,7 @@ fn bodies(events: &[Value]) -> Vec<String> {
         .collect()
 }
 
-async fn channels_become_rooms_in_a_space_once(db: Option<TestDb>) {
+async fn channels_become_rooms_in_a_space_once(hs: HomeserverKind, db: Option<TestDb>) {
     let mut ws = Workspace::new("T0FIFTY", "Fifty Corp");
     let alice = ws.add_user("alice", "Alice Liddell");
     let bot = ws.bot_user_id().to_owned();
@@ -66,7 +85,7 @@ async fn channels_become_rooms_in_a_space_once(db: Option<TestDb>) {
         channels.push(ws.add_channel(&format!("chan-{i:02}"), i % 10 == 9, &[&alice, &bot]));
     }
     ws.add_channel("bot-not-here", false, &[&alice]);
-    let w = world_with(ws, db, true, vec![]).await;
+    let w = world_with(hs, ws, db, true, vec![]).await;
     for (i, c) in channels.iter().enumerate() {
         w.emu
             .set_topic(&alice, c, &format!("topic of {i}"))
@@ -149,9 +168,9 @@ async fn channels_become_rooms_in_a_space_once(db: Option<TestDb>) {
     bridge.stop().await.unwrap();
 }
 
-async fn messages_flow_both_ways_exactly_once(db: Option<TestDb>) {
+async fn messages_flow_both_ways_exactly_once(hs: HomeserverKind, db: Option<TestDb>) {
     let ws = Workspace::demo();
-    let w = world_with(ws, db, true, vec![]).await;
+    let w = world_with(hs, ws, db, true, vec![]).await;
     let bridge = w.env.run_bridge_full().await;
     let general = w.emu.channel_id("general").unwrap();
     let alice = w.emu.user_id("alice").unwrap();
@@ -235,9 +254,9 @@ async fn messages_flow_both_ways_exactly_once(db: Option<TestDb>) {
     bridge.stop().await.unwrap();
 }
 
-async fn a_homeserver_outage_delays_but_loses_nothing(db: Option<TestDb>) {
+async fn a_homeserver_outage_delays_but_loses_nothing(hs: HomeserverKind, db: Option<TestDb>) {
     let ws = Workspace::demo();
-    let mut w = world_with(ws, db, true, vec![]).await;
+    let mut w = world_with(hs, ws, db, true, vec![]).await;
     let bridge = w.env.run_bridge_full().await;
     let general = w.emu.channel_id("general").unwrap();
     let bob = w.emu.user_id("bob").unwrap();
@@ -251,7 +270,7 @@ async fn a_homeserver_outage_delays_but_loses_nothing(db: Option<TestDb>) {
         .await
         .unwrap();
 
-    w.env.synapse.stop().await;
+    w.env.hs.stop().await;
     for i in 0..20 {
         w.emu
             .post_message(&bob, &general, &format!("during the outage {i:02}"))
@@ -264,7 +283,7 @@ async fn a_homeserver_outage_delays_but_loses_nothing(db: Option<TestDb>) {
         })
         .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    w.env.synapse.restart().await.unwrap();
+    w.env.hs.restart().await.unwrap();
 
     w.owner
         .wait_for_text(&room, "during the outage 19", Duration::from_secs(90))
@@ -296,9 +315,9 @@ fn spawn_bridge(env: &Env) -> Child {
         .unwrap()
 }
 
-async fn a_killed_bridge_loses_and_doubles_nothing(db: Option<TestDb>) {
+async fn a_killed_bridge_loses_and_doubles_nothing(hs: HomeserverKind, db: Option<TestDb>) {
     let ws = Workspace::demo();
-    let w = world_with(ws, db, true, vec![]).await;
+    let w = world_with(hs, ws, db, true, vec![]).await;
     let mut child = spawn_bridge(&w.env);
     let general = w.emu.channel_id("general").unwrap();
     let carol = w.emu.user_id("carol").unwrap();
@@ -337,10 +356,10 @@ async fn a_killed_bridge_loses_and_doubles_nothing(db: Option<TestDb>) {
     child.wait().unwrap();
 }
 
-async fn login_through_the_management_room(db: Option<TestDb>) {
+async fn login_through_the_management_room(hs: HomeserverKind, db: Option<TestDb>) {
     let ws = Workspace::demo();
     let eve_id = format!("@eve:{DOMAIN}");
-    let w = world_with(ws, db, false, vec![(eve_id.clone(), "relay".into())]).await;
+    let w = world_with(hs, ws, db, false, vec![(eve_id.clone(), "relay".into())]).await;
     let bridge = w.env.run_bridge_full().await;
 
     let dm = management_room_of(&w.owner).await;
@@ -399,7 +418,7 @@ async fn login_through_the_management_room(db: Option<TestDb>) {
     // A relay-only user is refused, with the reason.
     let eve = w
         .env
-        .synapse
+        .hs
         .register_user("eve", "pw-eve", false)
         .await
         .unwrap();

@@ -1,6 +1,7 @@
 //! The bridge layer end to end while it runs: channels joined later, renames and topics,
 //! profile and avatar changes, emotes, other bots, mentions, refused sends, and the bot's
-//! commands — the Slack emulator, a real Synapse and the bridge, on SQLite.
+//! commands — the Slack emulator, a real homeserver and the bridge, on SQLite; on Synapse and
+//! on tuwunel (`synapse::…`, `tuwunel::…`).
 
 mod support;
 
@@ -12,10 +13,26 @@ use support::{
     bridge::DOMAIN,
     world::{OWNER, WAIT, body, bot, poll, wait_after, world},
 };
+use testkit::HomeserverKind;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_channel_the_bot_joins_later_gets_its_portal_live() {
-    let w = world(Workspace::demo()).await;
+on_both_homeservers!(
+    a_channel_the_bot_joins_later_gets_its_portal_live,
+    renames_and_topic_changes_reach_the_room,
+    a_profile_change_renames_a_ghost_that_talked,
+    ghost_avatars_are_uploaded_once_and_follow_changes,
+    slack_emotes_and_other_bots_arrive_from_their_ghosts,
+    slack_mentions_become_pills_and_mentions,
+    a_refused_send_is_explained_in_the_room,
+    commands_in_the_management_room_and_behind_the_prefix,
+    matrix_emotes_and_bold_reach_slack_as_mrkdwn,
+    relayed_messages_carry_the_avatar_when_media_is_public,
+    matrix_messages_sent_while_the_bridge_is_down_arrive_once,
+    without_the_relay_only_the_owner_posts,
+    the_owner_is_told_when_slack_revokes_the_app,
+);
+
+async fn a_channel_the_bot_joins_later_gets_its_portal_live(hs: HomeserverKind) {
+    let w = world(hs, Workspace::demo()).await;
     let bridge = w.env.run_bridge_full().await;
     // The initial sync is under way (or done) before the channels appear.
     w.room_of(&w.emu.channel_id("general").unwrap()).await;
@@ -67,9 +84,8 @@ async fn a_channel_the_bot_joins_later_gets_its_portal_live() {
     bridge.stop().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn renames_and_topic_changes_reach_the_room() {
-    let w = world(Workspace::demo()).await;
+async fn renames_and_topic_changes_reach_the_room(hs: HomeserverKind) {
+    let w = world(hs, Workspace::demo()).await;
     let bridge = w.env.run_bridge_full().await;
     let alice = w.emu.user_id("alice").unwrap();
     let random = w.emu.channel_id("random").unwrap();
@@ -120,9 +136,8 @@ async fn renames_and_topic_changes_reach_the_room() {
     bridge.stop().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_profile_change_renames_a_ghost_that_talked() {
-    let w = world(Workspace::demo()).await;
+async fn a_profile_change_renames_a_ghost_that_talked(hs: HomeserverKind) {
+    let w = world(hs, Workspace::demo()).await;
     let bridge = w.env.run_bridge_full().await;
     let general = w.emu.channel_id("general").unwrap();
     let alice = w.emu.user_id("alice").unwrap();
@@ -199,9 +214,8 @@ async fn a_profile_change_renames_a_ghost_that_talked() {
     bridge.stop().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn ghost_avatars_are_uploaded_once_and_follow_changes() {
-    let w = world(Workspace::demo()).await;
+async fn ghost_avatars_are_uploaded_once_and_follow_changes(hs: HomeserverKind) {
+    let w = world(hs, Workspace::demo()).await;
     let bridge = w.env.run_bridge_full().await;
     let general = w.emu.channel_id("general").unwrap();
     let bob = w.emu.user_id("bob").unwrap();
@@ -300,11 +314,10 @@ async fn ghost_avatars_are_uploaded_once_and_follow_changes() {
     bridge.stop().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn slack_emotes_and_other_bots_arrive_from_their_ghosts() {
+async fn slack_emotes_and_other_bots_arrive_from_their_ghosts(hs: HomeserverKind) {
     let mut ws = Workspace::demo();
     let (_deploy_bot, deploy_user) = ws.add_bot("deploybot");
-    let w = world(ws).await;
+    let w = world(hs, ws).await;
     let bridge = w.env.run_bridge_full().await;
     let general = w.emu.channel_id("general").unwrap();
     let carol = w.emu.user_id("carol").unwrap();
@@ -343,9 +356,8 @@ async fn slack_emotes_and_other_bots_arrive_from_their_ghosts() {
     bridge.stop().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn slack_mentions_become_pills_and_mentions() {
-    let w = world(Workspace::demo()).await;
+async fn slack_mentions_become_pills_and_mentions(hs: HomeserverKind) {
+    let w = world(hs, Workspace::demo()).await;
     let bridge = w.env.run_bridge_full().await;
     let general = w.emu.channel_id("general").unwrap();
     let alice = w.emu.user_id("alice").unwrap();
@@ -382,9 +394,8 @@ async fn slack_mentions_become_pills_and_mentions() {
     bridge.stop().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_refused_send_is_explained_in_the_room() {
-    let w = world(Workspace::demo()).await;
+async fn a_refused_send_is_explained_in_the_room(hs: HomeserverKind) {
+    let w = world(hs, Workspace::demo()).await;
     let bridge = w.env.run_bridge_full().await;
     let general = w.emu.channel_id("general").unwrap();
     let room = w.joined_room_of(&general).await;
@@ -428,9 +439,8 @@ async fn a_refused_send_is_explained_in_the_room() {
     bridge.stop().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn commands_in_the_management_room_and_behind_the_prefix() {
-    let w = world(Workspace::demo()).await;
+async fn commands_in_the_management_room_and_behind_the_prefix(hs: HomeserverKind) {
+    let w = world(hs, Workspace::demo()).await;
     let bridge = w.env.run_bridge_full().await;
     let general = w.emu.channel_id("general").unwrap();
     let alice = w.emu.user_id("alice").unwrap();
@@ -536,9 +546,8 @@ async fn commands_in_the_management_room_and_behind_the_prefix() {
     bridge.stop().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn matrix_emotes_and_bold_reach_slack_as_mrkdwn() {
-    let w = world(Workspace::demo()).await;
+async fn matrix_emotes_and_bold_reach_slack_as_mrkdwn(hs: HomeserverKind) {
+    let w = world(hs, Workspace::demo()).await;
     let bridge = w.env.run_bridge_full().await;
     let general = w.emu.channel_id("general").unwrap();
     let room = w.joined_room_of(&general).await;
@@ -579,9 +588,8 @@ async fn matrix_emotes_and_bold_reach_slack_as_mrkdwn() {
     bridge.stop().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn relayed_messages_carry_the_avatar_when_media_is_public() {
-    let w = world(Workspace::demo()).await;
+async fn relayed_messages_carry_the_avatar_when_media_is_public(hs: HomeserverKind) {
+    let w = world(hs, Workspace::demo()).await;
     w.env.edit_config(
         "    public_media_url: \"\"",
         "    public_media_url: https://media.example.test/_matrix/media/v3/download/",
@@ -613,9 +621,8 @@ async fn relayed_messages_carry_the_avatar_when_media_is_public() {
 
 /// Matrix messages sent while the bridge is down wait in the homeserver, then in the inbox
 /// until the login runs again, and reach Slack once, in order.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn matrix_messages_sent_while_the_bridge_is_down_arrive_once() {
-    let w = world(Workspace::demo()).await;
+async fn matrix_messages_sent_while_the_bridge_is_down_arrive_once(hs: HomeserverKind) {
+    let w = world(hs, Workspace::demo()).await;
     let bridge = w.env.run_bridge_full().await;
     let general = w.emu.channel_id("general").unwrap();
     let room = w.joined_room_of(&general).await;
@@ -645,9 +652,8 @@ async fn matrix_messages_sent_while_the_bridge_is_down_arrive_once() {
 }
 
 /// With the relay off, only the login's owner posts through its bot; others are told why.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn without_the_relay_only_the_owner_posts() {
-    let w = world(Workspace::demo()).await;
+async fn without_the_relay_only_the_owner_posts(hs: HomeserverKind) {
+    let w = world(hs, Workspace::demo()).await;
     w.env.edit_config(
         "    enabled: true\n    # Public base URL",
         "    enabled: false\n    # Public base URL",
@@ -657,7 +663,7 @@ async fn without_the_relay_only_the_owner_posts() {
     let room = w.joined_room_of(&general).await;
     let eve = w
         .env
-        .synapse
+        .hs
         .register_user("eve", "pw-eve", false)
         .await
         .unwrap();
@@ -676,9 +682,8 @@ async fn without_the_relay_only_the_owner_posts() {
 }
 
 /// When Slack revokes the app, the login is marked invalid and its owner is told why.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_owner_is_told_when_slack_revokes_the_app() {
-    let w = world(Workspace::demo()).await;
+async fn the_owner_is_told_when_slack_revokes_the_app(hs: HomeserverKind) {
+    let w = world(hs, Workspace::demo()).await;
     let bridge = w.env.run_bridge_full().await;
     let general = w.emu.channel_id("general").unwrap();
     w.room_of(&general).await;

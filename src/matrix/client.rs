@@ -21,7 +21,7 @@ use ruma::{
                 whoami,
             },
             appservice::request_ping,
-            authenticated_media::get_content,
+            authenticated_media::{get_content, get_media_config},
             media::create_content,
             membership::{
                 invite_user::{self, v3::InvitationRecipient},
@@ -316,8 +316,8 @@ impl MatrixClient {
         Ok(self.send(req, None).await?.duration)
     }
 
-    /// Registers `user_id` (a ghost) unless this process registered it before; an existing
-    /// user (`M_USER_IN_USE`) counts as success.
+    /// Registers `user_id` (a ghost, or the bot at start) unless this process registered it
+    /// before; an existing user (`M_USER_IN_USE`) counts as success.
     pub async fn ensure_registered(&self, user_id: &UserId) -> Result<(), MatrixError> {
         if self.registered.lock().expect("lock").contains(user_id) {
             return Ok(());
@@ -542,6 +542,16 @@ impl MatrixClient {
         Ok(self.send(req, as_user).await?.content_uri)
     }
 
+    /// The largest upload the homeserver accepts, in bytes (`m.upload.size` of
+    /// `/_matrix/client/v1/media/config`; the legacy `/_matrix/media/v3/config` is refused where
+    /// unauthenticated media is off, e.g. tuwunel). tuwunel 1.4.6 answers 20 MiB by default.
+    pub async fn upload_limit(&self) -> Result<u64, MatrixError> {
+        let resp = self
+            .send(get_media_config::v1::Request::new(), None)
+            .await?;
+        Ok(resp.upload_size.into())
+    }
+
     /// Downloads media through the authenticated endpoint
     /// (`/_matrix/client/v1/media/download`); the legacy one answers 404 on current servers.
     pub async fn download(
@@ -576,8 +586,14 @@ fn api_error(status: u16, body: &[u8]) -> MatrixError {
     match serde_json::from_slice::<ErrorBody>(body) {
         Ok(b) if !b.errcode.is_empty() => MatrixError::Api {
             status,
+            // The conduwuit family starts `error` with the errcode again.
+            error: b
+                .error
+                .strip_prefix(b.errcode.as_str())
+                .and_then(|rest| rest.strip_prefix(": "))
+                .map(str::to_owned)
+                .unwrap_or(b.error),
             errcode: b.errcode,
-            error: b.error,
             retry_after_ms: b.retry_after_ms,
         },
         _ => MatrixError::Api {
@@ -586,5 +602,32 @@ fn api_error(status: u16, body: &[u8]) -> MatrixError {
             error: String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
             retry_after_ms: None,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_keep_errcode_and_message_once() {
+        let e = api_error(
+            404,
+            br#"{"errcode":"M_NOT_FOUND","error":"M_NOT_FOUND: User does not exist."}"#,
+        );
+        assert_eq!(
+            e.to_string(),
+            "homeserver answered HTTP 404 M_NOT_FOUND: User does not exist."
+        );
+        let e = api_error(
+            401,
+            br#"{"errcode":"M_UNKNOWN_TOKEN","error":"Invalid token"}"#,
+        );
+        assert_eq!(
+            e.to_string(),
+            "homeserver answered HTTP 401 M_UNKNOWN_TOKEN: Invalid token"
+        );
+        let e = api_error(502, b"<html>bad gateway</html>");
+        assert_eq!(e.errcode(), Some("M_UNKNOWN"));
     }
 }

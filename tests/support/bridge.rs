@@ -1,5 +1,7 @@
-//! A bridge next to a real Synapse: config and registration generated the way an operator
-//! would (`-g`), Synapse started with that registration, and the bridge run in-process.
+//! A bridge next to a real homeserver (Synapse or tuwunel): config and registration generated
+//! the way an operator would (`-g`), the homeserver started with that registration (Synapse's
+//! `app_service_config_files`, tuwunel's `[global.appservice.<id>]`), and the bridge run
+//! in-process.
 
 use std::{
     path::PathBuf,
@@ -13,12 +15,12 @@ use slack_bridge::{
     config::{Config, Mode},
     matrix::inbox::{BoxFuture, MatrixEventSink, SinkError},
 };
-use testkit::{Synapse, SynapseConfig};
+use testkit::{Homeserver, HomeserverConfig, HomeserverKind};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 pub const DOMAIN: &str = "test.local";
 
-/// A free port for a server that is stopped and started again on it (the bridge, Synapse).
+/// A free port for a server that is stopped and started again on it (the bridge, the homeserver).
 /// Ports from `testkit::free_port` come from the ephemeral range, where an outgoing connection of a
 /// parallel test can take the port while the server is down; these come from below it.
 pub fn restartable_port() -> u16 {
@@ -36,6 +38,8 @@ pub fn restartable_port() -> u16 {
 /// somewhere else than where the bridge listens (a proxy, or nothing).
 #[derive(Default)]
 pub struct EnvOptions {
+    /// The homeserver to run (default Synapse).
+    pub homeserver: HomeserverKind,
     pub registration_url_port: Option<u16>,
     /// Database URI for the bridge (default: a SQLite file in the env's dir).
     pub database: Option<String>,
@@ -47,21 +51,30 @@ pub struct EnvOptions {
     pub permissions: Vec<(String, String)>,
     /// Extra homeserver.yaml keys for Synapse.
     pub synapse_extra: serde_json::Map<String, serde_json::Value>,
-    /// Let Synapse rate-limit the appservice's users (the registration's `rate_limited`).
+    /// Let the homeserver rate-limit the appservice's users (the registration's `rate_limited`).
     pub rate_limited: bool,
+    /// Text replacements in the generated registration before the homeserver reads it.
+    pub registration_edits: Vec<(String, String)>,
+    /// tuwunel only: register the appservice in the admin room after start (as continuwuity
+    /// operators must) instead of in the config file.
+    pub register_in_admin_room: bool,
 }
 
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
     pub registration_path: PathBuf,
-    pub synapse: Synapse,
+    pub hs: Homeserver,
     pub as_port: u16,
 }
 
 impl Env {
-    pub async fn start() -> Env {
-        Self::start_with(EnvOptions::default()).await
+    pub async fn start(homeserver: HomeserverKind) -> Env {
+        Self::start_with(EnvOptions {
+            homeserver,
+            ..EnvOptions::default()
+        })
+        .await
     }
 
     pub async fn start_with(opts: EnvOptions) -> Env {
@@ -121,27 +134,51 @@ impl Env {
         let registration_path = dir.path().join("registration.yaml");
         std::fs::write(&config_path, text).unwrap();
         slack_bridge::registration::generate(&config_path, &registration_path).unwrap();
+        let mut edits = opts.registration_edits.clone();
         if opts.rate_limited {
-            let reg = std::fs::read_to_string(&registration_path).unwrap();
-            std::fs::write(
-                &registration_path,
-                reg.replace("rate_limited: false", "rate_limited: true"),
-            )
-            .unwrap();
+            edits.push(("rate_limited: false".into(), "rate_limited: true".into()));
         }
-        let synapse = Synapse::start(SynapseConfig {
-            server_name: DOMAIN.into(),
-            registrations: vec![registration_path.clone()],
-            port: Some(hs_port),
-            extra_config: opts.synapse_extra.clone(),
-        })
+        if !edits.is_empty() {
+            let mut reg = std::fs::read_to_string(&registration_path).unwrap();
+            for (from, to) in &edits {
+                assert!(
+                    reg.contains(from.as_str()),
+                    "registration has no {from:?}:\n{reg}"
+                );
+                reg = reg.replace(from.as_str(), to);
+            }
+            std::fs::write(&registration_path, reg).unwrap();
+        }
+        let in_config = !opts.register_in_admin_room;
+        let hs = Homeserver::start(
+            opts.homeserver,
+            HomeserverConfig {
+                server_name: DOMAIN.into(),
+                registrations: if in_config {
+                    vec![registration_path.clone()]
+                } else {
+                    Vec::new()
+                },
+                port: Some(hs_port),
+                synapse_extra: opts.synapse_extra.clone(),
+                ..HomeserverConfig::default()
+            },
+        )
         .await
-        .unwrap_or_else(|e| panic!("cannot start Synapse: {e}"));
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", opts.homeserver));
+        if !in_config {
+            let yaml = std::fs::read_to_string(&registration_path).unwrap();
+            hs.as_tuwunel()
+                .expect("Synapse has no admin room: register_in_admin_room is for tuwunel")
+                .register_appservice_in_admin_room(&yaml)
+                .await
+                .unwrap_or_else(|e| panic!("admin-room registration failed: {e}"));
+        }
         Env {
             dir,
             config_path,
             registration_path,
-            synapse,
+            hs,
             as_port,
         }
     }
@@ -170,10 +207,7 @@ impl Env {
     /// A client acting as the bridge bot (the as_token's user).
     pub async fn bot_client(&self) -> testkit::TestClient {
         let token = self.config().appservice.as_token.unwrap();
-        self.synapse
-            .client_with_token(token.expose())
-            .await
-            .unwrap()
+        self.hs.client_with_token(token.expose()).await.unwrap()
     }
 
     async fn run(&self, sink: Option<Arc<dyn MatrixEventSink>>) -> RunningBridge {

@@ -1,5 +1,6 @@
-//! Helpers shared by the integration tests: the two databases every store test runs on, and a
-//! bridge next to a real Synapse.
+//! Helpers shared by the integration tests: the two databases every store test runs on, a
+//! bridge next to a real homeserver, and [`on_both_homeservers!`](crate::on_both_homeservers)
+//! to run a test on Synapse and on tuwunel.
 
 #![allow(dead_code)]
 
@@ -9,6 +10,54 @@ pub mod world;
 
 use slack_bridge::store::Store;
 use sqlx::{Connection, PgConnection};
+
+/// Runs each `async fn case(hs: testkit::HomeserverKind)` of the file on Synapse and on tuwunel,
+/// as the tests `synapse::case` and `tuwunel::case`; cases listed after `synapse_only:` or
+/// `tuwunel_only:` run on that one (they test a behaviour the other server does not have).
+/// Without the tuwunel binary the tuwunel variants print a NOT RUN line, and fail under `CI`.
+#[macro_export]
+macro_rules! on_both_homeservers {
+    (
+        $($case:ident),* $(,)?
+        $(; synapse_only: $($s_case:ident),* $(,)?)?
+        $(; tuwunel_only: $($t_case:ident),* $(,)?)?
+    ) => {
+        mod synapse {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    super::$case(::testkit::HomeserverKind::Synapse).await;
+                }
+            )*
+            $($(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $s_case() {
+                    super::$s_case(::testkit::HomeserverKind::Synapse).await;
+                }
+            )*)?
+        }
+        mod tuwunel {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let hs = ::testkit::HomeserverKind::Tuwunel;
+                    if hs.available_for(concat!("tuwunel::", stringify!($case))) {
+                        super::$case(hs).await;
+                    }
+                }
+            )*
+            $($(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $t_case() {
+                    let hs = ::testkit::HomeserverKind::Tuwunel;
+                    if hs.available_for(concat!("tuwunel::", stringify!($t_case))) {
+                        super::$t_case(hs).await;
+                    }
+                }
+            )*)?
+        }
+    };
+}
 
 /// The environment variable naming the PostgreSQL server the tests may create databases on.
 pub const PG_ENV: &str = "TEST_DATABASE_URL";
@@ -41,7 +90,10 @@ impl TestDb {
                     "{PG_ENV} is not set, so the PostgreSQL store tests cannot run; CI must run them (.ci/run sets it)"
                 );
             }
-            eprintln!(
+            // Straight to stderr: the test harness captures `eprintln!` of passing tests.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
                 "\n!!! {test}: PostgreSQL variant NOT RUN: set {PG_ENV}=postgres://user@127.0.0.1:5432/test (or run .ci/run) !!!\n"
             );
             return None;

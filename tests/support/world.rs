@@ -1,4 +1,4 @@
-//! The end-to-end world: the Slack emulator, a real Synapse, the bridge's config for both,
+//! The end-to-end world: the Slack emulator, a real homeserver, the bridge's config for both,
 //! and the owner's Matrix account, with the waits the end-to-end tests share.
 
 use std::time::{Duration, Instant};
@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use slack_bridge::store::Store;
 use slack_emulator::{Emulator, Workspace};
-use testkit::TestClient;
+use testkit::{HomeserverKind, TestClient};
 
 use super::{
     TestDb,
@@ -36,15 +36,16 @@ pub struct World {
     _db: Option<TestDb>,
 }
 
-/// Emulator + Synapse + the owner's account (`@dan`); the bridge configured with a
-/// declarative login owned by the owner. The bridge itself is started by the test.
-pub async fn world(ws: Workspace) -> World {
-    world_with(ws, None, true, Vec::new()).await
+/// Emulator + the homeserver `hs` + the owner's account (`@dan`); the bridge configured with
+/// a declarative login owned by the owner. The bridge itself is started by the test.
+pub async fn world(hs: HomeserverKind, ws: Workspace) -> World {
+    world_with(hs, ws, None, true, Vec::new()).await
 }
 
 /// [`world`] on a chosen database (`None`: SQLite), with or without the declarative login,
 /// and with extra `bridge.permissions` entries.
 pub async fn world_with(
+    hs: HomeserverKind,
     ws: Workspace,
     db: Option<TestDb>,
     declarative: bool,
@@ -52,6 +53,7 @@ pub async fn world_with(
 ) -> World {
     let emu = Emulator::start(ws).await;
     let env = Env::start_with(EnvOptions {
+        homeserver: hs,
         database: db.as_ref().map(|d| d.uri.clone()),
         slack_api_url: Some(emu.api_url()),
         login: declarative.then(|| {
@@ -65,11 +67,7 @@ pub async fn world_with(
         ..EnvOptions::default()
     })
     .await;
-    let owner = env
-        .synapse
-        .register_user(OWNER, "pw-dan", false)
-        .await
-        .unwrap();
+    let owner = env.hs.register_user(OWNER, "pw-dan", false).await.unwrap();
     World {
         env,
         emu,

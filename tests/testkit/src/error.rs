@@ -44,17 +44,38 @@ pub enum FixtureError {
     )]
     RegistrationMissing(PathBuf),
 
-    /// Synapse exited before it answered `/_matrix/client/versions`.
-    #[error("synapse exited during startup ({status}); log tail:\n{log_tail}")]
-    StartupExited { status: String, log_tail: String },
+    /// The homeserver (`server`: synapse or tuwunel) exited before it answered
+    /// `/_matrix/client/versions`.
+    #[error("{server} exited during startup ({status}); log tail:\n{log_tail}")]
+    StartupExited {
+        server: &'static str,
+        status: String,
+        log_tail: String,
+    },
 
-    /// Synapse did not answer `/_matrix/client/versions` in time.
-    #[error("synapse did not answer {url} within {secs} s; log tail:\n{log_tail}")]
+    /// The homeserver did not answer `/_matrix/client/versions` in time.
+    #[error("{server} did not answer {url} within {secs} s; log tail:\n{log_tail}")]
     StartupTimeout {
+        server: &'static str,
         url: String,
         secs: u64,
         log_tail: String,
     },
+
+    /// No tuwunel binary: neither the environment variable nor the vendored archive.
+    #[error(
+        "no tuwunel binary: {detail}. Put the vendored build at {archive} (gzip, as in the repo's \
+         sibling `shared/vendor/tuwunel/`), or point {env} at an unpacked tuwunel binary"
+    )]
+    TuwunelMissing {
+        env: &'static str,
+        archive: PathBuf,
+        detail: String,
+    },
+
+    /// An admin-room command was not answered as expected.
+    #[error("tuwunel's admin room answered `{command}` with: {reply}")]
+    AdminCommand { command: String, reply: String },
 
     /// A filesystem or process operation failed.
     #[error("{context}: {source}")]

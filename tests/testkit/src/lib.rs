@@ -1,4 +1,5 @@
-//! Shared test fixtures for slack-bridge: a real Synapse homeserver and a small Matrix client.
+//! Shared test fixtures for slack-bridge: real homeservers (Synapse, tuwunel) and a small Matrix
+//! client. [`Homeserver`] starts either kind behind one interface.
 //!
 //! # Quick start
 //! ```no_run
@@ -14,6 +15,14 @@
 //! let room = alice.create_room().await?;
 //! alice.send_text(&room, "hello").await?;
 //!
+//! // tuwunel, or either one behind one handle (registrations go into its config file):
+//! let hs = testkit::Homeserver::start(
+//!     testkit::HomeserverKind::Tuwunel,
+//!     testkit::HomeserverConfig::default(),
+//! )
+//! .await?;
+//! let carol = hs.register_unique_user("carol").await?;
+//!
 //! // Or, for tests that need no registration, the lazily started process-wide instance:
 //! let shared = testkit::shared_synapse().await?;
 //! let bob = shared.register_unique_user("bob").await?;
@@ -28,6 +37,11 @@
 //! naming the package to install. Environment knobs: [`venv::VENV_ENV`] (use an existing venv),
 //! [`venv::PYTHON_ENV`] (interpreter for creating it), [`KEEP_DIR_ENV`] (keep data dirs).
 //!
+//! # How tuwunel gets there
+//! [`tuwunel_binary`] unpacks the vendored `../shared/vendor/tuwunel/tuwunel.gz` (next to the
+//! repository) into `<target>/tuwunel/tuwunel` once, or uses [`TUWUNEL_BIN_ENV`]. Tests gate on
+//! [`tuwunel_or_skip`]: a loud NOT RUN line without the binary, a failure under `CI`.
+//!
 //! # Lifetime
 //! Each [`Synapse`] owns a temp dir and one process. Dropping it (also during a panic) stops the
 //! process; the process also dies with the test binary (parent-death signal), so nothing is left
@@ -35,13 +49,20 @@
 
 mod client;
 mod error;
+mod homeserver;
 mod process;
 mod synapse;
+mod tuwunel;
 pub mod venv;
 
 pub use client::{TestClient, enc};
 pub use error::FixtureError;
+pub use homeserver::{Homeserver, HomeserverConfig, HomeserverKind};
 pub use synapse::{KEEP_DIR_ENV, Synapse, SynapseConfig, free_port};
+pub use tuwunel::{
+    KEEP_TUWUNEL_DIR_ENV, TUWUNEL_BIN_ENV, Tuwunel, TuwunelConfig, registration_toml,
+    tuwunel_archive, tuwunel_binary, tuwunel_or_skip,
+};
 pub use venv::SYNAPSE_REQUIREMENT;
 
 /// Alias for readers who look for a "user" type: a [`TestClient`] acts as one Matrix user.

@@ -118,6 +118,42 @@ pub(crate) async fn stop_async(child: &mut Child, grace: Duration) -> Option<Exi
     child.wait().ok()
 }
 
+/// How a homeserver's start ended.
+pub(crate) enum Startup {
+    /// `GET url` answered 2xx.
+    Serving,
+    /// The process exited first.
+    Exited(ExitStatus),
+    /// Neither within `timeout`; the process was stopped.
+    TimedOut,
+}
+
+/// Polls `GET url` (the homeserver's `/_matrix/client/versions`) every 50 ms until it answers
+/// 2xx, the child exits, or `timeout` passes (then the child is stopped).
+pub(crate) async fn wait_until_serving(
+    child: &mut Child,
+    http: &reqwest::Client,
+    url: &str,
+    timeout: Duration,
+    grace: Duration,
+) -> Startup {
+    let started = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Startup::Exited(status);
+        }
+        let probe = http.get(url).timeout(Duration::from_secs(2)).send().await;
+        if matches!(&probe, Ok(r) if r.status().is_success()) {
+            return Startup::Serving;
+        }
+        if started.elapsed() > timeout {
+            stop_async(child, grace).await;
+            return Startup::TimedOut;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// True if a process with this pid exists (used to find fixture dirs of dead test runs).
 pub(crate) fn pid_alive(pid: u32) -> bool {
     // SAFETY: signal 0 only checks for existence and permission.

@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Once;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use reqwest::Method;
@@ -15,7 +15,8 @@ use sha1::Sha1;
 
 use crate::client::{http_client, send_json, string_field};
 use crate::process::{
-    pid_alive, random_bytes, random_hex, spawn_guarded, stop_async, stop_blocking,
+    Startup, pid_alive, random_bytes, random_hex, spawn_guarded, stop_async, stop_blocking,
+    wait_until_serving,
 };
 use crate::venv::{ensure_venv, last_lines};
 use crate::{FixtureError, TestClient};
@@ -305,36 +306,26 @@ impl Synapse {
         self.child = Some(child);
 
         let url = format!("{}/_matrix/client/versions", self.base_url());
-        let started = Instant::now();
-        loop {
-            let child = self.child.as_mut().expect("child was just set");
-            if let Ok(Some(status)) = child.try_wait() {
+        let child = self.child.as_mut().expect("child was just set");
+        match wait_until_serving(child, &self.http, &url, STARTUP_TIMEOUT, STOP_GRACE).await {
+            Startup::Serving => Ok(()),
+            Startup::Exited(status) => {
                 self.child = None;
-                return Err(FixtureError::StartupExited {
+                Err(FixtureError::StartupExited {
+                    server: "synapse",
                     status: status.to_string(),
                     log_tail: self.log_tail(ERROR_LOG_LINES),
-                });
+                })
             }
-            let probe = self
-                .http
-                .get(&url)
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await;
-            if matches!(&probe, Ok(r) if r.status().is_success()) {
-                return Ok(());
-            }
-            if started.elapsed() > STARTUP_TIMEOUT {
-                if let Some(mut child) = self.child.take() {
-                    stop_async(&mut child, STOP_GRACE).await;
-                }
-                return Err(FixtureError::StartupTimeout {
+            Startup::TimedOut => {
+                self.child = None;
+                Err(FixtureError::StartupTimeout {
+                    server: "synapse",
                     url,
                     secs: STARTUP_TIMEOUT.as_secs(),
                     log_tail: self.log_tail(ERROR_LOG_LINES),
-                });
+                })
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -513,7 +504,7 @@ fn to_yaml(value: &Value) -> Result<String, FixtureError> {
         .map_err(|e| FixtureError::io("serialising YAML", std::io::Error::other(e)))
 }
 
-fn write_file(path: &Path, content: &str) -> Result<(), FixtureError> {
+pub(crate) fn write_file(path: &Path, content: &str) -> Result<(), FixtureError> {
     fs::write(path, content).map_err(|e| FixtureError::io(format!("writing {}", path.display()), e))
 }
 
@@ -521,23 +512,26 @@ fn write_file(path: &Path, content: &str) -> Result<(), FixtureError> {
 /// abort, or the never-dropped shared instance). Once per process; best effort.
 fn sweep_stale_dirs() {
     static SWEEP: Once = Once::new();
-    SWEEP.call_once(|| {
-        let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
-            return;
+    SWEEP.call_once(|| sweep_stale_dirs_with(DIR_PREFIX));
+}
+
+/// Removes `<temp>/<prefix><pid>-…` dirs whose process is gone.
+pub(crate) fn sweep_stale_dirs_with(prefix: &str) {
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else {
+            continue;
         };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(DIR_PREFIX)) else {
-                continue;
-            };
-            let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
-                continue;
-            };
-            if pid != std::process::id() && !pid_alive(pid) {
-                let _ = fs::remove_dir_all(entry.path());
-            }
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !pid_alive(pid) {
+            let _ = fs::remove_dir_all(entry.path());
         }
-    });
+    }
 }
 
 #[cfg(test)]
