@@ -20,46 +20,6 @@ use testkit::HomeserverKind;
 
 const BIN: &str = env!("CARGO_BIN_EXE_slack-bridge");
 
-macro_rules! on_both_databases {
-    ($hs:ident, $name:ident; $($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    let hs = ::testkit::HomeserverKind::$hs;
-                    if hs.available_for(concat!(stringify!($name), "::sqlite::", stringify!($case))) {
-                        super::super::$case(hs, None).await;
-                    }
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    let hs = ::testkit::HomeserverKind::$hs;
-                    if hs.available_for(concat!(stringify!($name), "::postgres::", stringify!($case)))
-                        && let Some(db) = super::super::TestDb::postgres(stringify!($case)).await
-                    {
-                        super::super::$case(hs, Some(db)).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-macro_rules! on_every_homeserver_and_database {
-    ($($case:ident),* $(,)?) => {
-        mod synapse {
-            on_both_databases!(Synapse, synapse; $($case),*);
-        }
-        mod tuwunel {
-            on_both_databases!(Tuwunel, tuwunel; $($case),*);
-        }
-    };
-}
-
 on_every_homeserver_and_database!(
     channels_become_rooms_in_a_space_once,
     messages_flow_both_ways_exactly_once,

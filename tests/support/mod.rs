@@ -59,6 +59,51 @@ macro_rules! on_both_homeservers {
     };
 }
 
+/// [`on_every_homeserver_and_database!`]'s inner half: one homeserver, both databases.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($hs:ident, $name:ident; $($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let hs = ::testkit::HomeserverKind::$hs;
+                    if hs.available_for(concat!(stringify!($name), "::sqlite::", stringify!($case))) {
+                        super::super::$case(hs, None).await;
+                    }
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let hs = ::testkit::HomeserverKind::$hs;
+                    if hs.available_for(concat!(stringify!($name), "::postgres::", stringify!($case)))
+                        && let Some(db) = super::super::TestDb::postgres(stringify!($case)).await
+                    {
+                        super::super::$case(hs, Some(db)).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+/// Runs each `async fn case(hs: testkit::HomeserverKind, db: Option<TestDb>)` of the file on
+/// Synapse and tuwunel, each on SQLite and PostgreSQL (`synapse::sqlite::case`, …).
+#[macro_export]
+macro_rules! on_every_homeserver_and_database {
+    ($($case:ident),* $(,)?) => {
+        mod synapse {
+            $crate::on_both_databases!(Synapse, synapse; $($case),*);
+        }
+        mod tuwunel {
+            $crate::on_both_databases!(Tuwunel, tuwunel; $($case),*);
+        }
+    };
+}
+
 /// The environment variable naming the PostgreSQL server the tests may create databases on.
 pub const PG_ENV: &str = "TEST_DATABASE_URL";
 
