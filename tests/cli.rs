@@ -12,6 +12,9 @@ use std::{
 use ruma::api::appservice::Registration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_slack-bridge");
+/// The exit status of a configuration error (restarting cannot help; systemd units list it
+/// in RestartPreventExitStatus=).
+const EXIT_CONFIG: i32 = slack_bridge::EXIT_CONFIG as i32;
 
 fn example() -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.yaml"))
@@ -145,7 +148,11 @@ fn generate_refuses_placeholder_domain() {
         "-r",
         reg.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        out.status.code(),
+        Some(EXIT_CONFIG),
+        "a config error exits with EX_CONFIG"
+    );
     let err = stderr(&out);
     assert!(err.starts_with("Error: "), "{err}");
     assert!(
@@ -268,7 +275,7 @@ fn validate_config_names_each_problem() {
         let offset = changed.find(to).unwrap() + to.trim_end().len();
         let line = changed[..offset].lines().count();
         let (code, err) = validate(&changed);
-        assert_eq!(code, 1, "{what}: {err}");
+        assert_eq!(code, EXIT_CONFIG, "{what}: {err}");
         assert!(err.starts_with("Error: "), "{what}: {err}");
         for e in *expect {
             let e = e.replace("{}", &line.to_string());
@@ -291,7 +298,7 @@ fn validate_config_lists_all_problems_at_once() {
             "  as_token_file: /nonexistent/as_token",
         );
     let (code, err) = validate(&text);
-    assert_eq!(code, 1);
+    assert_eq!(code, EXIT_CONFIG);
     for key in [
         "appservice.colour",
         "homeserver.domain",
@@ -312,9 +319,25 @@ fn argument_errors_and_version() {
     assert!(stderr(&out).starts_with("Error: "), "{}", stderr(&out));
     let out = run(&["--version"]);
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+    let version = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(version.contains(env!("CARGO_PKG_VERSION")), "{version}");
+    // The git revision it was built from, when built in a clone.
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    match head {
+        Some(rev) => assert!(
+            version.contains(&format!("({rev})")),
+            "{version} lacks {rev}"
+        ),
+        None => assert!(version.contains("(unknown revision)"), "{version}"),
+    }
     let out = run(&["-c", "/nonexistent/config.yaml"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(EXIT_CONFIG));
     let err = stderr(&out);
     assert!(
         err.starts_with("Error: cannot read config file /nonexistent/config.yaml"),

@@ -6,7 +6,11 @@ use std::sync::Arc;
 
 use tokio::{sync::watch, task::JoinHandle};
 
-use super::{BridgeError, Core, Result, portal};
+use super::{
+    BridgeError, Core, Result,
+    event_watch::{self, EventWatch, OwnBot, Watched},
+    portal,
+};
 use crate::{
     config::Secret,
     slack::{
@@ -24,6 +28,8 @@ pub struct LoginRuntime {
     pub login: Login,
     pub slack: Arc<SlackClient>,
     pub socket: watch::Receiver<SocketState>,
+    /// Whether Slack sends this login's message events (the Event Subscriptions check).
+    pub events: Arc<EventWatch>,
     stop: watch::Sender<bool>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
@@ -62,13 +68,9 @@ pub async fn verify(
     let missing = authed.missing_scopes(&crate::slack::manifest::bot_scope_names());
     let auth = &authed.info;
     if !missing.is_empty() {
-        let what_breaks: Vec<String> = missing
-            .iter()
-            .map(|s| format!("{s} ({})", crate::slack::manifest::scope_purpose(s)))
-            .collect();
         tracing::warn!(
             team = %auth.team_id,
-            missing = %what_breaks.join("; "),
+            missing = %crate::slack::manifest::describe_missing(&missing),
             "the slack app lacks scopes; add them under OAuth & Permissions (or paste `slack-bridge manifest` into the app's manifest) and reinstall the app"
         );
     }
@@ -113,14 +115,18 @@ pub async fn start(core: &Arc<Core>, login: Login) -> Result<Arc<LoginRuntime>> 
         old.stop();
     }
     let slack = Arc::new(slack_client(core, &login.bot_token, &login.app_token)?);
+    let events = Arc::new(EventWatch::default());
     let manager = SocketManager::new(
         login.team_id.clone(),
         Arc::new(WebApiOpener(slack.clone())),
         Arc::new(TungsteniteConnector),
-        Arc::new(InboxStore {
-            store: core.store.clone(),
-            team_id: login.team_id.clone(),
-            notify: core.slack_inbox.clone(),
+        Arc::new(Watched {
+            inner: InboxStore {
+                store: core.store.clone(),
+                team_id: login.team_id.clone(),
+                notify: core.slack_inbox.clone(),
+            },
+            watch: events.clone(),
         }),
         SocketConfig::default(),
     );
@@ -148,10 +154,27 @@ pub async fn start(core: &Arc<Core>, login: Login) -> Result<Arc<LoginRuntime>> 
             tracing::debug!(%team, state = ?s, "slack connection state");
         }
     }));
+    let every = core.config.slack.event_check_interval();
+    if !every.is_zero() {
+        let bot = OwnBot {
+            user_id: login.bot_user_id.clone(),
+            bot_id: login.bot_id.clone(),
+        };
+        tasks.push(tokio::spawn(event_watch::run(
+            slack.clone(),
+            core.store.clone(),
+            login.team_id.clone(),
+            bot,
+            events.clone(),
+            socket.clone(),
+            every,
+        )));
+    }
     let runtime = Arc::new(LoginRuntime {
         login,
         slack,
         socket,
+        events,
         stop,
         tasks: std::sync::Mutex::new(tasks),
     });
@@ -226,6 +249,7 @@ pub async fn start_all(core: &Arc<Core>) {
                     _ => login,
                 };
                 let team = login.team_id.clone();
+                tracing::info!(%team, name = %login.team_name, owner = %login.owner_mxid, "starting slack login");
                 if let Err(e) = start(core, login).await {
                     tracing::error!(%team, error = %e, "cannot start a slack login");
                 }
