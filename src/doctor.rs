@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use crate::{
     Error, bind,
     config::{Config, Mode, Secret},
-    matrix::{self, appservice::AppserviceState},
+    matrix::{self, MatrixClient, appservice::AppserviceState},
     matrix_client, server,
     slack::{manifest, web::SlackClient},
     store::{LoginState, Store},
@@ -132,20 +132,21 @@ pub async fn run(config_path: &Path, registration: &Path, json: bool) -> Result<
             None
         }
     };
-    homeserver_checks(&mut report, &config, registration, store.as_ref()).await?;
-    slack_checks(&mut report, &config, store.as_ref()).await;
+    let matrix = homeserver_checks(&mut report, &config, registration, store.as_ref()).await?;
+    slack_checks(&mut report, &config, store.as_ref(), matrix.as_deref()).await;
     if let Some(store) = store {
         store.close().await;
     }
     report.finish()
 }
 
+/// The homeserver checks; returns the client when the homeserver accepted the as_token.
 async fn homeserver_checks(
     report: &mut Report,
     config: &Config,
     registration: &Path,
     store: Option<&Store>,
-) -> Result<(), Error> {
+) -> Result<Option<Arc<MatrixClient>>, Error> {
     let client = Arc::new(matrix_client(config)?);
     match matrix::checks::homeserver(&client, registration).await {
         Ok(()) => report.push(
@@ -159,7 +160,7 @@ async fn homeserver_checks(
         ),
         Err(e) => {
             report.push(false, "homeserver", e.to_string());
-            return Ok(());
+            return Ok(None);
         }
     }
     // Listen like the bridge would, unless a running bridge already does: then the ping
@@ -191,7 +192,7 @@ async fn homeserver_checks(
     if let Some((stop, _)) = server {
         let _ = stop.send(true);
     }
-    Ok(())
+    Ok(Some(client))
 }
 
 /// A login to check: where it comes from and its tokens.
@@ -203,7 +204,12 @@ struct LoginToCheck {
     team_id: Option<String>,
 }
 
-async fn slack_checks(report: &mut Report, config: &Config, store: Option<&Store>) {
+async fn slack_checks(
+    report: &mut Report,
+    config: &Config,
+    store: Option<&Store>,
+    matrix: Option<&MatrixClient>,
+) {
     let mut logins = Vec::new();
     for (i, declared) in config.slack.logins.iter().enumerate() {
         match (&declared.bot_token, &declared.app_token) {
@@ -260,7 +266,7 @@ async fn slack_checks(report: &mut Report, config: &Config, store: Option<&Store
         {
             continue;
         }
-        if let Some(team) = check_login(report, config, store, &login).await {
+        if let Some(team) = check_login(report, config, store, matrix, &login).await {
             seen.insert(team);
         }
     }
@@ -271,6 +277,7 @@ async fn check_login(
     report: &mut Report,
     config: &Config,
     store: Option<&Store>,
+    matrix: Option<&MatrixClient>,
     login: &LoginToCheck,
 ) -> Option<String> {
     let check = |what: &str, team: Option<&str>, ok: bool, detail: String| Check {
@@ -360,14 +367,15 @@ async fn check_login(
             ),
         )),
     }
-    if let Some(store) = store {
+    if let (Some(store), Some(matrix)) = (store, matrix) {
         let bot = crate::bridge::event_watch::OwnBot {
             user_id: authed.info.user_id.clone(),
             bot_id: authed.info.bot_id.clone().unwrap_or_default(),
         };
         let grace = config.slack.event_check_interval();
         let events =
-            crate::bridge::event_watch::check_stored(&slack, store, &team, &bot, grace).await;
+            crate::bridge::event_watch::check_stored(&slack, store, matrix, &team, &bot, grace)
+                .await;
         if let Some((ok, detail)) = events {
             report.add(check("events", Some(&team), ok, detail));
         }

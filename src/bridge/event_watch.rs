@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use crate::{
     BoxFuture,
+    matrix::MatrixClient,
     slack::{
         frames::Envelope,
         socket::{EnvelopeStore, SocketState},
@@ -153,7 +154,8 @@ impl EventWatch {
         new.then_some(text)
     }
 
-    /// Kinds that have not yet shown a delivered message, among those with portals.
+    /// The portals still to look at: those of kinds that have not yet shown a delivered
+    /// message, and of kinds with a finding (so it clears once messages arrive again).
     fn unproven<'a>(&self, portals: &'a [Portal]) -> Vec<&'a Portal> {
         let s = self.inner.lock().expect("event watch");
         portals
@@ -161,12 +163,13 @@ impl EventWatch {
             .filter(|p| p.room_id.is_some())
             .filter(|p| {
                 // A kind is proven once any of its channels delivered after connecting.
-                !portals.iter().any(|q| {
-                    q.kind == p.kind
-                        && s.delivered
-                            .get(&q.channel_id)
-                            .is_some_and(|t| s.connected_at.is_some_and(|c| *t >= c))
-                })
+                s.findings.contains_key(subscription(p.kind))
+                    || !portals.iter().any(|q| {
+                        q.kind == p.kind
+                            && s.delivered
+                                .get(&q.channel_id)
+                                .is_some_and(|t| s.connected_at.is_some_and(|c| *t >= c))
+                    })
             })
             .collect()
     }
@@ -272,12 +275,28 @@ pub async fn run(
     }
 }
 
-/// `doctor`'s variant, from the store: for one portal of each kind, whether the newest
-/// message of its channel older than `grace` was bridged. `None` when there was nothing to
-/// judge; otherwise whether it passed and what was found.
+/// When a portal's room was created (its first event), in Slack ts seconds: history from
+/// before then was never meant to be bridged.
+async fn room_created_at(matrix: &MatrixClient, room_id: &str) -> Option<f64> {
+    use ruma::api::{Direction, client::message::get_message_events::v3::Request};
+    let room = ruma::OwnedRoomId::try_from(room_id).ok()?;
+    let mut request = Request::new(room, Direction::Forward);
+    request.limit = 1u32.into();
+    let response = matrix.send(request, None).await.ok()?;
+    let first: serde_json::Value = response.chunk.first()?.deserialize_as_unchecked().ok()?;
+    Some(first.get("origin_server_ts")?.as_f64()? / 1000.0)
+}
+
+/// How many portals of one kind `doctor` looks at before giving up on finding a message.
+const DOCTOR_PORTALS_PER_KIND: usize = 5;
+
+/// `doctor`'s variant, from the store: for each portal kind, whether the newest message of a
+/// channel, posted after its room was created and longer than `grace` ago, was bridged.
+/// `None` when there was nothing to judge; otherwise whether it passed and what was found.
 pub async fn check_stored(
     slack: &SlackClient,
     store: &Store,
+    matrix: &MatrixClient,
     team_id: &str,
     bot: &OwnBot,
     grace: Duration,
@@ -286,25 +305,32 @@ pub async fn check_stored(
     let mut fine = Vec::new();
     let mut missed = Vec::new();
     for kind in ALL_KINDS {
-        let Some(portal) = portals
+        let of_kind = portals
             .iter()
-            .find(|p| p.kind == kind && p.room_id.is_some())
-        else {
-            continue;
-        };
-        let Ok(Some(m)) = newest_message(slack, &portal.channel_id, bot).await else {
-            continue;
-        };
-        if ts_value(&m.ts) > now_secs() - grace.as_secs_f64() {
-            continue;
-        }
-        match store.get_message(team_id, &portal.channel_id, &m.ts).await {
-            Ok(rows) if rows.is_empty() => missed.push(format!(
-                "{} (unless the bridge was stopped when that message was posted)",
-                not_sending(portal, &m.ts)
-            )),
-            Ok(_) => fine.push(subscription(kind)),
-            Err(_) => {}
+            .filter(|p| p.kind == kind)
+            .filter_map(|p| Some((p, p.room_id.as_deref()?)))
+            .take(DOCTOR_PORTALS_PER_KIND);
+        for (portal, room) in of_kind {
+            let Ok(Some(m)) = newest_message(slack, &portal.channel_id, bot).await else {
+                continue;
+            };
+            let ts = ts_value(&m.ts);
+            if ts > now_secs() - grace.as_secs_f64() {
+                continue;
+            }
+            match room_created_at(matrix, room).await {
+                Some(created) if created < ts => {}
+                _ => continue,
+            }
+            match store.get_message(team_id, &portal.channel_id, &m.ts).await {
+                Ok(rows) if rows.is_empty() => missed.push(format!(
+                    "{} (unless the bridge was stopped when that message was posted)",
+                    not_sending(portal, &m.ts)
+                )),
+                Ok(_) => fine.push(subscription(kind)),
+                Err(_) => continue,
+            }
+            break;
         }
     }
     if !missed.is_empty() {
@@ -399,6 +425,13 @@ mod tests {
             .map(|p| p.channel_id.as_str())
             .collect();
         assert_eq!(left, ["D1"]);
+        // A kind with a finding is looked at again until its messages arrive.
+        w.inner
+            .lock()
+            .unwrap()
+            .findings
+            .insert("message.channels", "x".into());
+        assert_eq!(w.unproven(&portals).len(), 3);
     }
 
     #[test]
