@@ -99,6 +99,12 @@ pub fn execute(cli: cli::Cli) -> Result<(), Error> {
             report.registration_path.display(),
             report.sender_localpart
         );
+        if !report.generated_files.is_empty() {
+            println!(
+                "Generated {} into their appservice.*_token_file.",
+                report.generated_files.join(" and ")
+            );
+        }
         if report.generated_tokens.is_empty() {
             println!("Kept the tokens already set in {}.", cli.config.display());
         } else {

@@ -191,6 +191,56 @@ fn generate_uses_token_files_without_touching_them() {
     assert_eq!(registration.hs_token, yaml_token(&new_text, "hs_token"));
 }
 
+#[test]
+fn generate_creates_missing_token_files_once_and_keeps_them() {
+    // As the NixOS module runs it: tokens in a state directory, the config read-only.
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let cfg = dir.path().join("config.yaml");
+    let reg = state.join("registration.yaml");
+    let text = example_with_domain()
+        .replace(
+            "  as_token: generate",
+            &format!("  as_token_file: {}/as_token", state.display()),
+        )
+        .replace(
+            "  hs_token: generate",
+            &format!("  hs_token_file: {}/hs_token", state.display()),
+        );
+    std::fs::write(&cfg, &text).unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let generate = || {
+        let out = run(&[
+            "-g",
+            "-c",
+            cfg.to_str().unwrap(),
+            "-r",
+            reg.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let registration: Registration =
+            serde_yaml::from_str(&std::fs::read_to_string(&reg).unwrap()).unwrap();
+        (registration.as_token, registration.hs_token)
+    };
+    let (as_token, hs_token) = generate();
+    assert!(as_token.len() >= 64 && hs_token.len() >= 64);
+    assert_ne!(as_token, hs_token);
+    for (name, token) in [("as_token", &as_token), ("hs_token", &hs_token)] {
+        let path = state.join(name);
+        assert_eq!(&std::fs::read_to_string(&path).unwrap(), token);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{name} holds a secret");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&cfg).unwrap(),
+        text,
+        "config untouched"
+    );
+    // A restart runs -g again: the same tokens.
+    assert_eq!(generate(), (as_token, hs_token));
+}
+
 fn validate(text: &str) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("config.yaml");
