@@ -111,9 +111,12 @@ impl EventWatch {
         }
     }
 
-    fn connected(&self) {
+    /// The socket is (again) connected: only what is posted from now on is evidence, since
+    /// Slack may not replay what it could not deliver while the socket was away.
+    fn connected_now(&self) {
         let mut s = self.inner.lock().expect("event watch");
-        s.connected_at.get_or_insert_with(now_secs);
+        s.connected_at = Some(now_secs());
+        s.suspects.clear();
     }
 
     /// Lines for `ping`: each portal kind whose messages Slack does not send.
@@ -240,14 +243,19 @@ pub async fn run(
     every: Duration,
 ) {
     let mut next = 0usize;
+    let mut seen_connected = false;
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if matches!(&*socket.borrow_and_update(), SocketState::Connected) {
-            watch.connected();
-        } else {
+        // Any change since the last look may have been a reconnect (or the first connect).
+        let changed = socket.has_changed().unwrap_or(false);
+        if !matches!(&*socket.borrow_and_update(), SocketState::Connected) {
             continue;
+        }
+        if changed || !seen_connected {
+            watch.connected_now();
+            seen_connected = true;
         }
         let portals = match store.list_portals(&team_id).await {
             Ok(p) => p,
@@ -393,6 +401,20 @@ mod tests {
         assert_eq!(w.findings().len(), 1);
         // Once it arrives, the finding clears.
         w.delivered(&envelope("C1", "150.000100"));
+        assert_eq!(w.judge(&p, Some(&m)), None);
+        assert!(w.findings().is_empty());
+    }
+
+    #[test]
+    fn a_reconnect_starts_the_evidence_afresh() {
+        let w = EventWatch::default();
+        w.inner.lock().unwrap().connected_at = Some(100.0);
+        let p = portal(PortalKind::Channel, "C1");
+        // Posted while the socket was away and never replayed: not held against Slack.
+        let m = message("150.0", "U1");
+        assert_eq!(w.judge(&p, Some(&m)), None);
+        w.connected_now();
+        assert_eq!(w.judge(&p, Some(&m)), None);
         assert_eq!(w.judge(&p, Some(&m)), None);
         assert!(w.findings().is_empty());
     }
