@@ -372,9 +372,9 @@ async fn check_login(
             user_id: authed.info.user_id.clone(),
             bot_id: authed.info.bot_id.clone().unwrap_or_default(),
         };
-        let grace = config.slack.event_check_interval();
+        let every = config.slack.event_check_interval();
         let events =
-            crate::bridge::event_watch::check_stored(&slack, store, matrix, &team, &bot, grace)
+            crate::bridge::event_watch::check_stored(&slack, store, matrix, &team, &bot, every)
                 .await;
         if let Some((ok, detail)) = events {
             report.add(check("events", Some(&team), ok, detail));

@@ -2,12 +2,14 @@
 //! auth.test and still opens Socket Mode, it just never sends a message. So while a login
 //! runs, the bridge compares what its socket delivered since connecting with the newest
 //! message of a portal's channel in `conversations.history`; a message that is in the history
-//! on two checks in a row but never came over the socket means Slack is not sending that
+//! for longer than a check interval but never came over the socket means Slack is not sending that
 //! kind of event, and the operator is told which subscription to add.
 //!
-//! It stays cheap: one `conversations.history` call per check, round-robin over the portal
-//! kinds (public, private, DM, group DM) that have not yet been seen delivering a message.
-//! `doctor` runs a one-shot variant against the store ([`check_stored`]).
+//! It stays cheap: at most [`LOOKS_PER_CHECK`] `conversations.history` calls per check
+//! (every `slack.event_check_interval`), round-robin over the portals of the kinds (public,
+//! private, DM, group DM) that have not yet been seen delivering a message, one of each kind
+//! first. Once every kind has delivered, it makes no calls at all. `doctor` runs a one-shot
+//! variant against the store ([`check_stored`]).
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -77,15 +79,17 @@ pub struct EventWatch {
 
 #[derive(Debug, Default)]
 struct WatchState {
-    /// When the socket first connected (Slack ts seconds); history before it proves nothing.
+    /// When the socket (last) connected (Slack ts seconds); history before it proves
+    /// nothing.
     connected_at: Option<f64>,
-    /// Newest event ts delivered per channel.
+    /// Newest message event ts delivered per channel.
     delivered: HashMap<String, f64>,
-    /// A history message not (yet) delivered, by channel: seen once, reported the next time.
-    suspects: HashMap<String, String>,
     /// The current finding, per portal kind.
     findings: BTreeMap<&'static str, String>,
 }
+
+/// How many portals one check looks at, at most.
+pub const LOOKS_PER_CHECK: usize = 4;
 
 impl EventWatch {
     /// Records an envelope the socket delivered. Only message events count: a reaction
@@ -114,9 +118,7 @@ impl EventWatch {
     /// The socket is (again) connected: only what is posted from now on is evidence, since
     /// Slack may not replay what it could not deliver while the socket was away.
     fn connected_now(&self) {
-        let mut s = self.inner.lock().expect("event watch");
-        s.connected_at = Some(now_secs());
-        s.suspects.clear();
+        self.inner.lock().expect("event watch").connected_at = Some(now_secs());
     }
 
     /// Lines for `ping`: each portal kind whose messages Slack does not send.
@@ -130,25 +132,31 @@ impl EventWatch {
             .collect()
     }
 
-    /// Compares one portal's newest history message with the deliveries. Returns a new
-    /// finding to log, once.
-    fn judge(&self, portal: &Portal, newest: Option<&Message>) -> Option<String> {
+    /// Compares one portal's newest history message with the deliveries at time `now`: a
+    /// message posted after the socket connected, more than `grace` ago, and never
+    /// delivered, is a finding. Returns a new finding to log, once.
+    fn judge(
+        &self,
+        portal: &Portal,
+        newest: Option<&Message>,
+        now: f64,
+        grace: Duration,
+    ) -> Option<String> {
         let kind = subscription(portal.kind);
         let mut s = self.inner.lock().expect("event watch");
         let connected_at = s.connected_at?;
-        let Some(m) = newest.filter(|m| ts_value(&m.ts) > connected_at) else {
-            s.suspects.remove(&portal.channel_id);
+        let m = newest?;
+        let ts = ts_value(&m.ts);
+        if ts <= connected_at {
             return None;
-        };
+        }
         let delivered = s.delivered.get(&portal.channel_id).copied().unwrap_or(0.0);
-        if delivered >= ts_value(&m.ts) {
-            s.suspects.remove(&portal.channel_id);
+        if delivered >= ts {
             s.findings.remove(kind);
             return None;
         }
-        let was_suspect = s.suspects.get(&portal.channel_id) == Some(&m.ts);
-        s.suspects.insert(portal.channel_id.clone(), m.ts.clone());
-        if !was_suspect {
+        if now - ts < grace.as_secs_f64() {
+            // Too fresh: its event may still be on its way.
             return None;
         }
         let text = not_sending(portal, &m.ts);
@@ -158,24 +166,40 @@ impl EventWatch {
     }
 
     /// The portals still to look at: those of kinds that have not yet shown a delivered
-    /// message, and of kinds with a finding (so it clears once messages arrive again).
+    /// message, and of kinds with a finding (so it clears once messages arrive again),
+    /// interleaved by kind so that a check covers every such kind.
     fn unproven<'a>(&self, portals: &'a [Portal]) -> Vec<&'a Portal> {
         let s = self.inner.lock().expect("event watch");
-        portals
+        let proven = |kind: PortalKind| {
+            !s.findings.contains_key(subscription(kind))
+                && portals.iter().any(|q| {
+                    q.kind == kind
+                        && s.delivered
+                            .get(&q.channel_id)
+                            .is_some_and(|t| s.connected_at.is_some_and(|c| *t >= c))
+                })
+        };
+        let by_kind: Vec<Vec<&Portal>> = ALL_KINDS
             .iter()
-            .filter(|p| p.room_id.is_some())
-            .filter(|p| {
-                // A kind is proven once any of its channels delivered after connecting.
-                s.findings.contains_key(subscription(p.kind))
-                    || !portals.iter().any(|q| {
-                        q.kind == p.kind
-                            && s.delivered
-                                .get(&q.channel_id)
-                                .is_some_and(|t| s.connected_at.is_some_and(|c| *t >= c))
-                    })
+            .filter(|k| !proven(**k))
+            .map(|k| {
+                portals
+                    .iter()
+                    .filter(|p| p.kind == *k && p.room_id.is_some())
+                    .collect()
             })
+            .collect();
+        let longest = by_kind.iter().map(Vec::len).max().unwrap_or(0);
+        (0..longest)
+            .flat_map(|i| by_kind.iter().filter_map(move |list| list.get(i).copied()))
             .collect()
     }
+}
+
+/// How long a message may go undelivered before it counts: the check interval, within
+/// 10 s to 60 s.
+fn grace(every: Duration) -> Duration {
+    every.clamp(Duration::from_secs(10), Duration::from_secs(60))
 }
 
 fn not_sending(portal: &Portal, ts: &str) -> String {
@@ -268,18 +292,23 @@ pub async fn run(
         if candidates.is_empty() {
             continue;
         }
-        let portal = candidates[next % candidates.len()];
-        next = next.wrapping_add(1);
-        match newest_message(&slack, &portal.channel_id, &bot).await {
-            Ok(newest) => {
-                if let Some(finding) = watch.judge(portal, newest.as_ref()) {
-                    tracing::error!(team = %team_id, channel = %portal.channel_id, "{finding}");
+        let looks = candidates.len().min(LOOKS_PER_CHECK);
+        for i in 0..looks {
+            let portal = candidates[(next + i) % candidates.len()];
+            match newest_message(&slack, &portal.channel_id, &bot).await {
+                Ok(newest) => {
+                    if let Some(finding) =
+                        watch.judge(portal, newest.as_ref(), now_secs(), grace(every))
+                    {
+                        tracing::error!(team = %team_id, channel = %portal.channel_id, "{finding}");
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(team = %team_id, channel = %portal.channel_id, error = %e, "event watch: cannot read the history")
                 }
             }
-            Err(e) => {
-                tracing::debug!(team = %team_id, channel = %portal.channel_id, error = %e, "event watch: cannot read the history")
-            }
         }
+        next = (next + looks) % candidates.len();
     }
 }
 
@@ -299,7 +328,8 @@ async fn room_created_at(matrix: &MatrixClient, room_id: &str) -> Option<f64> {
 const DOCTOR_PORTALS_PER_KIND: usize = 5;
 
 /// `doctor`'s variant, from the store: for each portal kind, whether the newest message of a
-/// channel, posted after its room was created and longer than `grace` ago, was bridged.
+/// channel, posted after its room was created and longer than the grace of the check
+/// interval `every` ago, was bridged.
 /// `None` when there was nothing to judge; otherwise whether it passed and what was found.
 pub async fn check_stored(
     slack: &SlackClient,
@@ -307,8 +337,9 @@ pub async fn check_stored(
     matrix: &MatrixClient,
     team_id: &str,
     bot: &OwnBot,
-    grace: Duration,
+    every: Duration,
 ) -> Option<(bool, String)> {
+    let grace = grace(every);
     let portals = store.list_portals(team_id).await.ok()?;
     let mut fine = Vec::new();
     let mut missed = Vec::new();
@@ -387,35 +418,44 @@ mod tests {
         }
     }
 
+    const GRACE: Duration = Duration::from_secs(10);
+
     #[test]
-    fn an_undelivered_message_is_reported_on_the_second_look_only() {
+    fn an_undelivered_message_is_reported_once_its_grace_has_passed() {
         let w = EventWatch::default();
         w.inner.lock().unwrap().connected_at = Some(100.0);
         let p = portal(PortalKind::Channel, "C1");
         let m = message("150.000100", "U1");
-        assert_eq!(w.judge(&p, Some(&m)), None, "first sighting is a suspect");
-        let finding = w.judge(&p, Some(&m)).expect("second sighting is reported");
+        assert_eq!(
+            w.judge(&p, Some(&m), 155.0, GRACE),
+            None,
+            "its event may still be on its way"
+        );
+        let finding = w
+            .judge(&p, Some(&m), 161.0, GRACE)
+            .expect("undelivered after the grace");
         assert!(finding.contains("message.channels"), "{finding}");
         assert!(finding.contains("slack-bridge manifest"), "{finding}");
-        assert_eq!(w.judge(&p, Some(&m)), None, "reported once");
-        assert_eq!(w.findings().len(), 1);
-        // Once it arrives, the finding clears.
-        w.delivered(&envelope("C1", "150.000100"));
-        assert_eq!(w.judge(&p, Some(&m)), None);
+        assert!(finding.contains("C1"), "{finding}");
+        assert_eq!(w.judge(&p, Some(&m), 170.0, GRACE), None, "logged once");
+        assert_eq!(w.findings().len(), 1, "but still shown");
+        // Once messages arrive, the finding clears.
+        let newer = message("180.0", "U1");
+        w.delivered(&envelope("C1", "180.0"));
+        assert_eq!(w.judge(&p, Some(&newer), 200.0, GRACE), None);
         assert!(w.findings().is_empty());
     }
 
     #[test]
-    fn a_reconnect_starts_the_evidence_afresh() {
+    fn a_delivered_message_is_no_finding() {
         let w = EventWatch::default();
         w.inner.lock().unwrap().connected_at = Some(100.0);
-        let p = portal(PortalKind::Channel, "C1");
-        // Posted while the socket was away and never replayed: not held against Slack.
-        let m = message("150.0", "U1");
-        assert_eq!(w.judge(&p, Some(&m)), None);
-        w.connected_now();
-        assert_eq!(w.judge(&p, Some(&m)), None);
-        assert_eq!(w.judge(&p, Some(&m)), None);
+        let p = portal(PortalKind::Im, "D1");
+        w.delivered(&envelope("D1", "150.0"));
+        assert_eq!(
+            w.judge(&p, Some(&message("150.0", "U1")), 500.0, GRACE),
+            None
+        );
         assert!(w.findings().is_empty());
     }
 
@@ -425,9 +465,12 @@ mod tests {
         w.inner.lock().unwrap().connected_at = Some(200.0);
         let p = portal(PortalKind::Private, "G1");
         let old = message("150.0", "U1");
-        assert_eq!(w.judge(&p, Some(&old)), None);
-        assert_eq!(w.judge(&p, Some(&old)), None);
+        assert_eq!(w.judge(&p, Some(&old), 500.0, GRACE), None);
         assert!(w.findings().is_empty());
+        // A reconnect moves the start: what was posted while away is not held against Slack.
+        w.inner.lock().unwrap().connected_at = Some(100.0);
+        w.connected_now();
+        assert_eq!(w.judge(&p, Some(&old), 500.0, GRACE), None);
     }
 
     #[test]
@@ -439,7 +482,13 @@ mod tests {
             portal(PortalKind::Channel, "C2"),
             portal(PortalKind::Im, "D1"),
         ];
-        assert_eq!(w.unproven(&portals).len(), 3);
+        // Interleaved by kind, so one check covers every kind.
+        let order: Vec<&str> = w
+            .unproven(&portals)
+            .iter()
+            .map(|p| p.channel_id.as_str())
+            .collect();
+        assert_eq!(order, ["C1", "D1", "C2"]);
         w.delivered(&envelope("C2", "120.0"));
         let left: Vec<&str> = w
             .unproven(&portals)
@@ -454,6 +503,13 @@ mod tests {
             .findings
             .insert("message.channels", "x".into());
         assert_eq!(w.unproven(&portals).len(), 3);
+    }
+
+    #[test]
+    fn the_grace_follows_the_interval_within_bounds() {
+        assert_eq!(grace(Duration::from_secs(1)), Duration::from_secs(10));
+        assert_eq!(grace(Duration::from_secs(30)), Duration::from_secs(30));
+        assert_eq!(grace(Duration::from_secs(600)), Duration::from_secs(60));
     }
 
     #[test]
