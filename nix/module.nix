@@ -124,6 +124,14 @@ let
     optional cfg.registerToSynapse "matrix-synapse.service"
     ++ optional cfg.registerToTuwunel "${cfg.tuwunelServiceName}.service";
 
+  # What a homeserver on this host needs: to start once the registration exists, and to be
+  # allowed to read it.
+  readsRegistration = {
+    wants = [ "slack-bridge-registration.service" ];
+    after = [ "slack-bridge-registration.service" ];
+    serviceConfig.SupplementaryGroups = [ cfg.group ];
+  };
+
   # Shared by the bridge and its registration unit.
   serviceConfig = {
     User = cfg.user;
@@ -482,20 +490,12 @@ in
 
     (mkIf cfg.registerToSynapse {
       services.matrix-synapse.settings.app_service_config_files = [ cfg.registrationFile ];
-      systemd.services.matrix-synapse = {
-        wants = [ "slack-bridge-registration.service" ];
-        after = [ "slack-bridge-registration.service" ];
-        serviceConfig.SupplementaryGroups = [ cfg.group ];
-      };
+      systemd.services.matrix-synapse = readsRegistration;
     })
 
     (mkIf cfg.registerToTuwunel {
       services.matrix-tuwunel.settings.global.appservice_dir = dirOf cfg.registrationFile;
-      systemd.services.${cfg.tuwunelServiceName} = {
-        wants = [ "slack-bridge-registration.service" ];
-        after = [ "slack-bridge-registration.service" ];
-        serviceConfig.SupplementaryGroups = [ cfg.group ];
-      };
+      systemd.services.${cfg.tuwunelServiceName} = readsRegistration;
     })
   ]);
 }

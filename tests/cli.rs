@@ -37,6 +37,19 @@ fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// `slack-bridge -g -c cfg -r reg`, which must succeed; the registration it wrote.
+fn generate_ok(cfg: &Path, reg: &Path) -> Registration {
+    let out = run(&[
+        "-g",
+        "-c",
+        cfg.to_str().unwrap(),
+        "-r",
+        reg.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_yaml::from_str(&std::fs::read_to_string(reg).unwrap()).unwrap()
+}
+
 fn yaml_token(text: &str, key: &str) -> String {
     let v: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
     v["appservice"][key].as_str().unwrap().to_owned()
@@ -175,16 +188,7 @@ fn generate_uses_token_files_without_touching_them() {
         &format!("  as_token_file: {}", as_file.display()),
     );
     std::fs::write(&cfg, &text).unwrap();
-    let out = run(&[
-        "-g",
-        "-c",
-        cfg.to_str().unwrap(),
-        "-r",
-        reg.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let registration: Registration =
-        serde_yaml::from_str(&std::fs::read_to_string(&reg).unwrap()).unwrap();
+    let registration = generate_ok(&cfg, &reg);
     assert_eq!(registration.as_token, "as-from-file-0123456789");
     let new_text = std::fs::read_to_string(&cfg).unwrap();
     assert!(new_text.contains(&format!("  as_token_file: {}", as_file.display())));
@@ -211,16 +215,7 @@ fn generate_creates_missing_token_files_once_and_keeps_them() {
     std::fs::write(&cfg, &text).unwrap();
     std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o444)).unwrap();
     let generate = || {
-        let out = run(&[
-            "-g",
-            "-c",
-            cfg.to_str().unwrap(),
-            "-r",
-            reg.to_str().unwrap(),
-        ]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        let registration: Registration =
-            serde_yaml::from_str(&std::fs::read_to_string(&reg).unwrap()).unwrap();
+        let registration = generate_ok(&cfg, &reg);
         (registration.as_token, registration.hs_token)
     };
     let (as_token, hs_token) = generate();
