@@ -1,6 +1,6 @@
 //! The bridge under systemd's eyes: a fake `NOTIFY_SOCKET` sees `STATUS=` lines, `READY=1`
 //! only once the startup checks passed (never when they fail), `WATCHDOG=1` pings when
-//! `WATCHDOG_USEC` asks for them, and `STOPPING=1`; stderr given as the "journal"
+//! `WATCHDOG_USEC` asks for them, the Slack connection, and `STOPPING=1`; stderr given as the "journal"
 //! (`JOURNAL_STREAM`) gets JSON logs naming the config, database and homeserver.
 
 mod support;
@@ -135,7 +135,17 @@ fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ready_after_the_checks_then_watchdog_pings() {
-    let env = Env::start().await;
+    let emu = slack_emulator::Emulator::start(slack_emulator::Workspace::demo()).await;
+    let env = Env::start_with(EnvOptions {
+        slack_api_url: Some(emu.api_url()),
+        login: Some((
+            emu.bot_token(),
+            emu.app_token(),
+            format!("@dan:{}", support::bridge::DOMAIN),
+        )),
+        ..EnvOptions::default()
+    })
+    .await;
     let mut systemd = FakeSystemd::new();
     let (mut child, log) = start(&env, &systemd, Duration::from_millis(400));
     let ready = tokio::task::block_in_place(|| {
@@ -151,10 +161,18 @@ async fn ready_after_the_checks_then_watchdog_pings() {
     );
     assert!(before.iter().all(|m| !m.contains("READY")), "{before:?}");
     assert!(
-        systemd.received[ready].contains("STATUS=running"),
+        systemd.received[ready].contains("STATUS=running; 1 Slack login(s) started"),
         "{:?}",
         systemd.received[ready]
     );
+    // `systemctl status` follows the Slack connection.
+    tokio::task::block_in_place(|| {
+        systemd.wait_for(
+            "the Slack connection in STATUS=",
+            Duration::from_secs(30),
+            |m| m == "STATUS=1 of 1 Slack login(s) connected",
+        )
+    });
     // The checks had passed when READY=1 was sent: their log lines were written before it
     // (the bridge logs, then notifies, so the pipe already holds them; the reader thread
     // may need a moment to copy them out). That READY=1 depends on the checks is shown by

@@ -146,12 +146,14 @@ pub async fn start(core: &Arc<Core>, login: Login) -> Result<Arc<LoginRuntime>> 
             mark_invalid(&watch_core, &team, &reason).await;
         }
     }));
-    // Log state changes for the operator.
+    // Log state changes for the operator, and show them in `systemctl status`.
     let team = login.team_id.clone();
+    let status_core = core.clone();
     tasks.push(tokio::spawn(async move {
         while state_rx.changed().await.is_ok() {
             let s = state_rx.borrow_and_update().clone();
             tracing::debug!(%team, state = ?s, "slack connection state");
+            crate::notify::status(&status_line(&status_core));
         }
     }));
     let every = core.config.slack.event_check_interval();
@@ -192,6 +194,16 @@ pub async fn start(core: &Arc<Core>, login: Login) -> Result<Arc<LoginRuntime>> 
     // Logout and shutdown stop the sync too: no rooms are created for a stopped login.
     runtime.tasks.lock().expect("tasks").push(sync);
     Ok(runtime)
+}
+
+/// The `STATUS=` line for systemd: how many of the running Slack logins are connected.
+pub fn status_line(core: &Core) -> String {
+    let logins = core.all_logins();
+    let connected = logins
+        .iter()
+        .filter(|rt| matches!(&*rt.socket.borrow(), SocketState::Connected))
+        .count();
+    format!("{connected} of {} Slack login(s) connected", logins.len())
 }
 
 /// Marks a login's credentials dead, stops it, and tells its owner why.
