@@ -447,7 +447,12 @@ in
           "network-online.target"
           "slack-bridge-registration.service"
         ]
-        ++ optional cfg.database.createLocally "postgresql.service"
+        # Newer nixpkgs create the ensured roles in postgresql-setup.service; ordering after
+        # a unit that does not exist is harmless on older ones.
+        ++ optionals cfg.database.createLocally [
+          "postgresql.service"
+          "postgresql-setup.service"
+        ]
         ++ homeserverUnits;
         restartTriggers = [ configFile ];
         unitConfig = {
