@@ -376,9 +376,18 @@ async fn check_login(
         let events =
             crate::bridge::event_watch::check_stored(&slack, store, matrix, &team, &bot, every)
                 .await;
-        if let Some((ok, detail)) = events {
-            report.add(check("events", Some(&team), ok, detail));
+        match events {
+            Some((ok, detail)) => report.add(check("events", Some(&team), ok, detail)),
+            None => report.note(&format!(
+                "{}: events not judged: no bridged channel has a message posted since its room was created",
+                login.label
+            )),
         }
+    } else {
+        report.note(&format!(
+            "{}: events not judged: that needs the database and the homeserver",
+            login.label
+        ));
     }
     Some(team)
 }

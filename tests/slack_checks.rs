@@ -169,6 +169,13 @@ async fn doctor_names_missing_scopes_and_a_revoked_app_token() {
             .any(|l| l.starts_with("[FAIL] slack.logins.0: app token")),
         "{out}"
     );
+    // What could not be checked is said, not skipped in silence.
+    assert!(
+        out.contains(
+            "slack.logins.0: events not judged: that needs the database and the homeserver"
+        ),
+        "{out}"
+    );
 
     // A revoked bot token is named too.
     emu.revoke_bot_token();
