@@ -352,12 +352,26 @@ async fn check_login(
         .collect();
     report.add(scopes);
     match slack.apps_connections_open().await {
-        Ok(_) => report.add(check(
-            "app token (apps.connections.open)",
-            Some(&team),
-            true,
-            "opens Socket Mode connections".into(),
-        )),
+        Ok(url) => {
+            let (ok, detail) = match socket_hello(url).await {
+                Ok(()) => (
+                    true,
+                    "opens Socket Mode connections, and Slack says hello on one".to_owned(),
+                ),
+                Err(e) => (
+                    false,
+                    format!(
+                        "apps.connections.open works, but the Socket Mode connection does not: {e}. Check that outbound WebSockets (wss://, port 443) are allowed"
+                    ),
+                ),
+            };
+            report.add(check(
+                "app token (apps.connections.open)",
+                Some(&team),
+                ok,
+                detail,
+            ))
+        }
         Err(e) => report.add(check(
             "app token (apps.connections.open)",
             Some(&team),
@@ -390,4 +404,43 @@ async fn check_login(
         ));
     }
     Some(team)
+}
+
+/// Connects to a Socket Mode URL and waits for Slack's `hello`, then closes. Nothing is
+/// acked: an event Slack sends this connection meanwhile is redelivered to the bridge's.
+async fn socket_hello(url: String) -> Result<(), String> {
+    use crate::slack::{
+        frames::{self, Frame},
+        socket::{SocketConnector, TungsteniteConnector},
+    };
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let wait = std::time::Duration::from_secs(10);
+    let (mut sink, mut stream) = tokio::time::timeout(wait, TungsteniteConnector.connect(url))
+        .await
+        .map_err(|_| "connecting timed out after 10 s".to_owned())??;
+    let outcome = tokio::time::timeout(wait, async {
+        while let Some(message) = stream.next().await {
+            match message.map_err(|e| e.to_string())? {
+                Message::Text(text) => {
+                    return match frames::parse(&text) {
+                        Ok(Frame::Hello { .. }) => Ok(()),
+                        Ok(Frame::Disconnect { reason }) => {
+                            Err(format!("Slack closed it at once ({reason})"))
+                        }
+                        Ok(_) | Err(_) => Err(format!("the first frame is not hello: {text}")),
+                    };
+                }
+                Message::Close(frame) => {
+                    return Err(format!("Slack closed it at once ({frame:?})"));
+                }
+                _ => {}
+            }
+        }
+        Err("Slack closed it without a hello".to_owned())
+    })
+    .await
+    .unwrap_or_else(|_| Err("no hello within 10 s".to_owned()));
+    let _ = sink.close().await;
+    outcome
 }
