@@ -5,10 +5,18 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// `slack-bridge --version`: the release and the git revision it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("SLACK_BRIDGE_GIT_REV"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "slack-bridge",
-    version,
+    version = VERSION,
     about = "A Matrix appservice bridge for Slack (Socket Mode)"
 )]
 pub struct Cli {
@@ -47,7 +55,12 @@ pub enum Command {
         #[arg(long, default_value = "Matrix Bridge")]
         name: String,
     },
-    /// Run every startup check (config, database, homeserver, as_token, appservice ping)
-    /// without starting the bridge, and report each.
-    Doctor,
+    /// Run every startup check (config, database, homeserver, as_token, appservice ping, and
+    /// for every Slack login its tokens, scopes and events) without starting the bridge, and
+    /// report each. Exits non-zero when any check fails.
+    Doctor {
+        /// Print the checks as one JSON object instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
 }

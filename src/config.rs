@@ -159,6 +159,24 @@ impl DatabaseConfig {
     pub fn uri(&self) -> &str {
         self.uri.as_ref().map(Secret::expose).unwrap_or_default()
     }
+
+    /// The URI to show an operator: any password replaced by `***`.
+    pub fn display_uri(&self) -> String {
+        let uri = self.uri();
+        match url::Url::parse(uri) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(Some("***"));
+                url.to_string()
+            }
+            Ok(_) => uri.to_owned(),
+            // Not a URL: it may be anything, including a password; show only its scheme.
+            Err(_) => format!(
+                "{}://…",
+                uri.split_once("://")
+                    .map_or("unknown", |(scheme, _)| scheme)
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -171,6 +189,9 @@ pub struct SlackConfig {
     /// post is then looked for on Slack before it is sent again).
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// Seconds between two looks at a portal's history for messages the socket never
+    /// delivered (the Event Subscriptions check); 0 turns the check off.
+    pub event_check_interval: u64,
 }
 
 impl Default for SlackConfig {
@@ -179,7 +200,15 @@ impl Default for SlackConfig {
             api_url: "https://slack.com/api".into(),
             logins: Vec::new(),
             request_timeout: Duration::from_secs(30),
+            event_check_interval: 60,
         }
+    }
+}
+
+impl SlackConfig {
+    /// [`Self::event_check_interval`] as a duration (zero: off).
+    pub fn event_check_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.event_check_interval)
     }
 }
 
@@ -300,7 +329,7 @@ impl Default for LoggingConfig {
     fn default() -> Self {
         Self {
             level: "info".into(),
-            format: LogFormat::Pretty,
+            format: LogFormat::Auto,
         }
     }
 }
@@ -308,6 +337,8 @@ impl Default for LoggingConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    /// `json` when stderr is systemd's journal (`JOURNAL_STREAM`), `pretty` otherwise.
+    Auto,
     Pretty,
     Json,
 }
@@ -670,6 +701,23 @@ mod tests {
             "postgres://bridge:p%40ss@db.internal/slack"
         );
         assert_eq!(format!("{:?}", c.database).matches("p%40ss").count(), 0);
+    }
+
+    #[test]
+    fn database_display_hides_the_password() {
+        let text = "homeserver: {domain: example.org}\nappservice: {as_token: a, hs_token: b}\ndatabase:\n  uri: postgres://bridge:hunter2@db.internal/slack\n";
+        let c = parse(text, Mode::Run, &|_| None).unwrap();
+        assert_eq!(
+            c.database.display_uri(),
+            "postgres://bridge:***@db.internal/slack"
+        );
+        let c = parse(
+            "homeserver: {domain: example.org}\nappservice: {as_token: a, hs_token: b}\n",
+            Mode::Run,
+            &|_| None,
+        )
+        .unwrap();
+        assert_eq!(c.database.display_uri(), DEFAULT_DATABASE_URI);
     }
 
     #[test]

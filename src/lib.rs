@@ -8,6 +8,7 @@
 //! - [`matrix`]: homeserver client, appservice API, transaction inbox, startup checks;
 //! - [`server`]: the HTTP listener (appservice API, `/health`, `/ready`);
 //! - [`doctor`]: every startup check, run without starting the bridge;
+//! - [`notify`]: systemd's `sd_notify` (READY, STATUS, watchdog);
 //! - [`slack`]: Slack wire types, the Web API client, Socket Mode;
 //! - [`format`]: message formatting between Slack and Matrix;
 //! - [`bridge`]: logins, portals, ghosts and both directions of message flow, through one
@@ -26,6 +27,7 @@ pub mod ids;
 pub mod logging;
 pub mod matrix;
 pub mod metrics;
+pub mod notify;
 pub mod registration;
 pub mod retry;
 pub mod server;
@@ -78,6 +80,23 @@ pub enum Error {
     Runtime(std::io::Error),
 }
 
+/// The exit status of a configuration error (sysexits' `EX_CONFIG`): restarting cannot help,
+/// so a systemd unit lists it in `RestartPreventExitStatus=`. Every other failure exits 1.
+pub const EXIT_CONFIG: u8 = 78;
+
+impl Error {
+    /// The process exit status for this error: [`EXIT_CONFIG`] when the operator must edit
+    /// the config (or the environment that feeds it), 1 when trying again may work.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Config(_)
+            | Self::Registration(RegistrationError::Config(_))
+            | Self::Logging(_) => EXIT_CONFIG,
+            _ => 1,
+        }
+    }
+}
+
 /// Executes a parsed command line.
 pub fn execute(cli: cli::Cli) -> Result<(), Error> {
     if cli.generate_registration {
@@ -87,6 +106,12 @@ pub fn execute(cli: cli::Cli) -> Result<(), Error> {
             report.registration_path.display(),
             report.sender_localpart
         );
+        if !report.generated_files.is_empty() {
+            println!(
+                "Generated {} into their appservice.*_token_file.",
+                report.generated_files.join(" and ")
+            );
+        }
         if report.generated_tokens.is_empty() {
             println!("Kept the tokens already set in {}.", cli.config.display());
         } else {
@@ -111,15 +136,17 @@ pub fn execute(cli: cli::Cli) -> Result<(), Error> {
             print!("{}", slack::manifest::yaml(&name));
             Ok(())
         }
-        cli::Command::Doctor => {
+        cli::Command::Doctor { json } => {
             let rt = tokio::runtime::Runtime::new().map_err(Error::Runtime)?;
-            rt.block_on(doctor::run(&cli.config, &cli.registration))
+            rt.block_on(doctor::run(&cli.config, &cli.registration, json))
         }
         cli::Command::Run => {
             let config = Config::load(&cli.config, Mode::Run)?;
             logging::init(&config.logging)?;
+            log_startup(&config, &cli.config);
             let rt = tokio::runtime::Runtime::new().map_err(Error::Runtime)?;
             rt.block_on(async {
+                let _watchdog = notify::spawn_watchdog();
                 let listener = bind(&config).await?;
                 run(
                     Bridge::new(config, cli.registration.clone(), listener),
@@ -129,6 +156,28 @@ pub fn execute(cli: cli::Cli) -> Result<(), Error> {
             })
         }
     }
+}
+
+/// The first lines an operator reads: which config, database, homeserver and logins this
+/// process uses (never a secret).
+fn log_startup(config: &Config, path: &std::path::Path) {
+    let declared: Vec<String> = config
+        .slack
+        .logins
+        .iter()
+        .enumerate()
+        .map(|(i, l)| format!("slack.logins.{i} (owner {})", l.owner))
+        .collect();
+    tracing::info!(
+        version = cli::VERSION,
+        config = %path.display(),
+        database = %config.database.display_uri(),
+        homeserver = %config.homeserver.address,
+        domain = %config.homeserver.domain,
+        listen = %format!("{}:{}", config.appservice.hostname, config.appservice.port),
+        declared_logins = %if declared.is_empty() { "none".to_owned() } else { declared.join(", ") },
+        "starting slack-bridge"
+    );
 }
 
 /// Resolves on SIGINT or SIGTERM (systemd's stop).
@@ -225,6 +274,7 @@ pub async fn run(bridge: Bridge, shutdown: impl Future<Output = ()>) -> Result<(
         sink,
     } = bridge;
     tracing::debug!(?config, "effective configuration");
+    notify::status("starting: database and homeserver checks");
     let store = Store::connect(config.database.uri(), config.database.max_connections).await?;
     tracing::info!(
         dialect = ?store.dialect(),
@@ -291,13 +341,16 @@ pub async fn run(bridge: Bridge, shutdown: impl Future<Output = ()>) -> Result<(
         if let Some(core) = &core {
             bridge::login::start_all(core).await;
         }
-        tracing::info!("bridge running");
+        let logins = core.as_ref().map_or(0, |c| c.all_logins().len());
+        tracing::info!(logins, "bridge running");
+        notify::ready(&format!("running; {logins} Slack login(s) started"));
         Ok::<(), Error>(())
     }
     .await;
     if result.is_ok() {
         shutdown.await;
         tracing::info!("shutting down");
+        notify::stopping();
     }
     if !sup.shutdown(SHUTDOWN_GRACE).await {
         tracing::warn!(

@@ -1,5 +1,6 @@
 //! The `slack-bridge` binary: parse the command line, hand over to the library, and turn any
-//! error into one `Error: …` message and exit status 1.
+//! error into one `Error: …` message and an exit status: 78 for configuration errors (a
+//! restart cannot help), 1 for the rest.
 
 use std::process::ExitCode;
 
@@ -24,7 +25,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {e}");
-            ExitCode::from(1)
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -142,12 +142,15 @@ pub fn to_yaml(reg: &Registration) -> String {
 pub struct GenerateReport {
     pub registration_path: PathBuf,
     pub generated_tokens: Vec<&'static str>,
+    /// Tokens generated into their (missing) `*_file`.
+    pub generated_files: Vec<&'static str>,
     pub sender_localpart: String,
 }
 
 /// `-g`: generates any token still `generate` (or absent), writes it into `config_path` in
-/// place, then writes the registration to `registration_path` with mode 0600. Tokens that
-/// are already set are kept, so a homeserver with the old registration keeps working.
+/// place (or, for a token whose `*_file` does not exist yet, into that file), then writes the
+/// registration to `registration_path` with mode 0600. Tokens that are already set are kept,
+/// so a homeserver with the old registration keeps working.
 pub fn generate(
     config_path: &Path,
     registration_path: &Path,
@@ -156,6 +159,7 @@ pub fn generate(
         path: config_path.to_owned(),
         source,
     })?;
+    let generated_files = create_missing_token_files(&text)?;
     let config = Config::from_yaml(&text, config_path, Mode::Generate, &process_env)?;
     let mut generated = Vec::new();
     for (key, token, source) in [
@@ -201,8 +205,46 @@ pub fn generate(
     Ok(GenerateReport {
         registration_path: registration_path.to_owned(),
         generated_tokens: generated,
+        generated_files,
         sender_localpart: reg.sender_localpart,
     })
+}
+
+/// A token whose `*_file` is configured but does not exist yet is created there (mode 0600,
+/// never overwritten), so a deployment that keeps its tokens in a state directory (the NixOS
+/// module, a systemd unit) gets them once and keeps them across restarts. A token given
+/// through the environment is left to the environment.
+fn create_missing_token_files(text: &str) -> Result<Vec<&'static str>, RegistrationError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(text) else {
+        // The config load that follows reports the parse error with its line.
+        return Ok(Vec::new());
+    };
+    let mut created = Vec::new();
+    for (key, env) in [("as_token", "AS_TOKEN"), ("hs_token", "HS_TOKEN")] {
+        let Some(path) = doc["appservice"][format!("{key}_file").as_str()].as_str() else {
+            continue;
+        };
+        let path = Path::new(path);
+        if process_env(&format!("{}{env}", crate::config::ENV_PREFIX)).is_some() || path.exists() {
+            continue;
+        }
+        let err = |source| RegistrationError::Write {
+            path: path.to_owned(),
+            source,
+        };
+        let fresh = random_token(TOKEN_LEN).map_err(RegistrationError::Random)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(err)?;
+        f.write_all(fresh.as_bytes()).map_err(err)?;
+        f.sync_all().map_err(err)?;
+        created.push(key);
+    }
+    Ok(created)
 }
 
 /// Replaces `path` atomically (temp file + rename) and keeps its permission bits.

@@ -12,6 +12,9 @@ use std::{
 use ruma::api::appservice::Registration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_slack-bridge");
+/// The exit status of a configuration error (restarting cannot help; systemd units list it
+/// in RestartPreventExitStatus=).
+const EXIT_CONFIG: i32 = slack_bridge::EXIT_CONFIG as i32;
 
 fn example() -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.yaml"))
@@ -32,6 +35,19 @@ fn run(args: &[&str]) -> std::process::Output {
 
 fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `slack-bridge -g -c cfg -r reg`, which must succeed; the registration it wrote.
+fn generate_ok(cfg: &Path, reg: &Path) -> Registration {
+    let out = run(&[
+        "-g",
+        "-c",
+        cfg.to_str().unwrap(),
+        "-r",
+        reg.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_yaml::from_str(&std::fs::read_to_string(reg).unwrap()).unwrap()
 }
 
 fn yaml_token(text: &str, key: &str) -> String {
@@ -145,7 +161,11 @@ fn generate_refuses_placeholder_domain() {
         "-r",
         reg.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        out.status.code(),
+        Some(EXIT_CONFIG),
+        "a config error exits with EX_CONFIG"
+    );
     let err = stderr(&out);
     assert!(err.starts_with("Error: "), "{err}");
     assert!(
@@ -168,20 +188,52 @@ fn generate_uses_token_files_without_touching_them() {
         &format!("  as_token_file: {}", as_file.display()),
     );
     std::fs::write(&cfg, &text).unwrap();
-    let out = run(&[
-        "-g",
-        "-c",
-        cfg.to_str().unwrap(),
-        "-r",
-        reg.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let registration: Registration =
-        serde_yaml::from_str(&std::fs::read_to_string(&reg).unwrap()).unwrap();
+    let registration = generate_ok(&cfg, &reg);
     assert_eq!(registration.as_token, "as-from-file-0123456789");
     let new_text = std::fs::read_to_string(&cfg).unwrap();
     assert!(new_text.contains(&format!("  as_token_file: {}", as_file.display())));
     assert_eq!(registration.hs_token, yaml_token(&new_text, "hs_token"));
+}
+
+#[test]
+fn generate_creates_missing_token_files_once_and_keeps_them() {
+    // As the NixOS module runs it: tokens in a state directory, the config read-only.
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let cfg = dir.path().join("config.yaml");
+    let reg = state.join("registration.yaml");
+    let text = example_with_domain()
+        .replace(
+            "  as_token: generate",
+            &format!("  as_token_file: {}/as_token", state.display()),
+        )
+        .replace(
+            "  hs_token: generate",
+            &format!("  hs_token_file: {}/hs_token", state.display()),
+        );
+    std::fs::write(&cfg, &text).unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let generate = || {
+        let registration = generate_ok(&cfg, &reg);
+        (registration.as_token, registration.hs_token)
+    };
+    let (as_token, hs_token) = generate();
+    assert!(as_token.len() >= 64 && hs_token.len() >= 64);
+    assert_ne!(as_token, hs_token);
+    for (name, token) in [("as_token", &as_token), ("hs_token", &hs_token)] {
+        let path = state.join(name);
+        assert_eq!(&std::fs::read_to_string(&path).unwrap(), token);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{name} holds a secret");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&cfg).unwrap(),
+        text,
+        "config untouched"
+    );
+    // A restart runs -g again: the same tokens.
+    assert_eq!(generate(), (as_token, hs_token));
 }
 
 fn validate(text: &str) -> (i32, String) {
@@ -268,7 +320,7 @@ fn validate_config_names_each_problem() {
         let offset = changed.find(to).unwrap() + to.trim_end().len();
         let line = changed[..offset].lines().count();
         let (code, err) = validate(&changed);
-        assert_eq!(code, 1, "{what}: {err}");
+        assert_eq!(code, EXIT_CONFIG, "{what}: {err}");
         assert!(err.starts_with("Error: "), "{what}: {err}");
         for e in *expect {
             let e = e.replace("{}", &line.to_string());
@@ -291,7 +343,7 @@ fn validate_config_lists_all_problems_at_once() {
             "  as_token_file: /nonexistent/as_token",
         );
     let (code, err) = validate(&text);
-    assert_eq!(code, 1);
+    assert_eq!(code, EXIT_CONFIG);
     for key in [
         "appservice.colour",
         "homeserver.domain",
@@ -312,9 +364,25 @@ fn argument_errors_and_version() {
     assert!(stderr(&out).starts_with("Error: "), "{}", stderr(&out));
     let out = run(&["--version"]);
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+    let version = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(version.contains(env!("CARGO_PKG_VERSION")), "{version}");
+    // The git revision it was built from, when built in a clone.
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    match head {
+        Some(rev) => assert!(
+            version.contains(&format!("({rev})")),
+            "{version} lacks {rev}"
+        ),
+        None => assert!(version.contains("(unknown revision)"), "{version}"),
+    }
     let out = run(&["-c", "/nonexistent/config.yaml"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(EXIT_CONFIG));
     let err = stderr(&out);
     assert!(
         err.starts_with("Error: cannot read config file /nonexistent/config.yaml"),

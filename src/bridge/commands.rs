@@ -297,6 +297,9 @@ async fn ping_command(core: &Arc<Core>, sender: &str) -> String {
             rt.login.team_name,
             rt.team_id()
         ));
+        for finding in rt.events.findings() {
+            lines.push(format!("  {finding}"));
+        }
     }
     if let Ok(stored) = core.store.list_logins().await {
         for l in stored.iter().filter(|l| l.owner_mxid == sender || is_admin) {

@@ -10,7 +10,12 @@ use std::{
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::{BridgeError, Core, Result, portal, slack_inbox::InboxStore};
+use super::{
+    BridgeError, Core, Result,
+    event_watch::{self, EventWatch, OwnBot, Watched},
+    portal,
+    slack_inbox::InboxStore,
+};
 use crate::{
     config::Secret,
     slack::{
@@ -29,6 +34,8 @@ pub struct LoginRuntime {
     down_since: Arc<Mutex<Option<Instant>>>,
     /// Stops this login's tasks (a child of the bridge's stop token).
     stop: CancellationToken,
+    /// Whether Slack sends this login's message events (the Event Subscriptions check).
+    pub events: Arc<EventWatch>,
 }
 
 /// A login's connection, for `/ready` and `ping`.
@@ -106,13 +113,9 @@ pub async fn verify(
     let missing = authed.missing_scopes(&crate::slack::manifest::bot_scope_names());
     let auth = &authed.info;
     if !missing.is_empty() {
-        let what_breaks: Vec<String> = missing
-            .iter()
-            .map(|s| format!("{s} ({})", crate::slack::manifest::scope_purpose(s)))
-            .collect();
         tracing::warn!(
             team = %auth.team_id,
-            missing = %what_breaks.join("; "),
+            missing = %crate::slack::manifest::describe_missing(&missing),
             "the slack app lacks scopes; add them under OAuth & Permissions (or paste `slack-bridge manifest` into the app's manifest) and reinstall the app"
         );
     }
@@ -158,14 +161,18 @@ pub async fn start(core: &Arc<Core>, login: Login) -> Result<Arc<LoginRuntime>> 
     }
     let slack = Arc::new(slack_client(core, &login.bot_token, &login.app_token)?);
     let metrics = core.metrics.clone();
+    let events = Arc::new(EventWatch::default());
     let manager = SocketManager::new(
         login.team_id.clone(),
         Arc::new(WebApiOpener(slack.clone())),
         Arc::new(TungsteniteConnector),
-        Arc::new(InboxStore {
-            store: core.store.clone(),
-            team_id: login.team_id.clone(),
-            waker: core.inbound.clone(),
+        Arc::new(Watched {
+            inner: InboxStore {
+                store: core.store.clone(),
+                team_id: login.team_id.clone(),
+                waker: core.inbound.clone(),
+            },
+            watch: events.clone(),
         }),
         SocketConfig {
             on_ack: Some(Arc::new(move |d| metrics.slack_ack(d))),
@@ -183,8 +190,9 @@ pub async fn start(core: &Arc<Core>, login: Login) -> Result<Arc<LoginRuntime>> 
             mark_invalid(&watch_core, &team, &reason).await;
         }
     });
-    // Follow the connection: for the operator's log and for `/ready`.
+    // Follow the connection: for the operator's log, `/ready` and `systemctl status`.
     let team = login.team_id.clone();
+    let status_core = core.clone();
     let mut state_rx = socket.clone();
     let down_since = Arc::new(Mutex::new(Some(Instant::now())));
     let down = down_since.clone();
@@ -203,14 +211,39 @@ pub async fn start(core: &Arc<Core>, login: Login) -> Result<Arc<LoginRuntime>> 
                 _ => {}
             }
             tracing::debug!(%team, state = ?s, "slack connection state");
+            crate::notify::status(&status_line(&status_core));
         }
     });
+    let every = core.config.slack.event_check_interval();
+    if !every.is_zero() {
+        let bot = OwnBot {
+            user_id: login.bot_user_id.clone(),
+            bot_id: login.bot_id.clone(),
+        };
+        let watch = event_watch::run(
+            slack.clone(),
+            core.store.clone(),
+            login.team_id.clone(),
+            bot,
+            events.clone(),
+            socket.clone(),
+            every,
+        );
+        let token = stop.clone();
+        core.sup.spawn("event subscriptions check", async move {
+            tokio::select! {
+                _ = token.cancelled() => {}
+                _ = watch => {}
+            }
+        });
+    }
     let runtime = Arc::new(LoginRuntime {
         login,
         slack,
         socket,
         down_since,
         stop: stop.clone(),
+        events,
     });
     core.logins
         .write()
@@ -228,6 +261,16 @@ pub async fn start(core: &Arc<Core>, login: Login) -> Result<Arc<LoginRuntime>> 
         }
     });
     Ok(runtime)
+}
+
+/// The `STATUS=` line for systemd: how many of the running Slack logins are connected.
+pub fn status_line(core: &Core) -> String {
+    let logins = core.all_logins();
+    let connected = logins
+        .iter()
+        .filter(|rt| matches!(&*rt.socket.borrow(), SocketState::Connected))
+        .count();
+    format!("{connected} of {} Slack login(s) connected", logins.len())
 }
 
 /// Marks a login's credentials dead, stops it, and tells its owner why.
@@ -285,6 +328,7 @@ pub async fn start_all(core: &Arc<Core>) {
                     _ => login,
                 };
                 let team = login.team_id.clone();
+                tracing::info!(%team, name = %login.team_name, owner = %login.owner_mxid, "starting slack login");
                 if let Err(e) = start(core, login).await {
                     tracing::error!(%team, error = %e, "cannot start a slack login");
                 }

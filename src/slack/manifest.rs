@@ -64,6 +64,15 @@ pub fn scope_purpose(scope: &str) -> &'static str {
         .unwrap_or("used by the bridge")
 }
 
+/// Missing scopes for an operator: each with what breaks without it.
+pub fn describe_missing(missing: &[&str]) -> String {
+    missing
+        .iter()
+        .map(|s| format!("{s} (without it: {})", scope_purpose(s)))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// The manifest as YAML, with the steps around it as comments.
 pub fn yaml(app_name: &str) -> String {
     let manifest = json!({
