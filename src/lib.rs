@@ -146,7 +146,9 @@ pub fn execute(cli: cli::Cli) -> Result<(), Error> {
             log_startup(&config, &cli.config);
             let rt = tokio::runtime::Runtime::new().map_err(Error::Runtime)?;
             rt.block_on(async {
-                let _watchdog = notify::spawn_watchdog();
+                // Stops with the bridge: a wedged runtime stops the pings, a stopped bridge too.
+                let _watchdog =
+                    notify::spawn_watchdog().map(tokio_util::task::AbortOnDropHandle::new);
                 let listener = bind(&config).await?;
                 run(
                     Bridge::new(config, cli.registration.clone(), listener),
