@@ -11,9 +11,11 @@
 //! again with `--as-bridge`), so the resident memory it prints is the bridge's alone: idle,
 //! with the whole backlog stored, and its peak while delivering it.
 
+mod common;
+
 use std::{
     error::Error,
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -21,7 +23,7 @@ use std::{
 use clap::Parser;
 use slack_bridge::store::Store;
 use slack_emulator::{Emulator, Workspace};
-use testkit::{Synapse, SynapseConfig, free_port};
+use testkit::{Synapse, SynapseConfig};
 
 const SERVER_NAME: &str = "bench.local";
 const CHANNELS: usize = 10;
@@ -108,33 +110,13 @@ async fn backlog(events: usize) -> Result<(), Box<dyn Error>> {
         .collect();
     ws.set_scopes(&slack_bridge::slack::manifest::bot_scope_names());
     let emu = Emulator::start(ws).await;
-    let hs_port = free_port();
-    let as_port = free_port();
-    let db_path = dir.path().join("bridge.db");
-    let config_path = dir.path().join("config.yaml");
-    let registration_path = dir.path().join("registration.yaml");
-    let example =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.yaml"))?;
-    let text = example
-        .replacen("  domain: example.com", &format!("  domain: {SERVER_NAME}"), 1)
-        .replacen("  address: http://127.0.0.1:8008", &format!("  address: http://127.0.0.1:{hs_port}"), 1)
-        .replacen("  address: http://127.0.0.1:29319", &format!("  address: http://127.0.0.1:{as_port}"), 1)
-        .replacen("  port: 29319", &format!("  port: {as_port}"), 1)
-        .replacen("  uri: sqlite://slack-bridge.db", &format!("  uri: sqlite://{}", db_path.display()), 1)
-        .replacen("  api_url: https://slack.com/api", &format!("  api_url: {}", emu.api_url()), 1)
-        .replacen(
-            "  logins: []",
-            &format!(
-                "  logins:\n    - bot_token: {}\n      app_token: {}\n      owner: \"@you:{SERVER_NAME}\"",
-                emu.bot_token(),
-                emu.app_token()
-            ),
-            1,
-        )
-        .replace("\"example.com\": user", &format!("\"{SERVER_NAME}\": user"))
-        .replacen("  level: info", "  level: warn", 1);
-    std::fs::write(&config_path, text)?;
-    slack_bridge::registration::generate(&config_path, &registration_path)?;
+    let common::LocalSetup {
+        config_path,
+        registration_path,
+        hs_port,
+        db_uri,
+        ..
+    } = common::write_config(dir.path(), SERVER_NAME, &emu, "you")?;
     let mut synapse = Synapse::start(SynapseConfig {
         server_name: SERVER_NAME.into(),
         registrations: vec![registration_path.clone()],
@@ -156,7 +138,6 @@ async fn backlog(events: usize) -> Result<(), Box<dyn Error>> {
         .spawn()?;
     let bridge = ChildBridge(child);
     let pid = bridge.0.id();
-    let db_uri = format!("sqlite://{}", db_path.display());
     let team = emu.team_id();
     let portals = async || {
         let store = Store::connect(&db_uri, 1).await.ok()?;

@@ -11,12 +11,14 @@
 //! Slack user. Ctrl-C stops everything. `--smoke` posts one message each way, checks that it
 //! arrived, and exits (the test suite runs it like that).
 
-use std::{error::Error, path::Path, time::Duration};
+mod common;
+
+use std::{error::Error, time::Duration};
 
 use serde_json::json;
-use slack_bridge::{Bridge, config::Config, config::Mode, registration};
+use slack_bridge::{Bridge, config::Config, config::Mode};
 use slack_emulator::{Emulator, Workspace};
-use testkit::{Homeserver, HomeserverConfig, HomeserverKind, free_port};
+use testkit::{Homeserver, HomeserverConfig, HomeserverKind};
 
 const SERVER_NAME: &str = "sandbox.local";
 
@@ -47,32 +49,12 @@ async fn sandbox() -> Result<(), Box<dyn Error>> {
     // The demo app is installed with every scope the bridge asks for in its manifest.
     ws.set_scopes(&slack_bridge::slack::manifest::bot_scope_names());
     let emu = Emulator::start(ws).await;
-    let hs_port = free_port();
-    let as_port = free_port();
-    let config_path = dir.path().join("config.yaml");
-    let registration_path = dir.path().join("registration.yaml");
-    let example =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.yaml"))?;
-    let text = example
-        .replacen("  domain: example.com", &format!("  domain: {SERVER_NAME}"), 1)
-        .replacen("  address: http://127.0.0.1:8008", &format!("  address: http://127.0.0.1:{hs_port}"), 1)
-        .replacen("  address: http://127.0.0.1:29319", &format!("  address: http://127.0.0.1:{as_port}"), 1)
-        .replacen("  port: 29319", &format!("  port: {as_port}"), 1)
-        .replacen("  uri: sqlite://slack-bridge.db", &format!("  uri: sqlite://{}/bridge.db", dir.path().display()), 1)
-        .replacen("  api_url: https://slack.com/api", &format!("  api_url: {}", emu.api_url()), 1)
-        .replacen(
-            "  logins: []",
-            &format!(
-                "  logins:\n    - bot_token: {}\n      app_token: {}\n      owner: \"@you:{SERVER_NAME}\"",
-                emu.bot_token(),
-                emu.app_token()
-            ),
-            1,
-        )
-        .replace("\"example.com\": user", &format!("\"{SERVER_NAME}\": user"))
-        .replacen("  level: info", "  level: warn", 1);
-    std::fs::write(&config_path, text)?;
-    registration::generate(&config_path, &registration_path)?;
+    let common::LocalSetup {
+        config_path,
+        registration_path,
+        hs_port,
+        ..
+    } = common::write_config(dir.path(), SERVER_NAME, &emu, "you")?;
 
     let homeserver = Homeserver::start(
         kind,
