@@ -28,6 +28,10 @@ on_every_homeserver_and_database!(
     slack_events_queued_during_a_homeserver_outage_arrive_in_order,
 );
 
+/// How long a message in a healthy channel may take while another channel fails: ~0.2 s
+/// unloaded, and far less than the failing channel's waits (30 s Retry-After, a 503 for good).
+const NOT_HELD_BACK: Duration = Duration::from_secs(8);
+
 async fn setup(hs: HomeserverKind, db: Option<TestDb>) -> World {
     world_with(hs, Workspace::demo(), db, true, Vec::new()).await
 }
@@ -67,8 +71,10 @@ async fn a_rate_limited_channel_holds_back_only_itself(hs: HomeserverKind, db: O
     let sent_b = Instant::now();
     w.owner.send_text(&room_b, "to B").await.unwrap();
     let got_b = wait_posted(&w, &b, "to B", WAIT).await;
+    // Unblocked, B takes well under 2 s; the bound leaves room for a loaded machine and
+    // stays far below A's 30 s wait.
     assert!(
-        got_b - sent_b < Duration::from_secs(2),
+        got_b - sent_b < NOT_HELD_BACK,
         "B waited {:?} behind rate-limited A",
         got_b - sent_b
     );
@@ -115,7 +121,7 @@ async fn a_failing_channel_holds_back_only_itself(hs: HomeserverKind, db: Option
         w.owner.send_text(&room_b, &format!("B {i}")).await.unwrap();
         let got = wait_posted(&w, &b, &format!("B {i}"), WAIT).await;
         assert!(
-            got - sent < Duration::from_secs(2),
+            got - sent < NOT_HELD_BACK,
             "B {i} waited {:?} behind failing A",
             got - sent
         );
