@@ -71,6 +71,10 @@ async fn a_rate_limited_channel_holds_back_only_itself(hs: HomeserverKind, db: O
     let sent_b = Instant::now();
     w.owner.send_text(&room_b, "to B").await.unwrap();
     let got_b = wait_posted(&w, &b, "to B", WAIT).await;
+    eprintln!(
+        "B reached Slack {:?} after it was sent, A rate limited",
+        got_b - sent_b
+    );
     // Unblocked, B takes well under 2 s; the bound leaves room for a loaded machine and
     // stays far below A's 30 s wait.
     assert!(
@@ -120,6 +124,10 @@ async fn a_failing_channel_holds_back_only_itself(hs: HomeserverKind, db: Option
         let sent = Instant::now();
         w.owner.send_text(&room_b, &format!("B {i}")).await.unwrap();
         let got = wait_posted(&w, &b, &format!("B {i}"), WAIT).await;
+        eprintln!(
+            "B {i} reached Slack {:?} after it was sent, A failing",
+            got - sent
+        );
         assert!(
             got - sent < NOT_HELD_BACK,
             "B {i} waited {:?} behind failing A",
@@ -300,6 +308,11 @@ async fn a_login_interrupted_by_a_crash_is_not_run_again(hs: HomeserverKind, db:
     let pong = w.command(&mgmt, "help").await;
     assert!(body(&pong).contains("Commands"), "{pong}");
     assert_eq!(w.emu.calls("auth.test").len(), 1, "the login ran once");
+    assert_eq!(
+        w.emu.calls("apps.connections.open").len(),
+        1,
+        "the login's app token was checked once, and no socket was opened for the login that never finished"
+    );
     bridge.stop_and_check_exit().await;
 }
 
