@@ -1,7 +1,7 @@
 //! The transport: the one request/retry path every Web API method goes through ([`call`]),
-//! the Slack answer checked for `ok`, 429s retried after Slack's Retry-After, and the raw file
-//! transfers (upload to the URL Slack handed out, private file downloads) with redirects
-//! followed by hand so the token only goes to Slack's hosts.
+//! the Slack answer checked for `ok`, 429s retried with [`crate::retry::Backoff`] delays unless
+//! Slack named a wait, and the raw file transfers (upload to the URL Slack handed out, private
+//! file downloads) with redirects followed by hand so the token only goes to Slack's hosts.
 //!
 //! [`call`]: SlackClient::call
 
@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::{SlackClient, SlackError, error::api_error};
+use crate::retry::Backoff;
 
 /// Redirect hops followed for one file download.
 const MAX_REDIRECTS: usize = 5;
@@ -22,7 +23,8 @@ const MAX_REDIRECTS: usize = 5;
 pub struct RetryPolicy {
     /// Attempts per call, the first included.
     pub max_attempts: u32,
-    /// Wait when a 429 carries no `Retry-After` (the Python SDK's default).
+    /// The first wait when a 429 carries no `Retry-After` (the Python SDK waits this long);
+    /// each further one doubles, with jitter, up to `max_retry_after`.
     pub default_retry_after: Duration,
     /// Upper bound for one wait, however long Slack asks for.
     pub max_retry_after: Duration,
@@ -35,6 +37,13 @@ impl Default for RetryPolicy {
             default_retry_after: Duration::from_secs(30),
             max_retry_after: Duration::from_secs(300),
         }
+    }
+}
+
+impl RetryPolicy {
+    /// The delays for 429s that name no wait.
+    pub fn backoff(&self) -> Backoff {
+        Backoff::new(self.default_retry_after, self.max_retry_after)
     }
 }
 
@@ -80,6 +89,8 @@ impl SlackClient {
         let inner = &self.inner;
         let _lane = inner.pacer.acquire(method, lane).await;
         let retry = &inner.options.retry;
+        let backoff = retry.backoff();
+        let mut delays = backoff.delays();
         // A 429 holds back every caller of the method, except for chat.postMessage, whose
         // limit is per conversation: one rate-limited channel must not stall the others.
         let block_key = match lane {
@@ -125,8 +136,11 @@ impl SlackClient {
             let limited = status == StatusCode::TOO_MANY_REQUESTS
                 || matches!(code.as_deref(), Some("ratelimited" | "rate_limited"));
             if limited {
+                // Slack's Retry-After is when its window reopens: waited as asked, with no
+                // jitter on top (a 1 s ask must not become the backoff's 30 s). A 429 that
+                // names no wait backs off.
                 let wait = retry_after(&headers)
-                    .unwrap_or(retry.default_retry_after)
+                    .unwrap_or_else(|| backoff.wait(delays.next(), None))
                     .min(retry.max_retry_after);
                 if attempt >= retry.max_attempts {
                     tracing::warn!(method, attempt, "slack rate limit: giving up");
