@@ -9,7 +9,10 @@
 //! - [`server`]: the HTTP listener (appservice API, `/health`, `/ready`);
 //! - [`doctor`]: every startup check, run without starting the bridge;
 //! - [`notify`]: systemd's `sd_notify` (READY, STATUS, watchdog);
-//! - [`slack`]: Slack wire types, the Web API client, Socket Mode;
+//! - [`slack`]: Slack wire types and the client's request/answer types ([`slack::types`],
+//!   [`slack::requests`], no I/O); the Web API client [`slack::web`], one job per file
+//!   (`error`, `pacing`: tier buckets and per-channel FIFO lanes, `transport`: the one
+//!   request/retry path and file transfers, `methods`); Socket Mode ([`slack::socket`]);
 //! - [`format`]: message formatting between Slack and Matrix;
 //! - [`bridge`]: logins, portals, ghosts and both directions of message flow, through one
 //!   durable queue per portal each way ([`bridge::queue`]);

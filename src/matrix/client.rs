@@ -74,39 +74,59 @@ impl MatrixError {
         }
     }
 
-    fn retry_delay(&self, attempt: u32, policy: &RetryPolicy) -> Option<Duration> {
-        let backoff = || {
-            policy.base_delay
-                * 2u32
-                    .saturating_pow(attempt)
-                    .min(policy.max_delay.as_millis() as u32)
-        };
-        match self {
+    /// The wait before retrying after this error, when it is worth retrying (429, 502-504,
+    /// no connection): what the homeserver asked for (`retry_after_ms` or `Retry-After`), or
+    /// the backoff's `next` delay when that is longer. An ask longer than `max_delay` is not
+    /// slept through inside one request: the error, with its ask, goes back to the caller,
+    /// whose queue waits it out.
+    fn retry_delay(&self, next: Option<Duration>, policy: &RetryPolicy) -> Option<Duration> {
+        let asked = match self {
             Self::Api {
-                status: 429,
+                status: 429 | 502..=504,
                 retry_after_ms,
                 ..
-            } => Some(
-                retry_after_ms
-                    .map(Duration::from_millis)
-                    .unwrap_or_else(backoff)
-                    .min(policy.max_delay),
-            ),
-            Self::Api {
-                status: 502..=504, ..
-            }
-            | Self::Unreachable { .. } => Some(backoff()),
-            _ => None,
+            } => retry_after_ms.map(Duration::from_millis),
+            Self::Unreachable { .. } => None,
+            _ => return None,
+        };
+        if asked.is_some_and(|a| a > policy.max_delay) {
+            return None;
         }
+        Some(policy.backoff().wait(next, asked))
+    }
+
+    /// Fills `retry_after_ms` from a `Retry-After` header (seconds) when the body named no
+    /// wait: proxies and some homeservers send only the header.
+    fn with_retry_after(mut self, headers: &reqwest::header::HeaderMap) -> Self {
+        if let Self::Api { retry_after_ms, .. } = &mut self
+            && retry_after_ms.is_none()
+        {
+            *retry_after_ms = headers
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(|secs| secs.saturating_mul(1000));
+        }
+        self
     }
 }
 
 /// How often and how long a request is retried on 429, 502-504 and connection errors.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
+    /// Attempts per request, the first included.
     pub attempts: u32,
+    /// The first backoff delay (before jitter); each further one doubles.
     pub base_delay: Duration,
+    /// No backoff delay is longer (before jitter), and no longer wait the homeserver asks
+    /// for is slept through in here.
     pub max_delay: Duration,
+}
+
+impl RetryPolicy {
+    fn backoff(&self) -> crate::retry::Backoff {
+        crate::retry::Backoff::new(self.base_delay, self.max_delay)
+    }
 }
 
 impl Default for RetryPolicy {
@@ -250,6 +270,7 @@ impl MatrixClient {
     ) -> Result<http::Response<Vec<u8>>, MatrixError> {
         let url = req.uri().to_string();
         let mut attempt = 0;
+        let mut delays = self.retry.backoff().delays();
         loop {
             let result = self.execute_once(req, &url).await;
             let err = match result {
@@ -257,7 +278,7 @@ impl MatrixClient {
                 Err(e) => e,
             };
             attempt += 1;
-            match err.retry_delay(attempt - 1, &self.retry) {
+            match err.retry_delay(delays.next(), &self.retry) {
                 Some(delay) if attempt < self.retry.attempts => {
                     tracing::warn!(
                         method = %req.method(),
@@ -291,7 +312,7 @@ impl MatrixClient {
         let headers = resp.headers().clone();
         let body = resp.bytes().await.map_err(|e| unreachable(url, &e))?;
         if !status.is_success() {
-            return Err(api_error(status.as_u16(), &body));
+            return Err(api_error(status.as_u16(), &body).with_retry_after(&headers));
         }
         let mut out = http::Response::builder().status(status);
         for (name, value) in &headers {

@@ -23,6 +23,7 @@ use tokio::{
 use tokio_tungstenite::tungstenite::Message;
 
 use super::frames::{self, Envelope, Frame};
+use crate::retry::Backoff;
 
 pub use crate::BoxFuture;
 pub type WsError = Box<dyn std::error::Error + Send + Sync>;
@@ -168,23 +169,26 @@ impl Default for SocketConfig {
     }
 }
 
-/// The wait before reconnect attempt `failures` (1-based): exponential, capped, with jitter
-/// between half and all of it so many bridges do not reconnect in lockstep.
-pub fn backoff(config: &SocketConfig, failures: u32) -> Duration {
-    if failures == 0 {
-        return Duration::ZERO;
+impl SocketConfig {
+    /// The reconnect delays: doubling from `backoff_base`, never above `backoff_max`, each
+    /// jittered between half and all of its length so many bridges do not reconnect in
+    /// lockstep. backon's jitter adds up to one more delay, hence the halved bounds.
+    pub fn backoff_policy(&self) -> Backoff {
+        Backoff::new(self.backoff_base / 2, self.backoff_max / 2)
     }
-    let exp = config
-        .backoff_base
-        .saturating_mul(1u32 << (failures - 1).min(20))
-        .min(config.backoff_max);
-    let mut b = [0u8; 2];
-    let r = if getrandom::fill(&mut b).is_ok() {
-        u16::from_le_bytes(b) as f64 / u16::MAX as f64
-    } else {
-        1.0
+}
+
+/// The wait before reconnect attempt `failures` (1-based): the `failures`-th delay of
+/// [`SocketConfig::backoff_policy`]. Indexed by the count rather than drawn from one running
+/// sequence because a failure and the close that follows it ask for the same attempt's wait.
+pub fn backoff(config: &SocketConfig, failures: u32) -> Duration {
+    let Some(n) = failures.checked_sub(1) else {
+        return Duration::ZERO;
     };
-    exp.mul_f64(0.5 + 0.5 * r)
+    // Far past the cap every delay is alike; no need to walk further.
+    let n = n.min(64) as usize;
+    let policy = config.backoff_policy();
+    policy.wait(policy.delays().nth(n), None)
 }
 
 enum ConnEvent {

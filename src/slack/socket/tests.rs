@@ -384,3 +384,16 @@ async fn a_burst_is_stored_together_then_acked_in_order() {
         ["Ev0", "Ev1", "Ev2", "Ev3", "Ev4", "Ev5"]
     );
 }
+
+#[test]
+fn reconnect_waits_are_capped() {
+    let config = SocketConfig::default();
+    assert_eq!(backoff(&config, 0), Duration::ZERO);
+    for n in [7, 8, 50, 1000, u32::MAX] {
+        let w = backoff(&config, n);
+        assert!(
+            w >= config.backoff_max / 2 && w <= config.backoff_max,
+            "attempt {n}: {w:?}"
+        );
+    }
+}

@@ -12,6 +12,9 @@
 //! forked from one would be killed at a random moment. All spawns are therefore funnelled through a
 //! single spawner thread that lives as long as the process.
 
+// pre_exec, kill(2) and the liveness checks are libc calls; each block says why it is sound.
+#![allow(unsafe_code)]
+
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus};
