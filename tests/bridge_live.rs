@@ -413,8 +413,8 @@ async fn a_refused_send_is_explained_in_the_room(hs: HomeserverKind) {
 
     // The next message goes through; the refused one was never posted (nor retried).
     w.owner.send_text(&room, "this one lands").await.unwrap();
+    // Per-portal order: the refused message (and any retry of it) came before this one.
     w.wait_for_post("this one lands").await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
     let texts = w.slack_texts(&general);
     assert!(!texts.iter().any(|t| t == "this one bounces"), "{texts:?}");
     assert_eq!(texts.iter().filter(|t| *t == "this one lands").count(), 1);
@@ -517,10 +517,18 @@ async fn commands_in_the_management_room_and_behind_the_prefix(hs: HomeserverKin
     let text = body(&ping);
     assert!(text.contains("logged out"), "{text}");
     assert!(!text.contains(": connected"), "{text}");
+    // The logout closed the login's socket: Slack has nobody to deliver to.
+    poll("the socket to close", WAIT, async || {
+        (w.emu.connection_count() == 0).then_some(())
+    })
+    .await;
     w.emu
         .post_message(&alice, &general, "after the logout")
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        w.emu.pending_events() > 0,
+        "the event waits undelivered at Slack"
+    );
     let bodies: Vec<String> = w
         .owner
         .messages(&room, 100)
@@ -636,7 +644,9 @@ async fn matrix_messages_sent_while_the_bridge_is_down_arrive_once(hs: Homeserve
     tokio::time::sleep(Duration::from_secs(2)).await;
     let bridge = w.env.run_bridge_full().await;
     w.wait_for_post("while down 2").await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A sentinel behind them: once it is on Slack, a duplicate would be too.
+    w.owner.send_text(&room, "after the restart").await.unwrap();
+    w.wait_for_post("after the restart").await;
     let posted: Vec<String> = w
         .slack_texts(&general)
         .into_iter()
