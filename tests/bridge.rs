@@ -320,7 +320,9 @@ async fn a_killed_bridge_loses_and_doubles_nothing(hs: HomeserverKind, db: Optio
         .await
         .unwrap();
     // A sentinel after the stream: once it is in, a redelivered duplicate would be too.
-    w.emu.post_message(&carol, &general, "end of the stream").unwrap();
+    w.emu
+        .post_message(&carol, &general, "end of the stream")
+        .unwrap();
     w.owner
         .wait_for_text(&room, "end of the stream", Duration::from_secs(30))
         .await
