@@ -204,19 +204,21 @@ async fn create_once(
     );
     let alias = ruma::RoomAliasId::parse(format!("#{localpart}:{}", core.config.homeserver.domain))
         .map_err(|e| BridgeError::Other(format!("room alias: {e}")))?;
-    if let Some(room) = core.matrix.resolve_alias(&alias).await? {
-        tracing::info!(%alias, %room, "found the room an earlier attempt created");
-        return Ok(room);
-    }
+    // No look-up first: a missing alias in our namespace makes the homeserver ask the bridge
+    // itself, a round trip that can stall; an existing one fails the creation instead.
     req.room_alias_name = Some(localpart);
     match core.matrix.create_room(None, req.clone()).await {
         Ok(room) => Ok(room),
-        // Created meanwhile (a concurrent attempt, or a lost response of our own).
-        Err(e) if e.errcode() == Some("M_ROOM_IN_USE") => core
-            .matrix
-            .resolve_alias(&alias)
-            .await?
-            .ok_or_else(|| BridgeError::Matrix(e)),
+        // Created before (a crash or a lost response of our own, a concurrent attempt).
+        Err(e) if e.errcode() == Some("M_ROOM_IN_USE") => {
+            let room = core
+                .matrix
+                .resolve_alias(&alias)
+                .await?
+                .ok_or_else(|| BridgeError::Matrix(e))?;
+            tracing::info!(%alias, %room, "found the room an earlier attempt created");
+            Ok(room)
+        }
         // A registration from before room aliases were claimed: the homeserver refuses the
         // alias. Create without it (a crash mid-way may then leave a second room).
         Err(e) if matches!(e.errcode(), Some("M_EXCLUSIVE" | "M_FORBIDDEN")) => {
