@@ -3,6 +3,7 @@
 //! unknown path or method.
 
 use std::{sync::Arc, time::Duration};
+use tracing::Instrument;
 
 use axum::{
     Json, Router,
@@ -40,13 +41,23 @@ pub fn spawn(
     tokio::task::JoinHandle<std::io::Result<()>>,
 ) {
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop_rx.wait_for(|stop| *stop).await;
-            })
-            .await
-    });
+    // Requests are served in tasks of their own: they log inside the caller's span too.
+    let span = tracing::Span::current();
+    let app = app.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            next.run(req).instrument(span.clone())
+        },
+    ));
+    let task = tokio::spawn(
+        async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop_rx.wait_for(|stop| *stop).await;
+                })
+                .await
+        }
+        .in_current_span(),
+    );
     (stop_tx, task)
 }
 

@@ -9,6 +9,7 @@
 use std::{future::Future, time::Duration};
 
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::Instrument;
 
 #[derive(Clone, Default)]
 pub struct Supervisor {
@@ -38,15 +39,20 @@ impl Supervisor {
         F: Future<Output = ()> + Send + 'static,
     {
         let kill = self.kill.clone();
-        self.tracker.spawn(async move {
-            tokio::select! {
-                biased;
-                _ = kill.cancelled() => {
-                    tracing::warn!(task = name, "task stopped before it finished");
+        // The task logs inside the span it was spawned from (a login's, a test's).
+        let span = tracing::info_span!("task", task = name);
+        self.tracker.spawn(
+            async move {
+                tokio::select! {
+                    biased;
+                    _ = kill.cancelled() => {
+                        tracing::warn!(task = name, "task stopped before it finished");
+                    }
+                    _ = fut => {}
                 }
-                _ = fut => {}
             }
-        });
+            .instrument(span),
+        );
     }
 
     /// How many owned tasks are still running.

@@ -28,8 +28,35 @@ on_both_homeservers!(
     relayed_messages_carry_the_avatar_when_media_is_public,
     matrix_messages_sent_while_the_bridge_is_down_arrive_once,
     without_the_relay_only_the_owner_posts,
-    the_owner_is_told_when_slack_revokes_the_app,
+    the_owner_is_told_when_slack_revokes_the_app;
+    synapse_only: a_failed_portal_sync_is_tried_again,
 );
+
+/// Slack failing while the bridge lists the channels at start-up delays the portals; they
+/// appear once Slack answers again, without a restart.
+async fn a_failed_portal_sync_is_tried_again(hs: HomeserverKind) {
+    let w = world(hs, Workspace::demo()).await;
+    w.emu.fault("conversations.list").forever().http_status(503);
+    let bridge = w.env.run_bridge_full().await;
+    // Listed, failed, and listed again.
+    poll("the bridge listing the channels twice", WAIT, async || {
+        (w.emu.calls("conversations.list").len() >= 2).then_some(())
+    })
+    .await;
+    let general = w.emu.channel_id("general").unwrap();
+    let store = w.store().await.unwrap();
+    assert!(
+        store
+            .get_portal(&w.emu.team_id(), &general)
+            .await
+            .unwrap()
+            .is_none_or(|p| p.room_id.is_none()),
+        "no portal while Slack fails"
+    );
+    w.emu.clear_faults();
+    w.room_of(&general).await;
+    bridge.stop().await.unwrap();
+}
 
 async fn a_channel_the_bot_joins_later_gets_its_portal_live(hs: HomeserverKind) {
     let w = world(hs, Workspace::demo()).await;

@@ -255,9 +255,7 @@ pub async fn start(core: &Arc<Core>, login: Login) -> Result<Arc<LoginRuntime>> 
     core.sup.spawn("portal sync", async move {
         tokio::select! {
             _ = stop.cancelled() => {}
-            r = portal::sync_all(&sync_core, &sync_rt) => if let Err(e) = r {
-                tracing::error!(team = %sync_rt.login.team_id, error = %e, "initial portal sync failed");
-            }
+            _ = portal::sync_until_done(&sync_core, &sync_rt, &stop) => {}
         }
     });
     Ok(runtime)

@@ -2,7 +2,7 @@
 //! are created once (serialised per portal, mapping stored right after creation), named and
 //! topic'd from Slack, and kept in step with renames and topic changes.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use ruma::{
     OwnedRoomId, OwnedUserId, RoomId,
@@ -68,15 +68,48 @@ pub async fn sync_all(core: &Arc<Core>, rt: &Arc<LoginRuntime>) -> Result<()> {
     let total = convs.len();
     ensure_space(core, rt).await?;
     tracing::info!(team = %rt.team_id(), total, "syncing portals");
+    let mut failed = Vec::new();
     for (i, c) in convs.iter().enumerate() {
         if let Err(e) = ensure_portal_from(core, rt, c).await {
-            tracing::warn!(team = %rt.team_id(), channel = %c.id, error = %e, "cannot create a portal");
+            tracing::warn!(team = %rt.team_id(), channel = %c.id, error = %e, "cannot create a portal; will try again");
+            failed.push(c.id.clone());
         }
         if (i + 1) % 10 == 0 || i + 1 == total {
             tracing::info!(team = %rt.team_id(), "portals: {}/{}", i + 1, total);
         }
     }
-    Ok(())
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(BridgeError::Other(format!(
+            "{} of {total} portal(s) could not be created: {}",
+            failed.len(),
+            failed.join(", ")
+        )))
+    }
+}
+
+/// [`sync_all`] until it succeeds: a homeserver or Slack that fails at start-up (down, rate
+/// limited) delays the portals, it does not leave them missing until the next restart.
+/// Returns when the sync is done or `stop` fires.
+pub async fn sync_until_done(
+    core: &Arc<Core>,
+    rt: &Arc<LoginRuntime>,
+    stop: &tokio_util::sync::CancellationToken,
+) {
+    let policy = crate::retry::Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
+    let mut delays = policy.delays();
+    loop {
+        let e = match sync_all(core, rt).await {
+            Ok(()) => return,
+            Err(e) => e,
+        };
+        let wait = policy.wait(delays.next(), e.retry_after());
+        tracing::error!(team = %rt.team_id(), error = %e, retry_in_s = wait.as_secs_f32(), "portal sync failed; trying again");
+        if !crate::supervisor::sleep_or_cancel(stop, wait).await {
+            return;
+        }
+    }
 }
 
 /// The workspace's space, created on first use.

@@ -14,6 +14,7 @@ use std::{
     sync::Arc,
     time::Duration,
 };
+use tracing::Instrument;
 
 use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use tokio::{
@@ -293,16 +294,19 @@ impl SocketManager {
                         );
                         tracing::debug!(login = %self.label, connection = next_id, "socket mode connection opened");
                         while tasks.try_join_next().is_some() {}
-                        tasks.spawn(connection(
-                            next_id,
-                            sink,
-                            stream,
-                            self.store.clone(),
-                            tx.clone(),
-                            close_rx,
-                            self.config.clone(),
-                            self.label.clone(),
-                        ));
+                        tasks.spawn(
+                            connection(
+                                next_id,
+                                sink,
+                                stream,
+                                self.store.clone(),
+                                tx.clone(),
+                                close_rx,
+                                self.config.clone(),
+                                self.label.clone(),
+                            )
+                            .in_current_span(),
+                        );
                     }
                     Err(OpenError::Dead(reason)) => {
                         tracing::error!(login = %self.label, %reason, "slack credentials are no longer valid; log in again");

@@ -17,6 +17,7 @@ use slack_bridge::{
 };
 use testkit::{Homeserver, HomeserverConfig, HomeserverKind};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tracing::Instrument;
 
 pub const DOMAIN: &str = "test.local";
 
@@ -219,9 +220,12 @@ impl Env {
             bridge = bridge.with_sink(sink);
         }
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(slack_bridge::run(bridge, async {
-            let _ = rx.await;
-        }));
+        let task = tokio::spawn(
+            slack_bridge::run(bridge, async {
+                let _ = rx.await;
+            })
+            .instrument(super::logs::bridge_span()),
+        );
         RunningBridge {
             stop: Some(tx),
             task: Some(task),

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod bridge;
+pub mod logs;
 pub mod process;
 pub mod world;
 
