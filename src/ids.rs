@@ -34,6 +34,20 @@ pub fn ts_to_millis(ts: &str) -> Option<u64> {
     Some(secs * 1000 + frac.parse::<u64>().ok()?)
 }
 
+/// A Slack ts as a number that orders like the timestamps (`"9.5"` before `"10.000001"`);
+/// 0 for anything that is not one.
+pub fn ts_key(ts: &str) -> u128 {
+    let (secs, frac) = ts.split_once('.').unwrap_or((ts, ""));
+    let Ok(secs) = secs.parse::<u128>() else {
+        return 0;
+    };
+    let mut micros: String = frac.chars().take(6).collect();
+    while micros.len() < 6 {
+        micros.push('0');
+    }
+    secs * 1_000_000 + micros.parse::<u128>().unwrap_or(0)
+}
+
 /// The txn id of a Matrix event made from part `part` of a Slack message: unique across the
 /// whole appservice (Synapse deduplicates per path and appservice), and the same on every
 /// retry, so a retried send never duplicates.
@@ -44,6 +58,14 @@ pub fn message_txn_id(team_id: &str, channel_id: &str, ts: &str, part: u32) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_order_as_numbers() {
+        assert!(ts_key("9.5") < ts_key("10.000001"));
+        assert!(ts_key("1700000000.000100") < ts_key("1700000000.000101"));
+        assert_eq!(ts_key("1700000000.5"), ts_key("1700000000.500000"));
+        assert_eq!(ts_key("x"), 0);
+    }
 
     #[test]
     fn ghost_ids_are_lowercase_team_and_user() {

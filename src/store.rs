@@ -63,6 +63,13 @@ pub enum StoreError {
     Query(#[from] sqlx::Error),
     #[error("stored value is invalid: {0}")]
     Corrupt(String),
+    #[error("cannot open the database (SQLite file {db}): cannot lock {lock}: {source}")]
+    Lock {
+        db: String,
+        lock: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -123,6 +130,7 @@ async fn lock_file(db: &std::path::Path) -> Result<Option<std::fs::File>> {
     let mut name = db.as_os_str().to_owned();
     name.push("-migrate.lock");
     let path = std::path::PathBuf::from(name);
+    let lock = path.display().to_string();
     let file = tokio::task::spawn_blocking(move || {
         let f = std::fs::OpenOptions::new()
             .create(true)
@@ -134,7 +142,11 @@ async fn lock_file(db: &std::path::Path) -> Result<Option<std::fs::File>> {
     })
     .await
     .map_err(|e| StoreError::Corrupt(format!("migration lock task failed: {e}")))?
-    .map_err(|e| StoreError::Corrupt(format!("cannot lock the database for migration: {e}")))?;
+    .map_err(|source| StoreError::Lock {
+        db: db.display().to_string(),
+        lock,
+        source,
+    })?;
     Ok(Some(file))
 }
 
@@ -161,7 +173,11 @@ impl Store {
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10));
             let target = format!("SQLite file {}", opts.get_filename().display());
-            let migrate_lock = opts.get_filename().to_owned();
+            // sqlx serialises migrations with an advisory lock on PostgreSQL only; two
+            // processes opening a fresh SQLite file at once would both create the tables. The
+            // first connection also turns the file to WAL, which needs it alone and does not
+            // wait for a busy database: opening and migrating hold the lock together.
+            let _guard = lock_file(opts.get_filename()).await?;
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections.max(1))
                 .connect_with(opts)
@@ -170,9 +186,6 @@ impl Store {
             let store = Store {
                 pool: Pool::Sqlite(pool),
             };
-            // sqlx serialises migrations with an advisory lock on PostgreSQL only; two
-            // processes opening a fresh SQLite file at once would both create the tables.
-            let _guard = lock_file(&migrate_lock).await?;
             store.migrate().await?;
             return Ok(store);
         } else if uri.starts_with("postgres://") || uri.starts_with("postgresql://") {

@@ -321,6 +321,7 @@ async fn messages_and_reactions(db: &TestDb) {
         room_id: "!r".into(),
         thread_ts: None,
         sender: "U1".into(),
+        ..MessageRow::default()
     };
     assert!(store.insert_message(&m(1, "$b")).await.unwrap());
     assert!(store.insert_message(&m(0, "$a")).await.unwrap());
@@ -367,6 +368,64 @@ async fn messages_and_reactions(db: &TestDb) {
         Some(r)
     );
     assert!(store.delete_reaction("$react").await.unwrap());
+
+    // Edits and deletes are recorded on every part.
+    store
+        .set_message_edit_ts("T1", "C1", "1700000000.000100", "1700000005.000001")
+        .await
+        .unwrap();
+    let ts = "1700000000.000100";
+    assert_eq!(store.mark_message_deleted("T1", "C1", ts).await.unwrap(), 2);
+    assert_eq!(
+        store.mark_message_deleted("T1", "C1", ts).await.unwrap(),
+        0,
+        "deleting twice changes nothing"
+    );
+    let parts = store.get_message("T1", "C1", ts).await.unwrap();
+    assert!(
+        parts
+            .iter()
+            .all(|p| p.is_deleted() && p.edit_ts.as_deref() == Some("1700000005.000001"))
+    );
+
+    // The newest reply of a thread, by Slack time (not string order).
+    let reply = |ts: &str, event: &str| MessageRow {
+        ts: ts.into(),
+        thread_ts: Some("9.000001".into()),
+        event_id: event.into(),
+        ..m(0, "")
+    };
+    store
+        .insert_message(&MessageRow {
+            ts: "9.000001".into(),
+            thread_ts: Some("9.000001".into()),
+            ..m(0, "$root")
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .latest_in_thread("T1", "C1", "9.000001")
+            .await
+            .unwrap()
+            .unwrap()
+            .event_id,
+        "$root"
+    );
+    store.insert_message(&reply("9.5", "$r1")).await.unwrap();
+    store
+        .insert_message(&reply("10.000002", "$r2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .latest_in_thread("T1", "C1", "9.000001")
+            .await
+            .unwrap()
+            .unwrap()
+            .event_id,
+        "$r2"
+    );
     assert_eq!(
         store
             .delete_message("T1", "C1", "1700000000.000100")
@@ -479,4 +538,33 @@ async fn slack_events_stored_in_one_transaction(db: &TestDb) {
         .map(|e| e.event_id)
         .collect();
     assert_eq!(ids, ["Ev1", "Ev0", "Ev2"], "stored in arrival order");
+}
+
+/// A fresh SQLite file opened by several at once (the bridge starting while a test or
+/// `doctor` keeps opening it): the first open turns the file to WAL, which fails at once
+/// instead of waiting when another connection is there; every open must succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fresh_sqlite_file_opened_by_many_at_once() {
+    for _ in 0..30 {
+        let dir = tempfile::tempdir().unwrap();
+        let uri = format!("sqlite://{}/bridge.db", dir.path().display());
+        let other = uri.clone();
+        let poller = tokio::spawn(async move {
+            for _ in 0..20 {
+                let store = Store::connect(&other, 1).await.map_err(|e| e.to_string())?;
+                store
+                    .get_portal("T1", "C1")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                store.close().await;
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            Ok::<_, String>(())
+        });
+        let store = Store::connect(&uri, 5)
+            .await
+            .expect("the open beside another succeeds");
+        assert_eq!(store.schema_version().await.unwrap(), store.known_version());
+        poller.await.unwrap().expect("the other opens succeed");
+    }
 }

@@ -4,11 +4,10 @@ use super::{Result, Store, now_ms, on_pool};
 
 const INSERT: &str = "INSERT INTO messages (team_id, channel_id, ts, part, event_id, room_id, thread_ts, sender, created_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING";
-const SELECT: &str =
-    "SELECT team_id, channel_id, ts, part, event_id, room_id, thread_ts, sender FROM messages";
+const SELECT: &str = "SELECT team_id, channel_id, ts, part, event_id, room_id, thread_ts, sender, edit_ts, deleted FROM messages";
 const DELETE: &str = "DELETE FROM messages WHERE team_id = $1 AND channel_id = $2 AND ts = $3";
 
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct MessageRow {
     pub team_id: String,
     pub channel_id: String,
@@ -17,7 +16,18 @@ pub struct MessageRow {
     pub event_id: String,
     pub room_id: String,
     pub thread_ts: Option<String>,
+    /// The Slack user (or bot) who wrote it, or the Matrix user for posts from Matrix.
     pub sender: String,
+    /// The newest Slack edit bridged (`edited.ts`); not written by [`Store::insert_message`].
+    pub edit_ts: Option<String>,
+    /// 1 once deleted on either side; not written by [`Store::insert_message`].
+    pub deleted: i64,
+}
+
+impl MessageRow {
+    pub fn is_deleted(&self) -> bool {
+        self.deleted != 0
+    }
 }
 
 impl Store {
@@ -63,6 +73,66 @@ impl Store {
             .bind(event_id)
             .fetch_optional(pool)
             .await?))
+    }
+
+    /// The newest part-0 row of a thread (a reply, or the root itself), for the reply fallback
+    /// of the next reply.
+    pub async fn latest_in_thread(
+        &self,
+        team_id: &str,
+        channel_id: &str,
+        thread_ts: &str,
+    ) -> Result<Option<MessageRow>> {
+        let sql = format!(
+            "{SELECT} WHERE team_id = $1 AND channel_id = $2 AND (thread_ts = $3 OR ts = $3) AND part = 0 AND deleted = 0"
+        );
+        let rows: Vec<MessageRow> = on_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(team_id)
+            .bind(channel_id)
+            .bind(thread_ts)
+            .fetch_all(pool)
+            .await?);
+        // ts strings sort as numbers only at equal length: compare them as Slack timestamps.
+        Ok(rows.into_iter().max_by_key(|r| crate::ids::ts_key(&r.ts)))
+    }
+
+    /// Records that the Slack edit `edit_ts` of a message reached Matrix.
+    pub async fn set_message_edit_ts(
+        &self,
+        team_id: &str,
+        channel_id: &str,
+        ts: &str,
+        edit_ts: &str,
+    ) -> Result<()> {
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE messages SET edit_ts = $4 WHERE team_id = $1 AND channel_id = $2 AND ts = $3",
+        )
+        .bind(team_id)
+        .bind(channel_id)
+        .bind(ts)
+        .bind(edit_ts)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// Marks every part of a message deleted; returns how many parts were not already.
+    pub async fn mark_message_deleted(
+        &self,
+        team_id: &str,
+        channel_id: &str,
+        ts: &str,
+    ) -> Result<u64> {
+        Ok(on_pool!(self, pool => sqlx::query(
+            "UPDATE messages SET deleted = 1 WHERE team_id = $1 AND channel_id = $2 AND ts = $3 AND deleted = 0",
+        )
+        .bind(team_id)
+        .bind(channel_id)
+        .bind(ts)
+        .execute(pool)
+        .await?
+        .rows_affected()))
     }
 
     pub async fn delete_message(&self, team_id: &str, channel_id: &str, ts: &str) -> Result<u64> {

@@ -221,9 +221,17 @@ impl Env {
         }
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(
-            slack_bridge::run(bridge, async {
-                let _ = rx.await;
-            })
+            async {
+                let r = slack_bridge::run(bridge, async {
+                    let _ = rx.await;
+                })
+                .await;
+                // What the binary would print before exiting, for the failing test's log.
+                if let Err(e) = &r {
+                    tracing::error!(target: "slack_bridge::test", error = %e, "the bridge stopped with an error");
+                }
+                r
+            }
             .instrument(super::logs::bridge_span()),
         );
         RunningBridge {
