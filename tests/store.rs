@@ -365,7 +365,14 @@ async fn messages_and_reactions(db: &TestDb) {
             .get_reaction("T1", "C1", "1700000000.000100", "U2", "thumbsup")
             .await
             .unwrap(),
-        Some(r)
+        Some(r.clone())
+    );
+    assert_eq!(
+        store
+            .reactions_of("T1", "C1", "1700000000.000100", "U2")
+            .await
+            .unwrap(),
+        std::slice::from_ref(&r)
     );
     assert!(store.delete_reaction("$react").await.unwrap());
 

@@ -434,6 +434,7 @@ async fn record_post(
             room_id: room.to_owned(),
             thread_ts: None,
             sender: sender.to_owned(),
+            ..MessageRow::default()
         })
         .await?;
     tracing::debug!(%event_id, channel = %portal.channel_id, %ts, "matrix message bridged");

@@ -7,6 +7,9 @@
 
 use std::sync::Arc;
 
+mod changes;
+mod reactions;
+
 use super::{
     BridgeError, Core, LoginRuntime, Result, ghost, portal,
     queue::{Handled, QueueHandler},
@@ -22,11 +25,13 @@ use crate::{
     store::{MessageRow, QueueTable, QueuedItem},
 };
 use ruma::{
-    MilliSecondsSinceUnixEpoch, OwnedUserId, RoomId, UInt, UserId,
+    MilliSecondsSinceUnixEpoch, OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UInt, UserId,
     events::{
         Mentions,
+        relation::{Reply, Thread},
         room::message::{
-            EmoteMessageEventContent, MessageType, RoomMessageEventContent, TextMessageEventContent,
+            EmoteMessageEventContent, MessageType, Relation, RoomMessageEventContent,
+            TextMessageEventContent,
         },
     },
 };
@@ -80,8 +85,14 @@ async fn handle_event(core: &Arc<Core>, rt: &Arc<LoginRuntime>, event: SlackEven
             .await;
             Ok(())
         }
-        // The echo of our own post.
-        SlackEvent::Message(_) if ours => Ok(()),
+        // The echo of our own post, edit or reaction.
+        SlackEvent::Message(_) | SlackEvent::ReactionAdded(_) | SlackEvent::ReactionRemoved(_)
+            if ours =>
+        {
+            Ok(())
+        }
+        SlackEvent::ReactionAdded(r) => reactions::on_added(core, rt, &r).await,
+        SlackEvent::ReactionRemoved(r) => reactions::on_removed(core, rt, &r).await,
         SlackEvent::Message(m) => handle_message(core, rt, m).await,
         _ => Ok(()),
     }
@@ -95,10 +106,19 @@ async fn handle_message(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: MessageEven
         MessageSubtype::ChannelName { name, .. } => {
             return portal::update_meta(core, rt, &m.channel, Some(name.clone()), None).await;
         }
+        MessageSubtype::Changed {
+            message,
+            previous_message,
+        } => {
+            return changes::on_changed(core, rt, &m.channel, message, previous_message.as_deref())
+                .await;
+        }
+        MessageSubtype::Deleted { deleted_ts, .. } => {
+            return changes::on_deleted(core, rt, &m.channel, deleted_ts).await;
+        }
         _ => {}
     }
     if !m.is_new_message() {
-        // Edits, deletes and the rest arrive with the next fidelity work.
         return Ok(());
     }
     let msg = &m.message;
@@ -109,28 +129,182 @@ async fn handle_message(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: MessageEven
     {
         return Ok(());
     }
-    if !core
+    let done: Vec<i64> = core
         .store
         .get_message(rt.team_id(), &m.channel, &msg.ts)
         .await?
-        .is_empty()
-    {
+        .iter()
+        .map(|r| r.part)
+        .collect();
+    let sender = sender_of(msg)?;
+    let target = Target::of(core, rt, &m.channel, &sender).await?;
+    let is_me = m.subtype == MessageSubtype::MeMessage;
+    let content = message_content(core, rt, msg, is_me).await;
+    // A thread reply joins its root's thread; a broadcast reply is in the thread and, as a
+    // reply to the root, in the main timeline too. A reply whose root was never bridged
+    // (older than the portal) arrives as a plain message.
+    let mut parts = Vec::new();
+    match thread_of(core, rt, &m.channel, msg).await? {
+        Some((root, latest)) => {
+            let mut in_thread = content.clone();
+            in_thread.relates_to = Some(Relation::Thread(Thread::plain(root.clone(), latest)));
+            parts.push(in_thread);
+            if m.subtype == MessageSubtype::ThreadBroadcast {
+                let mut in_main = content;
+                in_main.relates_to = Some(Relation::Reply(Reply::with_event_id(root)));
+                parts.push(in_main);
+            }
+        }
+        None => parts.push(content),
+    }
+    if parts.len() == done.len() {
         // Already bridged (a redelivery that got past the inbox, or a replay).
         return Ok(());
     }
-    let sender = msg
-        .user
+    let ts = matrix_ts(&msg.ts);
+    for (part, content) in parts.iter().enumerate() {
+        let part = part as u32;
+        if done.contains(&i64::from(part)) {
+            continue;
+        }
+        let txn = ids::message_txn_id(rt.team_id(), &m.channel, &msg.ts, part);
+        let event_id = target.send(core, &txn, content, ts).await?;
+        core.store
+            .insert_message(&MessageRow {
+                team_id: rt.team_id().to_owned(),
+                channel_id: m.channel.clone(),
+                ts: msg.ts.clone(),
+                part: i64::from(part),
+                event_id: event_id.to_string(),
+                room_id: target.room.to_string(),
+                thread_ts: msg.thread_ts.clone(),
+                sender: sender.clone(),
+                ..MessageRow::default()
+            })
+            .await?;
+        tracing::debug!(team = %rt.team_id(), channel = %m.channel, ts = %msg.ts, part, event_id = %event_id, "slack message bridged");
+    }
+    Ok(())
+}
+
+/// Who wrote a message: its user, or the bot that posted it.
+fn sender_of(msg: &Message) -> Result<String> {
+    msg.user
         .clone()
         .or_else(|| msg.bot_id.clone())
-        .ok_or_else(|| BridgeError::Other("message without a sender".into()))?;
-    let portal = portal::ensure_portal(core, rt, &m.channel).await?;
-    let room = portal
-        .room_id
-        .clone()
-        .ok_or_else(|| BridgeError::Other("portal without a room".into()))?;
-    let ghost = ghost::ensure_ghost(core, rt, &sender).await?;
-    ghost::ensure_joined(core, &room, &ghost).await?;
+        .ok_or_else(|| BridgeError::Other("message without a sender".into()))
+}
 
+/// A Slack user's ghost in a portal room, joined, ready to send.
+pub(super) struct Target {
+    pub room: OwnedRoomId,
+    pub ghost: OwnedUserId,
+}
+
+impl Target {
+    /// The portal of `channel` (created when missing) and the ghost of `slack_user` in it.
+    pub async fn of(
+        core: &Arc<Core>,
+        rt: &Arc<LoginRuntime>,
+        channel: &str,
+        slack_user: &str,
+    ) -> Result<Target> {
+        let portal = portal::ensure_portal(core, rt, channel).await?;
+        let room = portal
+            .room_id
+            .clone()
+            .ok_or_else(|| BridgeError::Other("portal without a room".into()))?;
+        Self::in_room(core, rt, &room, slack_user).await
+    }
+
+    pub async fn in_room(
+        core: &Arc<Core>,
+        rt: &Arc<LoginRuntime>,
+        room: &str,
+        slack_user: &str,
+    ) -> Result<Target> {
+        let ghost = ghost::ensure_ghost(core, rt, slack_user).await?;
+        ghost::ensure_joined(core, room, &ghost).await?;
+        Ok(Target {
+            room: RoomId::parse(room).map_err(|e| BridgeError::Other(format!("room id: {e}")))?,
+            ghost: UserId::parse(&ghost)
+                .map_err(|e| BridgeError::Other(format!("ghost id: {e}")))?,
+        })
+    }
+
+    /// Sends `content` as the ghost; a ghost no longer in the room (kicked) joins again and
+    /// sends once more. The txn id makes a retry after a lost response a no-op.
+    pub async fn send<C: ruma::events::MessageLikeEventContent>(
+        &self,
+        core: &Core,
+        txn: &str,
+        content: &C,
+        ts: Option<MilliSecondsSinceUnixEpoch>,
+    ) -> Result<OwnedEventId> {
+        let started = std::time::Instant::now();
+        let sent = match core
+            .matrix
+            .send_message(Some(&self.ghost), &self.room, txn, content, ts)
+            .await
+        {
+            Ok(id) => id,
+            Err(e) if e.errcode() == Some("M_FORBIDDEN") => {
+                self.rejoin(core).await?;
+                core.matrix
+                    .send_message(Some(&self.ghost), &self.room, txn, content, ts)
+                    .await?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        core.metrics.matrix_send(started.elapsed());
+        Ok(sent)
+    }
+
+    /// Sends a reaction as the ghost; None when the ghost already reacted with that key.
+    pub async fn react(
+        &self,
+        core: &Core,
+        txn: &str,
+        content: &ruma::events::reaction::ReactionEventContent,
+        ts: Option<MilliSecondsSinceUnixEpoch>,
+    ) -> Result<Option<OwnedEventId>> {
+        match core
+            .matrix
+            .send_reaction(Some(&self.ghost), &self.room, txn, content, ts)
+            .await
+        {
+            Ok(id) => Ok(id),
+            Err(e) if e.errcode() == Some("M_FORBIDDEN") => {
+                self.rejoin(core).await?;
+                Ok(core
+                    .matrix
+                    .send_reaction(Some(&self.ghost), &self.room, txn, content, ts)
+                    .await?)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn rejoin(&self, core: &Core) -> Result<()> {
+        core.forget_joined(self.room.as_str(), self.ghost.as_str());
+        ghost::ensure_joined(core, self.room.as_str(), self.ghost.as_str()).await
+    }
+}
+
+/// A Slack ts as the `ts` of a Matrix event (the appservice timestamp massaging).
+pub(super) fn matrix_ts(ts: &str) -> Option<MilliSecondsSinceUnixEpoch> {
+    ids::ts_to_millis(ts)
+        .and_then(UInt::new)
+        .map(MilliSecondsSinceUnixEpoch)
+}
+
+/// The Matrix rendering of a message's text: formatted, with pills and `m.mentions`.
+pub(super) async fn message_content(
+    core: &Arc<Core>,
+    rt: &Arc<LoginRuntime>,
+    msg: &Message,
+    is_me: bool,
+) -> RoomMessageEventContent {
     let ctx = mention_context(core, rt, msg).await;
     let converted = format::slack_to_matrix(&msg.text, msg.blocks.as_ref(), &ctx);
     let mut mentions = Mentions::new();
@@ -140,58 +314,44 @@ async fn handle_message(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: MessageEven
         .filter_map(|u| UserId::parse(u).ok())
         .collect::<std::collections::BTreeSet<OwnedUserId>>();
     mentions.room = converted.mentions_room;
-    let msgtype = match (&m.subtype, converted.formatted_body.clone()) {
-        (MessageSubtype::MeMessage, Some(html)) => {
-            MessageType::Emote(EmoteMessageEventContent::html(converted.body.clone(), html))
-        }
-        (MessageSubtype::MeMessage, None) => {
-            MessageType::Emote(EmoteMessageEventContent::plain(converted.body.clone()))
-        }
-        (_, Some(html)) => {
-            MessageType::Text(TextMessageEventContent::html(converted.body.clone(), html))
-        }
-        (_, None) => MessageType::Text(TextMessageEventContent::plain(converted.body.clone())),
+    let body = converted.body;
+    let msgtype = match (is_me, converted.formatted_body) {
+        (true, Some(html)) => MessageType::Emote(EmoteMessageEventContent::html(body, html)),
+        (true, None) => MessageType::Emote(EmoteMessageEventContent::plain(body)),
+        (false, Some(html)) => MessageType::Text(TextMessageEventContent::html(body, html)),
+        (false, None) => MessageType::Text(TextMessageEventContent::plain(body)),
     };
-    let content = RoomMessageEventContent::new(msgtype).add_mentions(mentions);
-    let room_id = RoomId::parse(&room).map_err(|e| BridgeError::Other(format!("room id: {e}")))?;
-    let ghost_id =
-        UserId::parse(&ghost).map_err(|e| BridgeError::Other(format!("ghost id: {e}")))?;
-    let ts = ids::ts_to_millis(&msg.ts)
-        .and_then(UInt::new)
-        .map(MilliSecondsSinceUnixEpoch);
-    let txn = ids::message_txn_id(rt.team_id(), &m.channel, &msg.ts, 0);
-    let started = std::time::Instant::now();
-    let event_id = match core
-        .matrix
-        .send_message(Some(&ghost_id), &room_id, &txn, &content, ts)
-        .await
-    {
-        Ok(id) => id,
-        // The ghost is no longer in the room (kicked): join again and send once more.
-        Err(e) if e.errcode() == Some("M_FORBIDDEN") => {
-            core.forget_joined(&room, &ghost);
-            ghost::ensure_joined(core, &room, &ghost).await?;
-            core.matrix
-                .send_message(Some(&ghost_id), &room_id, &txn, &content, ts)
-                .await?
-        }
-        Err(e) => return Err(e.into()),
+    RoomMessageEventContent::new(msgtype).add_mentions(mentions)
+}
+
+/// For a thread reply whose root was bridged: the root's event and the thread's newest event
+/// (the reply fallback for clients without threads).
+async fn thread_of(
+    core: &Core,
+    rt: &LoginRuntime,
+    channel: &str,
+    msg: &Message,
+) -> Result<Option<(OwnedEventId, OwnedEventId)>> {
+    let Some(root_ts) = msg.thread_ts.as_deref().filter(|_| msg.is_thread_reply()) else {
+        return Ok(None);
     };
-    core.metrics.matrix_send(started.elapsed());
-    core.store
-        .insert_message(&MessageRow {
-            team_id: rt.team_id().to_owned(),
-            channel_id: m.channel.clone(),
-            ts: msg.ts.clone(),
-            part: 0,
-            event_id: event_id.to_string(),
-            room_id: room,
-            thread_ts: msg.thread_ts.clone(),
-            sender,
-        })
+    let root = core
+        .store
+        .get_message(rt.team_id(), channel, root_ts)
         .await?;
-    tracing::debug!(team = %rt.team_id(), channel = %m.channel, ts = %msg.ts, event_id = %event_id, "slack message bridged");
-    Ok(())
+    let Some(root) = root.first() else {
+        tracing::debug!(%channel, ts = %msg.ts, thread_ts = %root_ts, "thread root was never bridged; sending the reply as a plain message");
+        return Ok(None);
+    };
+    let latest = core
+        .store
+        .latest_in_thread(rt.team_id(), channel, root_ts)
+        .await?
+        .map_or_else(|| root.event_id.clone(), |r| r.event_id);
+    let parse = |id: &str| {
+        ruma::EventId::parse(id).map_err(|e| BridgeError::Other(format!("stored event id: {e}")))
+    };
+    Ok(Some((parse(&root.event_id)?, parse(&latest)?)))
 }
 
 /// Resolves the users and channels a message mentions, for pills.

@@ -57,6 +57,26 @@ impl Store {
             .await?))
     }
 
+    /// Every reaction one user has on a message.
+    pub async fn reactions_of(
+        &self,
+        team_id: &str,
+        channel_id: &str,
+        msg_ts: &str,
+        user_id: &str,
+    ) -> Result<Vec<ReactionRow>> {
+        let sql = format!(
+            "{SELECT} WHERE team_id = $1 AND channel_id = $2 AND msg_ts = $3 AND user_id = $4 ORDER BY created_at"
+        );
+        Ok(on_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(team_id)
+            .bind(channel_id)
+            .bind(msg_ts)
+            .bind(user_id)
+            .fetch_all(pool)
+            .await?))
+    }
+
     pub async fn delete_reaction(&self, event_id: &str) -> Result<bool> {
         let n = on_pool!(self, pool => sqlx::query(DELETE).bind(event_id).execute(pool).await?.rows_affected());
         Ok(n > 0)

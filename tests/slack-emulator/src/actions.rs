@@ -223,6 +223,44 @@ impl Workspace {
         Ok((edit_ts, vec![ev]))
     }
 
+    /// Adds a link preview to a message's `attachments`, as Slack does a moment after a post
+    /// with a link; the `message_changed` keeps `text` and `edited` as they were.
+    pub(crate) fn act_unfurl(
+        &mut self,
+        channel: &str,
+        ts: &str,
+        url: &str,
+        title: &str,
+    ) -> Outcome<()> {
+        let c = self
+            .channel(channel)
+            .ok_or_else(|| Error::new("channel_not_found"))?;
+        let m = c
+            .message(ts)
+            .ok_or_else(|| Error::new("message_not_found"))?;
+        let before = self.message_json(c, m);
+        let c = self.channel_mut(channel).unwrap();
+        let m = c.message_mut(ts).unwrap();
+        let attachments = m.body.entry("attachments").or_insert_with(|| json!([]));
+        if let Some(list) = attachments.as_array_mut() {
+            let id = list.len() + 1;
+            list.push(json!({
+                "id": id,
+                "from_url": url,
+                "original_url": url,
+                "title": title,
+                "title_link": url,
+                "fallback": title,
+                "service_name": url.split("://").nth(1).and_then(|r| r.split('/').next()).unwrap_or_default(),
+            }));
+        }
+        let c = self.channel(channel).unwrap();
+        let after = self.message_json(c, c.message(ts).unwrap());
+        let ev_ts = self.clock.next();
+        let ev = self.message_changed_event(c, before, after, &ev_ts);
+        Ok(((), vec![ev]))
+    }
+
     /// Deletes a message. A thread root with replies becomes a tombstone, as in Slack.
     pub(crate) fn act_delete(
         &mut self,

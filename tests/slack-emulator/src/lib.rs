@@ -269,6 +269,11 @@ impl Emulator {
     pub fn edit(&self, user: &str, channel: &str, ts: &str, text: &str) -> Result<String, Error> {
         self.act(|w| w.act_edit(user, channel, ts, text, None, None))
     }
+    /// Slack unfurls a link of a message: `attachments` gain a preview of `url` and a
+    /// `message_changed` follows, with no `edited` (it is not an edit).
+    pub fn unfurl(&self, channel: &str, ts: &str, url: &str, title: &str) -> Result<(), Error> {
+        self.act(|w| w.act_unfurl(channel, ts, url, title))
+    }
     /// Deletes a message (`message_deleted`); authors and admins may.
     pub fn delete(&self, user: &str, channel: &str, ts: &str) -> Result<(), Error> {
         self.act(|w| w.act_delete(Some(user), channel, ts))

@@ -1,0 +1,128 @@
+//! Slack → Matrix reactions: `reaction_added` becomes an `m.annotation` from the reacting
+//! user's ghost, keyed by the Unicode emoji (skin tones included); `reaction_removed` redacts
+//! exactly that user's annotation.
+
+use std::sync::Arc;
+
+use ruma::{
+    EventId, RoomId,
+    events::{reaction::ReactionEventContent, relation::Annotation},
+};
+
+use super::{Target, matrix_ts};
+use crate::{
+    bridge::{BridgeError, Core, LoginRuntime, Result},
+    format::emoji,
+    slack::events::ReactionEvent,
+    store::ReactionRow,
+};
+
+/// The message a reaction is on, when it is a bridged message.
+async fn target_message(
+    core: &Core,
+    rt: &LoginRuntime,
+    r: &ReactionEvent,
+) -> Result<Option<(String, String, crate::store::MessageRow)>> {
+    let (Some(channel), Some(ts)) = (r.item.channel.as_deref(), r.item.ts.as_deref()) else {
+        // Reactions on files and file comments have no message to land on.
+        return Ok(None);
+    };
+    let rows = core.store.get_message(rt.team_id(), channel, ts).await?;
+    let Some(first) = rows.into_iter().find(|m| !m.is_deleted()) else {
+        tracing::debug!(%channel, %ts, reaction = %r.reaction, "reaction on a message the bridge never bridged; ignored");
+        return Ok(None);
+    };
+    Ok(Some((channel.to_owned(), ts.to_owned(), first)))
+}
+
+/// The annotation key of a Slack reaction name: its emoji, or `:name:` for a workspace's own
+/// emoji.
+pub fn reaction_key(name: &str) -> String {
+    emoji::shortcode_to_unicode(name).map_or_else(|| format!(":{name}:"), str::to_owned)
+}
+
+pub(super) async fn on_added(
+    core: &Arc<Core>,
+    rt: &Arc<LoginRuntime>,
+    r: &ReactionEvent,
+) -> Result<()> {
+    let Some((channel, ts, message)) = target_message(core, rt, r).await? else {
+        return Ok(());
+    };
+    let team = rt.team_id();
+    let key = reaction_key(&r.reaction);
+    // Bridged already (a redelivery), or the same emoji under another name (`+1` and
+    // `thumbsup`): not every homeserver refuses a second annotation with one key.
+    let had = core
+        .store
+        .reactions_of(team, &channel, &ts, &r.user)
+        .await?;
+    if had
+        .iter()
+        .any(|h| h.emoji == r.reaction || reaction_key(&h.emoji) == key)
+    {
+        return Ok(());
+    }
+    let target = Target::in_room(core, rt, &message.room_id, &r.user).await?;
+    let event = EventId::parse(&message.event_id)
+        .map_err(|e| BridgeError::Other(format!("stored event id: {e}")))?;
+    let content = ReactionEventContent::new(Annotation::new(event, key));
+    let txn = format!(
+        "slack-react-{team}-{channel}-{ts}-{}-{}",
+        r.user, r.reaction
+    );
+    let sent = target
+        .react(core, &txn, &content, matrix_ts(&r.event_ts))
+        .await?;
+    // None: the ghost already has this key (`+1` and `thumbsup` are one emoji).
+    if let Some(event_id) = sent {
+        core.store
+            .insert_reaction(&ReactionRow {
+                team_id: team.to_owned(),
+                channel_id: channel.clone(),
+                msg_ts: ts.clone(),
+                user_id: r.user.clone(),
+                emoji: r.reaction.clone(),
+                event_id: event_id.to_string(),
+                room_id: message.room_id.clone(),
+            })
+            .await?;
+        tracing::debug!(%channel, %ts, reaction = %r.reaction, %event_id, "slack reaction bridged");
+    }
+    Ok(())
+}
+
+pub(super) async fn on_removed(
+    core: &Arc<Core>,
+    rt: &Arc<LoginRuntime>,
+    r: &ReactionEvent,
+) -> Result<()> {
+    let (Some(channel), Some(ts)) = (r.item.channel.as_deref(), r.item.ts.as_deref()) else {
+        return Ok(());
+    };
+    let Some(row) = core
+        .store
+        .get_reaction(rt.team_id(), channel, ts, &r.user, &r.reaction)
+        .await?
+    else {
+        tracing::debug!(%channel, %ts, reaction = %r.reaction, "removal of a reaction the bridge never bridged; ignored");
+        return Ok(());
+    };
+    let target = Target::in_room(core, rt, &row.room_id, &r.user).await?;
+    let room = RoomId::parse(&row.room_id)
+        .map_err(|e| BridgeError::Other(format!("stored room id: {e}")))?;
+    let event = EventId::parse(&row.event_id)
+        .map_err(|e| BridgeError::Other(format!("stored event id: {e}")))?;
+    let txn = format!("slack-unreact-{}", row.event_id);
+    match core
+        .matrix
+        .redact(Some(&target.ghost), &room, &event, &txn, None)
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if e.errcode() == Some("M_NOT_FOUND") => {}
+        Err(e) => return Err(e.into()),
+    }
+    core.store.delete_reaction(&row.event_id).await?;
+    Ok(())
+}
