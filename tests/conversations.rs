@@ -4,11 +4,11 @@
 
 mod support;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use slack_emulator::Workspace;
 use support::{
     TestDb,
-    world::{WAIT, World, body, world_with},
+    world::{WAIT, World, body, bot, poll, world_with},
 };
 use testkit::HomeserverKind;
 
@@ -16,6 +16,8 @@ on_every_homeserver_and_database!(
     slack_edits_and_deletes_reach_matrix_once,
     slack_reactions_reach_matrix_once,
     slack_threads_reach_matrix_as_threads,
+    matrix_edits_deletes_and_reactions_reach_slack,
+    matrix_threads_and_replies_reach_slack_threads,
 );
 
 async fn setup(hs: HomeserverKind, db: Option<TestDb>) -> World {
@@ -283,5 +285,269 @@ async fn slack_threads_reach_matrix_as_threads(hs: HomeserverKind, db: Option<Te
     let late = by_body("late reply to old news");
     assert_eq!(late.len(), 1, "a reply to an unbridged root still lands");
     assert!(late[0]["content"].get("m.relates_to").is_none());
+    bridge.stop().await.unwrap();
+}
+
+/// The reactions Slack shows on a message: `(name, users)`.
+fn slack_reactions(w: &World, channel: &str, ts: &str) -> Vec<(String, Vec<String>)> {
+    let m = w.emu.message(channel, ts).unwrap_or_default();
+    m["reactions"]
+        .as_array()
+        .map(|rs| {
+            rs.iter()
+                .map(|r| {
+                    let users = r["users"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|u| u.as_str().unwrap().to_owned())
+                        .collect();
+                    (r["name"].as_str().unwrap().to_owned(), users)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// From Matrix: an edit updates the Slack message, a redaction deletes it, reactions (skin
+/// tone, U+FE0F, the same emoji from two users) become the bot's Slack reactions, and
+/// redacting them removes a reaction once no Matrix user keeps it. Their echoes change
+/// nothing in the room.
+async fn matrix_edits_deletes_and_reactions_reach_slack(hs: HomeserverKind, db: Option<TestDb>) {
+    let w = setup(hs, db).await;
+    let bridge = w.env.run_bridge_full().await;
+    let general = w.emu.channel_id("general").unwrap();
+    let room = w.joined_room_of(&general).await;
+    let alice = w.emu.user_id("alice").unwrap();
+    let bot_user = w.emu.bot_user_id();
+
+    let helo = w.owner.send_text(&room, "helo").await.unwrap();
+    let posted = w.wait_for_post("helo").await;
+    let ts = posted.response["ts"].as_str().unwrap().to_owned();
+    w.owner
+        .send_event(
+            &room,
+            "m.room.message",
+            &json!({
+                "msgtype": "m.text",
+                "body": "* hello",
+                "m.new_content": {"msgtype": "m.text", "body": "hello **there**",
+                    "format": "org.matrix.custom.html", "formatted_body": "hello <b>there</b>"},
+                "m.relates_to": {"rel_type": "m.replace", "event_id": helo},
+            }),
+        )
+        .await
+        .unwrap();
+    poll("the edit on Slack", WAIT, async || {
+        (w.emu.message(&general, &ts)?["text"] == "hello *there*").then_some(())
+    })
+    .await;
+    let updates = w.emu.calls("chat.update");
+    assert_eq!(updates.len(), 1, "one chat.update for one edit");
+    assert_eq!(updates[0].param("ts").as_deref(), Some(ts.as_str()));
+    assert_eq!(
+        updates[0].param("channel").as_deref(),
+        Some(general.as_str())
+    );
+
+    // Reactions on a Slack message.
+    let slack_ts = w.emu.post_message(&alice, &general, "react here").unwrap();
+    let target = w
+        .owner
+        .wait_for_text(&room, "react here", WAIT)
+        .await
+        .unwrap();
+    let target = target["event_id"].as_str().unwrap().to_owned();
+    let react = async |client: &testkit::TestClient, key: &str| {
+        client
+            .send_event(
+                &room,
+                "m.reaction",
+                &json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": target, "key": key}}),
+            )
+            .await
+            .unwrap()
+    };
+    let eve = w
+        .env
+        .hs
+        .register_user("eve", "pw-eve", false)
+        .await
+        .unwrap();
+    w.env
+        .bot_client()
+        .await
+        .invite(&room, eve.user_id())
+        .await
+        .unwrap();
+    eve.join(&room).await.unwrap();
+    react(&w.owner, "👍🏽").await;
+    react(&w.owner, "❤\u{fe0f}").await;
+    let owner_tada = react(&w.owner, "🎉").await;
+    let eve_tada = react(&eve, "🎉").await;
+    react(&w.owner, "not an emoji").await;
+    let notice = w
+        .owner
+        .wait_for_event(
+            &room,
+            |e| e["sender"] == bot().as_str() && body(e).contains("not an emoji"),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert!(body(&notice).contains("Slack has no emoji"), "{notice}");
+    let want = |names: &[&str]| -> Vec<(String, Vec<String>)> {
+        names
+            .iter()
+            .map(|n| (n.to_string(), vec![bot_user.clone()]))
+            .collect()
+    };
+    poll("the reactions on Slack", WAIT, async || {
+        (slack_reactions(&w, &general, &slack_ts) == want(&["+1::skin-tone-4", "heart", "tada"]))
+            .then_some(())
+    })
+    .await;
+
+    // 🎉 stays while eve keeps hers, and goes with it.
+    w.owner.redact(&room, &owner_tada, None).await.unwrap();
+    w.owner.send_text(&room, "sentinel 1").await.unwrap();
+    w.wait_for_post("sentinel 1").await;
+    assert_eq!(
+        slack_reactions(&w, &general, &slack_ts),
+        want(&["+1::skin-tone-4", "heart", "tada"]),
+        "eve still reacts with 🎉"
+    );
+    eve.redact(&room, &eve_tada, None).await.unwrap();
+    poll("🎉 removed on Slack", WAIT, async || {
+        (slack_reactions(&w, &general, &slack_ts) == want(&["+1::skin-tone-4", "heart"]))
+            .then_some(())
+    })
+    .await;
+
+    // Deleting the Matrix message deletes it on Slack, once; the echo redacts nothing more.
+    w.owner.redact(&room, &helo, None).await.unwrap();
+    poll("the delete on Slack", WAIT, async || {
+        w.emu.message(&general, &ts).is_none().then_some(())
+    })
+    .await;
+    w.emu.post_message(&alice, &general, "sentinel 2").unwrap();
+    w.owner
+        .wait_for_text(&room, "sentinel 2", WAIT)
+        .await
+        .unwrap();
+    let events = timeline(&w, &room).await;
+    let redactions = events
+        .iter()
+        .filter(|e| e["type"] == "m.room.redaction" && e["redacts"] == helo.as_str())
+        .count();
+    assert_eq!(redactions, 1, "only the owner's redaction");
+    let ghost_edits = events
+        .iter()
+        .filter(|e| {
+            e["content"]["m.relates_to"]["rel_type"] == "m.replace"
+                && e["sender"] != w.owner.user_id()
+        })
+        .count();
+    assert_eq!(
+        ghost_edits, 0,
+        "the echo of chat.update is not bridged back"
+    );
+    assert_eq!(w.emu.calls("chat.delete").len(), 1);
+    assert_eq!(
+        w.emu.calls("reactions.add").len(),
+        4,
+        "👍🏽, ❤️, and 🎉 from each user (the second answered already_reacted)"
+    );
+    bridge.stop().await.unwrap();
+}
+
+/// From Matrix: a thread reply goes to the Slack thread of its root; a rich reply to a Slack
+/// message starts (or joins) that message's thread.
+async fn matrix_threads_and_replies_reach_slack_threads(hs: HomeserverKind, db: Option<TestDb>) {
+    let w = setup(hs, db).await;
+    let bridge = w.env.run_bridge_full().await;
+    let general = w.emu.channel_id("general").unwrap();
+    let room = w.joined_room_of(&general).await;
+    let alice = w.emu.user_id("alice").unwrap();
+
+    let root_ts = w.emu.post_message(&alice, &general, "slack root").unwrap();
+    let root = w
+        .owner
+        .wait_for_text(&room, "slack root", WAIT)
+        .await
+        .unwrap();
+    let root_id = root["event_id"].as_str().unwrap().to_owned();
+    let reply_ts = w
+        .emu
+        .reply(&alice, &general, &root_ts, "slack reply")
+        .unwrap();
+    let reply = w
+        .owner
+        .wait_for_text(&room, "slack reply", WAIT)
+        .await
+        .unwrap();
+    let lone_ts = w
+        .emu
+        .post_message(&alice, &general, "lone message")
+        .unwrap();
+    let lone = w
+        .owner
+        .wait_for_text(&room, "lone message", WAIT)
+        .await
+        .unwrap();
+
+    // Sends `body` and returns the post whose text is its last paragraph.
+    let send = async |body: &str, relates_to: Value| {
+        w.owner
+            .send_event(
+                &room,
+                "m.room.message",
+                &json!({"msgtype": "m.text", "body": body, "m.relates_to": relates_to}),
+            )
+            .await
+            .unwrap();
+        w.wait_for_post(body.rsplit("\n\n").next().unwrap()).await
+    };
+    let in_thread = send(
+        "matrix in thread",
+        json!({"rel_type": "m.thread", "event_id": root_id, "is_falling_back": true,
+               "m.in_reply_to": {"event_id": reply["event_id"]}}),
+    )
+    .await;
+    assert_eq!(
+        in_thread.param("thread_ts").as_deref(),
+        Some(root_ts.as_str())
+    );
+    let to_reply = send(
+        "matrix reply to a reply",
+        json!({"m.in_reply_to": {"event_id": reply["event_id"]}}),
+    )
+    .await;
+    assert_eq!(
+        to_reply.param("thread_ts").as_deref(),
+        Some(root_ts.as_str()),
+        "a reply to a thread reply joins that thread"
+    );
+    let to_lone = send(
+        "> <@alice> lone message\n\nmatrix reply to lone",
+        json!({"m.in_reply_to": {"event_id": lone["event_id"]}}),
+    )
+    .await;
+    assert_eq!(
+        to_lone.param("thread_ts").as_deref(),
+        Some(lone_ts.as_str()),
+        "a reply to a message starts its thread, without the quoted fallback"
+    );
+    let replies: Vec<String> = w
+        .emu
+        .messages(&general)
+        .iter()
+        .filter(|m| m["thread_ts"] == root_ts.as_str() && m["ts"] != root_ts.as_str())
+        .filter_map(|m| m["text"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        replies.len() >= 3,
+        "in Slack's thread: {replies:?} (reply {reply_ts})"
+    );
     bridge.stop().await.unwrap();
 }

@@ -374,6 +374,21 @@ async fn messages_and_reactions(db: &TestDb) {
             .unwrap(),
         std::slice::from_ref(&r)
     );
+    assert_eq!(
+        store
+            .get_reaction_by_event("$react")
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&r)
+    );
+    assert_eq!(
+        store
+            .reactions_with("T1", "C1", "1700000000.000100", "thumbsup")
+            .await
+            .unwrap(),
+        std::slice::from_ref(&r)
+    );
     assert!(store.delete_reaction("$react").await.unwrap());
 
     // Edits and deletes are recorded on every part.

@@ -19,14 +19,17 @@ use ruma::{
         room::{
             member::MembershipState,
             message::{MessageType, Relation, RoomMessageEventContent},
+            redaction::RoomRedactionEvent,
         },
     },
     serde::Raw,
 };
 use serde_json::json;
 
+mod changes;
+
 use super::{
-    BridgeError, Core, Result, commands,
+    BridgeError, Core, LoginRuntime, Result, commands,
     queue::{Handled, QueueHandler},
 };
 use crate::{
@@ -249,29 +252,37 @@ async fn handle_command(core: &Arc<Core>, item: &QueuedItem, ev: &AnyTimelineEve
 
 /// Events in a portal room.
 async fn handle_portal(core: &Arc<Core>, ev: &AnyTimelineEvent) -> Result<()> {
-    let AnyTimelineEvent::MessageLike(AnyMessageLikeEvent::RoomMessage(
-        MessageLikeEvent::Original(msg),
-    )) = ev
-    else {
-        tracing::debug!(event_id = %ev.event_id(), kind = %ev.event_type(), "event type not bridged to slack");
+    let Some(portal) = core.store.get_portal_by_room(ev.room_id().as_str()).await? else {
         return Ok(());
     };
-    if matches!(msg.content.relates_to, Some(Relation::Replacement(_))) {
-        tracing::debug!(event_id = %msg.event_id, "edits are not bridged to slack yet");
-        return Ok(());
+    match ev {
+        AnyTimelineEvent::MessageLike(AnyMessageLikeEvent::RoomMessage(
+            MessageLikeEvent::Original(msg),
+        )) => {
+            if let Some(Relation::Replacement(r)) = &msg.content.relates_to {
+                return changes::edit(core, &portal, msg, &r.event_id, &r.new_content).await;
+            }
+            to_slack(
+                core,
+                &portal,
+                &msg.room_id,
+                &msg.sender,
+                msg.event_id.as_str(),
+                &msg.content,
+            )
+            .await
+        }
+        AnyTimelineEvent::MessageLike(AnyMessageLikeEvent::Reaction(
+            MessageLikeEvent::Original(r),
+        )) => changes::react(core, &portal, r).await,
+        AnyTimelineEvent::MessageLike(AnyMessageLikeEvent::RoomRedaction(
+            RoomRedactionEvent::Original(r),
+        )) => changes::redact(core, &portal, r).await,
+        _ => {
+            tracing::debug!(event_id = %ev.event_id(), kind = %ev.event_type(), "event type not bridged to slack");
+            Ok(())
+        }
     }
-    let Some(portal) = core.store.get_portal_by_room(msg.room_id.as_str()).await? else {
-        return Ok(());
-    };
-    to_slack(
-        core,
-        &portal,
-        &msg.room_id,
-        &msg.sender,
-        msg.event_id.as_str(),
-        &msg.content,
-    )
-    .await
 }
 
 /// Sends a notice as the bot; failures are logged, not raised (the notice is a courtesy).
@@ -297,58 +308,16 @@ async fn to_slack(
     event_id: &str,
     content: &RoomMessageEventContent,
 ) -> Result<()> {
-    let (body, html, emote) = match &content.msgtype {
-        MessageType::Text(t) => (&t.body, t.formatted.as_ref(), false),
-        MessageType::Notice(t) => (&t.body, t.formatted.as_ref(), false),
-        MessageType::Emote(t) => (&t.body, t.formatted.as_ref(), true),
-        _ => return Ok(()),
-    };
-    let html = html
-        .filter(|f| f.format == ruma::events::room::message::MessageFormat::Html)
-        .map(|f| f.body.as_str());
+    if !is_text(&content.msgtype) {
+        return Ok(());
+    }
     let room = room_id.as_str();
     let sender_str = sender.as_str();
     let notice_txn = format!("notice-{event_id}");
-    let level = core.config.bridge.permission_of(sender_str);
-    if level.is_none() {
-        notice(
-            core,
-            room,
-            &notice_txn,
-            &format!("{sender}: your message was not sent to Slack: you are not allowed to use this bridge (bridge.permissions)."),
-        )
-        .await;
+    let Some(rt) = gate(core, portal, room, sender, event_id, "message").await? else {
         return Ok(());
-    }
-    let rt = match core.running_login(&portal.team_id).await {
-        Ok(rt) => rt,
-        Err(BridgeError::NoLogin(_)) => {
-            notice(
-                core,
-                room,
-                &notice_txn,
-                "Your message was not sent to Slack: the Slack login of this workspace is not connected. Its owner can check it with `ping` in the bridge bot's DM.",
-            )
-            .await;
-            return Ok(());
-        }
-        // A login that is starting (bridge restart) gets the message once it runs.
-        Err(e) => return Err(e),
     };
-    // Without the relay only the login's owner (or an admin) may post through its bot.
-    if !core.config.bridge.relay.enabled
-        && sender_str != rt.login.owner_mxid
-        && level != Some(PermissionLevel::Admin)
-    {
-        notice(
-            core,
-            room,
-            &notice_txn,
-            &format!("{sender}: your message was not sent to Slack: the relay is off (bridge.relay.enabled) and you do not own this workspace's Slack login."),
-        )
-        .await;
-        return Ok(());
-    }
+    let thread_ts = thread_ts_of(core, content.relates_to.as_ref()).await?;
     match core
         .store
         .begin_outgoing(event_id, room, &portal.team_id, &portal.channel_id)
@@ -360,7 +329,16 @@ async fn to_slack(
             // An earlier attempt may have reached Slack: look before posting again.
             if let Some(ts) = find_post(core, &rt.slack, &portal.channel_id, event_id).await? {
                 tracing::info!(%event_id, channel = %portal.channel_id, %ts, "found the earlier post on slack; not posting again");
-                return record_post(core, portal, room, sender_str, event_id, &ts).await;
+                return record_post(
+                    core,
+                    portal,
+                    room,
+                    sender_str,
+                    event_id,
+                    &ts,
+                    thread_ts.as_deref(),
+                )
+                .await;
             }
         }
     }
@@ -372,11 +350,10 @@ async fn to_slack(
     let display_name = display_name.unwrap_or_else(|| sender.localpart().to_owned());
     let icon_url =
         avatar.and_then(|mxc| public_media_url(&core.config.bridge.relay.public_media_url, &mxc));
-    let ctx = matrix_context(core, &portal.team_id, html).await;
-    let mut text = format::matrix_to_slack(body, html, &ctx);
-    if emote {
-        text = format!("_{text}_");
-    }
+    let is_reply = matches!(content.relates_to, Some(Relation::Reply(_)));
+    let text = slack_text(core, &portal.team_id, &content.msgtype, is_reply)
+        .await
+        .unwrap_or_default();
     let post = PostMessage {
         channel: portal.channel_id.clone(),
         text,
@@ -386,13 +363,25 @@ async fn to_slack(
             "event_type": META_EVENT_TYPE,
             "event_payload": {"event_id": event_id},
         })),
+        thread_ts: thread_ts.clone(),
         ..PostMessage::default()
     };
     let started = std::time::Instant::now();
     let result = rt.slack.chat_post_message(&post).await;
     core.metrics.slack_send(started.elapsed());
     match result {
-        Ok(posted) => record_post(core, portal, room, sender_str, event_id, &posted.ts).await,
+        Ok(posted) => {
+            record_post(
+                core,
+                portal,
+                room,
+                sender_str,
+                event_id,
+                &posted.ts,
+                thread_ts.as_deref(),
+            )
+            .await
+        }
         Err(e) if e.is_retryable() => {
             if e.is_rate_limited() {
                 // Slack's limiter answers before the method runs: nothing was posted.
@@ -414,6 +403,129 @@ async fn to_slack(
     }
 }
 
+fn is_text(msgtype: &MessageType) -> bool {
+    matches!(
+        msgtype,
+        MessageType::Text(_) | MessageType::Notice(_) | MessageType::Emote(_)
+    )
+}
+
+/// The mrkdwn of a text, notice or emote (None for other msgtypes): mentions of ghosts and
+/// portal rooms become Slack mentions, an emote is italic, a reply loses its fallback.
+async fn slack_text(
+    core: &Core,
+    team_id: &str,
+    msgtype: &MessageType,
+    is_reply: bool,
+) -> Option<String> {
+    let (body, html, emote) = match msgtype {
+        MessageType::Text(t) => (&t.body, t.formatted.as_ref(), false),
+        MessageType::Notice(t) => (&t.body, t.formatted.as_ref(), false),
+        MessageType::Emote(t) => (&t.body, t.formatted.as_ref(), true),
+        _ => return None,
+    };
+    let html = html
+        .filter(|f| f.format == ruma::events::room::message::MessageFormat::Html)
+        .map(|f| f.body.as_str());
+    let ctx = matrix_context(core, team_id, html).await;
+    let body = if is_reply {
+        strip_reply_fallback(body)
+    } else {
+        body
+    };
+    let text = format::matrix_to_slack(body, html, &ctx);
+    Some(if emote { format!("_{text}_") } else { text })
+}
+
+/// Whether `sender` may act on Slack through this portal, and the login that will; None
+/// after telling them in the room why not (`what` names what was not sent).
+async fn gate(
+    core: &Arc<Core>,
+    portal: &Portal,
+    room: &str,
+    sender: &UserId,
+    event_id: &str,
+    what: &str,
+) -> Result<Option<Arc<LoginRuntime>>> {
+    let sender_str = sender.as_str();
+    let notice_txn = format!("notice-{event_id}");
+    let level = core.config.bridge.permission_of(sender_str);
+    if level.is_none() {
+        notice(
+            core,
+            room,
+            &notice_txn,
+            &format!("{sender}: your {what} was not sent to Slack: you are not allowed to use this bridge (bridge.permissions)."),
+        )
+        .await;
+        return Ok(None);
+    }
+    let rt = match core.running_login(&portal.team_id).await {
+        Ok(rt) => rt,
+        Err(BridgeError::NoLogin(_)) => {
+            notice(
+                core,
+                room,
+                &notice_txn,
+                &format!("Your {what} was not sent to Slack: the Slack login of this workspace is not connected. Its owner can check it with `ping` in the bridge bot's DM."),
+            )
+            .await;
+            return Ok(None);
+        }
+        // A login that is starting (bridge restart) gets the event once it runs.
+        Err(e) => return Err(e),
+    };
+    // Without the relay only the login's owner (or an admin) may act through its bot.
+    if !core.config.bridge.relay.enabled
+        && sender_str != rt.login.owner_mxid
+        && level != Some(PermissionLevel::Admin)
+    {
+        notice(
+            core,
+            room,
+            &notice_txn,
+            &format!("{sender}: your {what} was not sent to Slack: the relay is off (bridge.relay.enabled) and you do not own this workspace's Slack login."),
+        )
+        .await;
+        return Ok(None);
+    }
+    Ok(Some(rt))
+}
+
+/// The Slack thread a Matrix message goes to: the root of its `m.thread`, or the thread of
+/// the message it replies to (that message's own ts when it is not in a thread yet).
+async fn thread_ts_of<C>(core: &Core, relation: Option<&Relation<C>>) -> Result<Option<String>> {
+    let target = match relation {
+        Some(Relation::Thread(t)) => &t.event_id,
+        Some(Relation::Reply(r)) => &r.in_reply_to.event_id,
+        _ => return Ok(None),
+    };
+    let Some(row) = core.store.get_message_by_event(target.as_str()).await? else {
+        tracing::debug!(%target, "reply to an event the bridge never bridged; posting to the channel");
+        return Ok(None);
+    };
+    Ok(Some(row.thread_ts.unwrap_or(row.ts)))
+}
+
+/// A rich reply's plain body without the quoted fallback (`> <@a:x> original` lines and
+/// the blank line after them) that older clients put before the answer.
+fn strip_reply_fallback(body: &str) -> &str {
+    if !body.starts_with("> ") {
+        return body;
+    }
+    let mut rest = body;
+    while let Some(line_end) = rest.find('\n') {
+        if !rest.starts_with('>') {
+            break;
+        }
+        rest = &rest[line_end + 1..];
+    }
+    if rest.starts_with('>') {
+        return body;
+    }
+    rest.strip_prefix('\n').unwrap_or(rest)
+}
+
 /// Records a post on Slack: the send is done, and the ts maps to the event.
 async fn record_post(
     core: &Core,
@@ -422,6 +534,7 @@ async fn record_post(
     sender: &str,
     event_id: &str,
     ts: &str,
+    thread_ts: Option<&str>,
 ) -> Result<()> {
     core.store.finish_outgoing(event_id, ts).await?;
     core.store
@@ -432,7 +545,7 @@ async fn record_post(
             part: 0,
             event_id: event_id.to_owned(),
             room_id: room.to_owned(),
-            thread_ts: None,
+            thread_ts: thread_ts.map(str::to_owned),
             sender: sender.to_owned(),
             ..MessageRow::default()
         })
@@ -514,7 +627,21 @@ async fn matrix_context(core: &Core, team_id: &str, html: Option<&str>) -> Matri
 
 #[cfg(test)]
 mod tests {
-    use super::public_media_url;
+    use super::{public_media_url, strip_reply_fallback};
+
+    #[test]
+    fn reply_fallbacks_are_stripped() {
+        assert_eq!(
+            strip_reply_fallback("> <@a:x> original\n> second line\n\nmy answer"),
+            "my answer"
+        );
+        assert_eq!(strip_reply_fallback("no fallback"), "no fallback");
+        assert_eq!(
+            strip_reply_fallback("> only a quote"),
+            "> only a quote",
+            "a quote with nothing after it is the message"
+        );
+    }
 
     #[test]
     fn avatars_are_public_only_when_the_operator_says_where() {

@@ -77,6 +77,34 @@ impl Store {
             .await?))
     }
 
+    pub async fn get_reaction_by_event(&self, event_id: &str) -> Result<Option<ReactionRow>> {
+        let sql = format!("{SELECT} WHERE event_id = $1");
+        Ok(on_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(event_id)
+            .fetch_optional(pool)
+            .await?))
+    }
+
+    /// Everyone's reactions with one emoji on a message.
+    pub async fn reactions_with(
+        &self,
+        team_id: &str,
+        channel_id: &str,
+        msg_ts: &str,
+        emoji: &str,
+    ) -> Result<Vec<ReactionRow>> {
+        let sql = format!(
+            "{SELECT} WHERE team_id = $1 AND channel_id = $2 AND msg_ts = $3 AND emoji = $4 ORDER BY created_at"
+        );
+        Ok(on_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(team_id)
+            .bind(channel_id)
+            .bind(msg_ts)
+            .bind(emoji)
+            .fetch_all(pool)
+            .await?))
+    }
+
     pub async fn delete_reaction(&self, event_id: &str) -> Result<bool> {
         let n = on_pool!(self, pool => sqlx::query(DELETE).bind(event_id).execute(pool).await?.rows_affected());
         Ok(n > 0)

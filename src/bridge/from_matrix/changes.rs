@@ -1,0 +1,240 @@
+//! Matrix → Slack changes to bridged messages: an edit (`m.replace`) of a message posted from
+//! Matrix becomes `chat.update`, its redaction `chat.delete`; an `m.reaction` becomes
+//! `reactions.add` by the bot (one Slack reaction per emoji, whoever reacted on Matrix) and
+//! its redaction `reactions.remove` once no Matrix user keeps that emoji. Each is safe to
+//! repeat: a retry after a lost answer finds the change already made (`already_reacted`,
+//! `message_not_found`, `no_reaction` are success).
+
+use std::sync::Arc;
+
+use ruma::{
+    EventId,
+    events::{
+        OriginalMessageLikeEvent,
+        reaction::ReactionEventContent,
+        room::{
+            message::{RoomMessageEventContent, RoomMessageEventContentWithoutRelation},
+            redaction::OriginalRoomRedactionEvent,
+        },
+    },
+};
+
+use super::{gate, notice, slack_text};
+use crate::{
+    bridge::{Core, LoginRuntime, Result},
+    format::emoji,
+    slack::web::{SlackError, UpdateMessage},
+    store::{Portal, ReactionRow},
+};
+
+/// A Slack error that means the change is already there.
+fn already_done(e: &SlackError, codes: &[&str]) -> bool {
+    e.code().is_some_and(|c| codes.contains(&c))
+}
+
+/// The outcome of a Slack call for a change: done, retried later, or refused with a notice
+/// to the room.
+async fn settle(
+    core: &Core,
+    room: &str,
+    event_id: &str,
+    what: &str,
+    result: std::result::Result<(), SlackError>,
+    done_codes: &[&str],
+) -> Result<()> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) if already_done(&e, done_codes) => Ok(()),
+        Err(e) if e.is_retryable() => Err(e.into()),
+        Err(e) => {
+            notice(
+                core,
+                room,
+                &format!("notice-{event_id}"),
+                &format!("Your {what} was not sent to Slack: {e}"),
+            )
+            .await;
+            Ok(())
+        }
+    }
+}
+
+pub(super) async fn edit(
+    core: &Arc<Core>,
+    portal: &Portal,
+    msg: &OriginalMessageLikeEvent<RoomMessageEventContent>,
+    target: &EventId,
+    new_content: &RoomMessageEventContentWithoutRelation,
+) -> Result<()> {
+    let Some(row) = core.store.get_message_by_event(target.as_str()).await? else {
+        tracing::debug!(%target, "edit of an event the bridge never bridged; ignored");
+        return Ok(());
+    };
+    if row.sender != msg.sender.as_str() || row.is_deleted() {
+        // Only the author edits a message (Slack users' messages are theirs to edit).
+        tracing::debug!(%target, sender = %msg.sender, "edit of a message that is not the sender's own, or deleted; ignored");
+        return Ok(());
+    }
+    let room = msg.room_id.as_str();
+    let event_id = msg.event_id.as_str();
+    let Some(rt) = gate(core, portal, room, &msg.sender, event_id, "edit").await? else {
+        return Ok(());
+    };
+    let Some(text) = slack_text(core, &portal.team_id, &new_content.msgtype, false).await else {
+        tracing::debug!(%target, "edit to a msgtype that is not text; ignored");
+        return Ok(());
+    };
+    let update = UpdateMessage {
+        channel: portal.channel_id.clone(),
+        ts: row.ts.clone(),
+        text,
+        blocks: None,
+    };
+    let result = rt.slack.chat_update(&update).await.map(drop);
+    settle(core, room, event_id, "edit", result, &[]).await
+}
+
+pub(super) async fn redact(
+    core: &Arc<Core>,
+    portal: &Portal,
+    r: &OriginalRoomRedactionEvent,
+) -> Result<()> {
+    let Some(target) = r.redacts.as_ref().or(r.content.redacts.as_ref()) else {
+        return Ok(());
+    };
+    let room = r.room_id.as_str();
+    let event_id = r.event_id.as_str();
+    if let Some(row) = core.store.get_message_by_event(target.as_str()).await? {
+        if !row.sender.starts_with('@') {
+            // The bot cannot delete what a Slack user wrote.
+            tracing::debug!(%target, "redaction of a Slack user's message; not deleted on slack");
+            return Ok(());
+        }
+        let Some(rt) = gate(core, portal, room, &r.sender, event_id, "deletion").await? else {
+            return Ok(());
+        };
+        // Marked first: the Socket Mode echo of the delete then redacts nothing.
+        core.store
+            .mark_message_deleted(&row.team_id, &row.channel_id, &row.ts)
+            .await?;
+        let result = rt.slack.chat_delete(&row.channel_id, &row.ts).await;
+        return settle(
+            core,
+            room,
+            event_id,
+            "deletion",
+            result,
+            &["message_not_found"],
+        )
+        .await;
+    }
+    if let Some(reaction) = core.store.get_reaction_by_event(target.as_str()).await? {
+        if !reaction.user_id.starts_with('@') {
+            tracing::debug!(%target, "redaction of a Slack user's reaction; not removed on slack");
+            return Ok(());
+        }
+        let Some(rt) = gate(core, portal, room, &r.sender, event_id, "reaction removal").await?
+        else {
+            return Ok(());
+        };
+        unreact(core, &rt, room, event_id, &reaction).await?;
+    }
+    Ok(())
+}
+
+/// Removes the bot's Slack reaction once no Matrix user has that emoji on the message.
+async fn unreact(
+    core: &Core,
+    rt: &LoginRuntime,
+    room: &str,
+    event_id: &str,
+    reaction: &ReactionRow,
+) -> Result<()> {
+    let others = core
+        .store
+        .reactions_with(
+            &reaction.team_id,
+            &reaction.channel_id,
+            &reaction.msg_ts,
+            &reaction.emoji,
+        )
+        .await?;
+    let still_wanted = others
+        .iter()
+        .any(|o| o.user_id.starts_with('@') && o.event_id != reaction.event_id);
+    if !still_wanted {
+        let result = rt
+            .slack
+            .reactions_remove(&reaction.channel_id, &reaction.msg_ts, &reaction.emoji)
+            .await;
+        settle(
+            core,
+            room,
+            event_id,
+            "reaction removal",
+            result,
+            &["no_reaction", "message_not_found"],
+        )
+        .await?;
+    }
+    core.store.delete_reaction(&reaction.event_id).await?;
+    Ok(())
+}
+
+pub(super) async fn react(
+    core: &Arc<Core>,
+    portal: &Portal,
+    r: &OriginalMessageLikeEvent<ReactionEventContent>,
+) -> Result<()> {
+    let target = &r.content.relates_to.event_id;
+    let key = &r.content.relates_to.key;
+    let Some(row) = core.store.get_message_by_event(target.as_str()).await? else {
+        tracing::debug!(%target, "reaction to an event the bridge never bridged; ignored");
+        return Ok(());
+    };
+    if row.is_deleted() {
+        return Ok(());
+    }
+    let room = r.room_id.as_str();
+    let event_id = r.event_id.as_str();
+    let Some(rt) = gate(core, portal, room, &r.sender, event_id, "reaction").await? else {
+        return Ok(());
+    };
+    let Some(name) = emoji::unicode_to_shortcode(key) else {
+        notice(
+            core,
+            room,
+            &format!("notice-{event_id}"),
+            &format!("Your reaction {key} was not sent to Slack: Slack has no emoji for it."),
+        )
+        .await;
+        return Ok(());
+    };
+    let result = rt.slack.reactions_add(&row.channel_id, &row.ts, name).await;
+    let refused =
+        matches!(&result, Err(e) if !e.is_retryable() && !already_done(e, &["already_reacted"]));
+    settle(
+        core,
+        room,
+        event_id,
+        "reaction",
+        result,
+        &["already_reacted"],
+    )
+    .await?;
+    if !refused {
+        core.store
+            .insert_reaction(&ReactionRow {
+                team_id: row.team_id.clone(),
+                channel_id: row.channel_id.clone(),
+                msg_ts: row.ts.clone(),
+                user_id: r.sender.to_string(),
+                emoji: name.to_owned(),
+                event_id: event_id.to_owned(),
+                room_id: room.to_owned(),
+            })
+            .await?;
+        tracing::debug!(%target, %name, "matrix reaction bridged");
+    }
+    Ok(())
+}
