@@ -11,6 +11,7 @@ pub mod from_matrix;
 pub mod from_slack;
 pub mod ghost;
 pub mod login;
+pub mod members;
 pub mod portal;
 pub mod queue;
 pub mod slack_inbox;

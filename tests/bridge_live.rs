@@ -18,7 +18,7 @@ use testkit::HomeserverKind;
 on_both_homeservers!(
     a_channel_the_bot_joins_later_gets_its_portal_live,
     renames_and_topic_changes_reach_the_room,
-    a_profile_change_renames_a_ghost_that_talked,
+    a_profile_change_renames_the_ghost,
     ghost_avatars_are_uploaded_once_and_follow_changes,
     slack_emotes_and_other_bots_arrive_from_their_ghosts,
     slack_mentions_become_pills_and_mentions,
@@ -163,7 +163,7 @@ async fn renames_and_topic_changes_reach_the_room(hs: HomeserverKind) {
     bridge.stop().await.unwrap();
 }
 
-async fn a_profile_change_renames_a_ghost_that_talked(hs: HomeserverKind) {
+async fn a_profile_change_renames_the_ghost(hs: HomeserverKind) {
     let w = world(hs, Workspace::demo()).await;
     let bridge = w.env.run_bridge_full().await;
     let general = w.emu.channel_id("general").unwrap();
@@ -182,14 +182,14 @@ async fn a_profile_change_renames_a_ghost_that_talked(hs: HomeserverKind) {
         .unwrap();
     assert_eq!(member["displayname"], "alice");
 
-    // Dave never talked: his change is dropped (no ghost for him). His event goes first, so
-    // it was handled once alice's, behind it in the same queue, shows.
-    let dave = w.emu.user_id("dave").unwrap();
+    // Frank is in no bridged channel: his change is dropped (no ghost for him). His event
+    // goes first, so it was handled once alice's, behind it in the same queue, shows.
+    let frank = w.emu.add_user("frank", "Frank Outsider");
     w.emu
         .update_profile(
-            &dave,
+            &frank,
             ProfileUpdate {
-                display_name: Some("Dave the Silent".into()),
+                display_name: Some("Frank the Silent".into()),
                 ..ProfileUpdate::default()
             },
         )
@@ -221,8 +221,8 @@ async fn a_profile_change_renames_a_ghost_that_talked(hs: HomeserverKind) {
         "Alice in Wonderland"
     );
     assert!(
-        w.ghost_row(&dave).await.is_none(),
-        "no ghost for a user who never talked"
+        w.ghost_row(&frank).await.is_none(),
+        "no ghost for a user in no bridged channel"
     );
     // Her next message comes from the renamed ghost (no rename back).
     w.emu.post_message(&alice, &general, "still me").unwrap();

@@ -8,3 +8,9 @@ ALTER TABLE messages ADD COLUMN edit_ts TEXT;
 -- replies still find their root.
 ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX messages_thread ON messages (team_id, channel_id, thread_ts, ts);
+
+-- Portals whose Slack members have all been given a ghost in the room (1), or not yet (0:
+-- new, or from before member sync existed); the member sync resumes these after a restart.
+ALTER TABLE portals ADD COLUMN members_synced INTEGER NOT NULL DEFAULT 0;
+-- 'active' | 'archived' (read-only until unarchived) | 'deleted' (the channel is gone).
+ALTER TABLE portals ADD COLUMN state TEXT NOT NULL DEFAULT 'active';

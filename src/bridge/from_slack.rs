@@ -72,6 +72,12 @@ async fn handle_event(core: &Arc<Core>, rt: &Arc<LoginRuntime>, event: SlackEven
             portal::ensure_portal(core, rt, &m.channel).await?;
             Ok(())
         }
+        SlackEvent::MemberJoinedChannel(m) => {
+            super::members::joined(core, rt, &m.channel, &m.user).await
+        }
+        SlackEvent::MemberLeftChannel(m) if m.user != rt.login.bot_user_id => {
+            super::members::left(core, rt, &m.channel, &m.user).await
+        }
         SlackEvent::ChannelRename(c) | SlackEvent::GroupRename(c) => {
             portal::update_meta(core, rt, &c.channel.id, Some(c.channel.name.clone()), None).await
         }

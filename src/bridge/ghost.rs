@@ -57,6 +57,20 @@ pub async fn ensure_ghost(core: &Arc<Core>, rt: &LoginRuntime, user_id: &str) ->
     Ok(mxid)
 }
 
+/// [`ensure_ghost`] for a user whose profile is at hand (from users.list): no users.info.
+pub async fn ensure_ghost_of(core: &Arc<Core>, rt: &LoginRuntime, user: &User) -> Result<String> {
+    let team = rt.team_id();
+    let _guard = core.lock(format!("ghost:{team}:{}", user.id)).await;
+    if let Some(g) = core.store.get_ghost(team, &user.id).await?
+        && g.registered == 1
+    {
+        return Ok(g.mxid);
+    }
+    let mxid = core.ghost_mxid(team, &user.id);
+    apply_profile(core, rt, team, &user.id, &mxid, profile_of_user(user), None).await?;
+    Ok(mxid)
+}
+
 /// Pushes a changed Slack profile (`user_change`) to the ghost.
 pub async fn update_from_user(core: &Arc<Core>, rt: &LoginRuntime, user: &User) -> Result<()> {
     let team = rt.team_id();

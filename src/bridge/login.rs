@@ -36,6 +36,8 @@ pub struct LoginRuntime {
     stop: CancellationToken,
     /// Whether Slack sends this login's message events (the Event Subscriptions check).
     pub events: Arc<EventWatch>,
+    /// Wakes the member sync (a portal was created).
+    pub members_wake: Arc<tokio::sync::Notify>,
 }
 
 /// A login's connection, for `/ready` and `ping`.
@@ -244,11 +246,21 @@ pub async fn start(core: &Arc<Core>, login: Login) -> Result<Arc<LoginRuntime>> 
         down_since,
         stop: stop.clone(),
         events,
+        members_wake: Arc::new(tokio::sync::Notify::new()),
     });
     core.logins
         .write()
         .expect("logins")
         .insert(runtime.login.team_id.clone(), runtime.clone());
+    core.sup.spawn(
+        "member sync",
+        super::members::run(
+            core.clone(),
+            runtime.clone(),
+            runtime.members_wake.clone(),
+            stop.clone(),
+        ),
+    );
     let sync_core = core.clone();
     let sync_rt = runtime.clone();
     // Logout and shutdown stop the sync too: no rooms are created for a stopped login.

@@ -219,6 +219,7 @@ pub async fn ensure_portal_from(
         tracing::warn!(room = %room, error = %e, "cannot add the portal to the workspace space");
     }
     tracing::info!(team = %rt.team_id(), channel = %c.id, room = %room, name = %name, "portal created");
+    rt.members_wake.notify_one();
     Ok(portal)
 }
 

@@ -152,4 +152,58 @@ impl Store {
             .rows_affected());
         Ok(())
     }
+
+    /// Portals with a room whose Slack members are not all in it yet.
+    pub async fn portals_pending_members(&self, team_id: &str) -> Result<Vec<Portal>> {
+        let sql = format!(
+            "{SELECT} WHERE team_id = $1 AND room_id IS NOT NULL AND members_synced = 0 AND state <> 'deleted' ORDER BY created_at"
+        );
+        let rows: Vec<PortalRow> = on_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(team_id)
+            .fetch_all(pool)
+            .await?);
+        rows.into_iter().map(from_row).collect()
+    }
+
+    pub async fn set_members_synced(&self, team_id: &str, channel_id: &str) -> Result<()> {
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE portals SET members_synced = 1 WHERE team_id = $1 AND channel_id = $2",
+        )
+        .bind(team_id)
+        .bind(channel_id)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// `active`, `archived` or `deleted`; None without a portal.
+    pub async fn portal_state(&self, team_id: &str, channel_id: &str) -> Result<Option<String>> {
+        Ok(on_pool!(self, pool => sqlx::query_scalar(
+            "SELECT state FROM portals WHERE team_id = $1 AND channel_id = $2",
+        )
+        .bind(team_id)
+        .bind(channel_id)
+        .fetch_optional(pool)
+        .await?))
+    }
+
+    /// Sets the state; returns whether it changed.
+    pub async fn set_portal_state(
+        &self,
+        team_id: &str,
+        channel_id: &str,
+        state: &str,
+    ) -> Result<bool> {
+        let n = on_pool!(self, pool => sqlx::query(
+            "UPDATE portals SET state = $3 WHERE team_id = $1 AND channel_id = $2 AND state <> $3",
+        )
+        .bind(team_id)
+        .bind(channel_id)
+        .bind(state)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(n > 0)
+    }
 }

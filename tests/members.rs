@@ -1,0 +1,100 @@
+//! Members: every Slack member of a bridged channel has a ghost in its room, filled in the
+//! background without holding up messages, and kept in step as people join and leave — the
+//! Slack emulator, a real homeserver and the bridge, on SQLite; on Synapse and on tuwunel.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use slack_emulator::Workspace;
+use support::world::{WAIT, poll, world};
+use testkit::HomeserverKind;
+
+on_both_homeservers!(
+    a_big_channel_gets_every_member_without_holding_up_others,
+    joins_and_leaves_follow_slack,
+);
+
+/// How many people the big channel has (besides the bot).
+const BIG: usize = 300;
+
+/// A 300-member channel: every member's ghost ends up joined to its room, while a message in
+/// another channel arrives at once.
+async fn a_big_channel_gets_every_member_without_holding_up_others(hs: HomeserverKind) {
+    let mut ws = Workspace::demo();
+    let mut members: Vec<String> = (0..BIG)
+        .map(|i| ws.add_user(&format!("member{i:03}"), &format!("Member {i}")))
+        .collect();
+    members.push(ws.bot_user_id().to_owned());
+    let refs: Vec<&str> = members.iter().map(String::as_str).collect();
+    let big = ws.add_channel("big", false, &refs);
+    let w = world(hs, ws).await;
+    let bridge = w.env.run_bridge_full().await;
+    let room = w.room_of(&big).await;
+    let general = w.emu.channel_id("general").unwrap();
+    let general_room = w.joined_room_of(&general).await;
+
+    let alice = w.emu.user_id("alice").unwrap();
+    let sent = Instant::now();
+    w.emu
+        .post_message(&alice, &general, "not held back by the big channel")
+        .unwrap();
+    w.owner
+        .wait_for_text(&general_room, "not held back by the big channel", WAIT)
+        .await
+        .unwrap();
+    let took = sent.elapsed();
+
+    let bot_client = w.env.bot_client().await;
+    let joined = poll(
+        "every member of #big joined",
+        Duration::from_secs(300),
+        async || {
+            let joined = bot_client.joined_members(&room).await.ok()?;
+            (joined.len() > BIG).then_some(joined)
+        },
+    )
+    .await;
+    for m in &members[..BIG] {
+        assert!(joined.contains(&w.ghost(m)), "{m}'s ghost is in the room");
+    }
+    assert!(
+        took < Duration::from_secs(8),
+        "the message in #general took {took:?} while #big was filling"
+    );
+    bridge.stop().await.unwrap();
+}
+
+/// Someone joins a channel on Slack: their ghost joins the room; they leave: it leaves.
+async fn joins_and_leaves_follow_slack(hs: HomeserverKind) {
+    let mut ws = Workspace::demo();
+    let erin = ws.add_user("erin", "Erin Hunt");
+    let w = world(hs, ws).await;
+    let bridge = w.env.run_bridge_full().await;
+    let random = w.emu.channel_id("random").unwrap();
+    let room = w.room_of(&random).await;
+    let bot_client = w.env.bot_client().await;
+    let ghost = w.ghost(&erin);
+    let is_member = async |want: bool| {
+        poll(
+            &format!(
+                "erin's ghost {} the room",
+                if want { "in" } else { "out of" }
+            ),
+            WAIT,
+            async || {
+                let joined = bot_client.joined_members(&room).await.ok()?;
+                (joined.contains(&ghost) == want).then_some(())
+            },
+        )
+        .await
+    };
+    w.emu.join(&erin, &random).unwrap();
+    is_member(true).await;
+    w.emu.leave(&erin, &random).unwrap();
+    is_member(false).await;
+    // Joining again works too.
+    w.emu.join(&erin, &random).unwrap();
+    is_member(true).await;
+    bridge.stop().await.unwrap();
+}
