@@ -10,6 +10,7 @@ pub mod event_watch;
 pub mod from_matrix;
 pub mod from_slack;
 pub mod ghost;
+pub mod lifecycle;
 pub mod login;
 pub mod members;
 pub mod portal;

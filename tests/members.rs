@@ -1,18 +1,20 @@
-//! Members: every Slack member of a bridged channel has a ghost in its room, filled in the
-//! background without holding up messages, and kept in step as people join and leave — the
-//! Slack emulator, a real homeserver and the bridge, on SQLite; on Synapse and on tuwunel.
+//! Members and the channel's life: every Slack member of a bridged channel has a ghost in its
+//! room, filled in the background without holding up messages, and kept in step as people
+//! join and leave; archiving and deleting the channel show in the room — the Slack emulator,
+//! a real homeserver and the bridge, on SQLite; on Synapse and on tuwunel.
 
 mod support;
 
 use std::time::{Duration, Instant};
 
 use slack_emulator::Workspace;
-use support::world::{WAIT, poll, world};
+use support::world::{WAIT, World, body, bot, poll, world};
 use testkit::HomeserverKind;
 
 on_both_homeservers!(
     a_big_channel_gets_every_member_without_holding_up_others,
     joins_and_leaves_follow_slack,
+    archive_unarchive_and_delete_show_in_the_room,
 );
 
 /// How many people the big channel has (besides the bot).
@@ -96,5 +98,64 @@ async fn joins_and_leaves_follow_slack(hs: HomeserverKind) {
     // Joining again works too.
     w.emu.join(&erin, &random).unwrap();
     is_member(true).await;
+    bridge.stop().await.unwrap();
+}
+
+/// The level needed to send messages in the room.
+async fn events_default(w: &World, room: &str) -> i64 {
+    let pl = w
+        .env
+        .bot_client()
+        .await
+        .state_event(room, "m.room.power_levels", "")
+        .await
+        .unwrap();
+    pl["events_default"].as_i64().unwrap_or(0)
+}
+
+/// Waits for the bot's notice containing `text`.
+async fn notice_with(w: &World, room: &str, text: &str) -> serde_json::Value {
+    w.owner
+        .wait_for_event(
+            room,
+            |e| e["sender"] == bot().as_str() && body(e).contains(text),
+            WAIT,
+        )
+        .await
+        .unwrap()
+}
+
+/// Archived on Slack: a notice, and nobody but the bot can post; unarchived: a notice, and
+/// the owner's messages reach Slack again; deleted: a notice, and read-only for good.
+async fn archive_unarchive_and_delete_show_in_the_room(hs: HomeserverKind) {
+    let w = world(hs, Workspace::demo()).await;
+    let bridge = w.env.run_bridge_full().await;
+    let random = w.emu.channel_id("random").unwrap();
+    let room = w.joined_room_of(&random).await;
+    let alice = w.emu.user_id("alice").unwrap();
+
+    w.emu.archive_channel(&alice, &random, true).unwrap();
+    notice_with(&w, &room, "archived on Slack").await;
+    assert_eq!(events_default(&w, &room).await, 100, "read-only");
+    assert!(
+        w.owner.send_text(&room, "into the archive").await.is_err(),
+        "the homeserver refuses messages in an archived portal"
+    );
+
+    w.emu.archive_channel(&alice, &random, false).unwrap();
+    notice_with(&w, &room, "unarchived on Slack").await;
+    assert_eq!(events_default(&w, &room).await, 0, "open again");
+    w.owner.send_text(&room, "back again").await.unwrap();
+    w.wait_for_post("back again").await;
+
+    w.emu.delete_channel(&random).unwrap();
+    notice_with(&w, &room, "deleted on Slack").await;
+    assert_eq!(events_default(&w, &room).await, 100, "read-only for good");
+    let events = w.owner.messages(&room, 100).await.unwrap();
+    let notices = events
+        .iter()
+        .filter(|e| e["sender"] == bot().as_str() && body(e).contains("on Slack:"))
+        .count();
+    assert_eq!(notices, 3, "one notice per change");
     bridge.stop().await.unwrap();
 }

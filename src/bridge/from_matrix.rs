@@ -449,6 +449,22 @@ async fn gate(
 ) -> Result<Option<Arc<LoginRuntime>>> {
     let sender_str = sender.as_str();
     let notice_txn = format!("notice-{event_id}");
+    if core
+        .store
+        .portal_state(&portal.team_id, &portal.channel_id)
+        .await?
+        .as_deref()
+        == Some("deleted")
+    {
+        notice(
+            core,
+            room,
+            &notice_txn,
+            &format!("Your {what} was not sent to Slack: the channel was deleted on Slack."),
+        )
+        .await;
+        return Ok(None);
+    }
     let level = core.config.bridge.permission_of(sender_str);
     if level.is_none() {
         notice(

@@ -81,6 +81,18 @@ async fn handle_event(core: &Arc<Core>, rt: &Arc<LoginRuntime>, event: SlackEven
         SlackEvent::ChannelRename(c) | SlackEvent::GroupRename(c) => {
             portal::update_meta(core, rt, &c.channel.id, Some(c.channel.name.clone()), None).await
         }
+        SlackEvent::ChannelArchive(c) => {
+            let ts = c.event_ts.as_deref().unwrap_or_default();
+            super::lifecycle::archived(core, rt, &c.channel, true, ts).await
+        }
+        SlackEvent::ChannelUnarchive(c) => {
+            let ts = c.event_ts.as_deref().unwrap_or_default();
+            super::lifecycle::archived(core, rt, &c.channel, false, ts).await
+        }
+        SlackEvent::ChannelDeleted(c) => {
+            let ts = c.event_ts.as_deref().unwrap_or_default();
+            super::lifecycle::deleted(core, rt, &c.channel, ts).await
+        }
         SlackEvent::UserChange(u) => ghost::update_from_user(core, rt, &u.user).await,
         SlackEvent::TokensRevoked(_) | SlackEvent::AppUninstalled => {
             super::login::mark_invalid(

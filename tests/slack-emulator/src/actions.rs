@@ -779,6 +779,25 @@ impl Workspace {
         ))
     }
 
+    /// An admin deletes a channel: it is gone (every call naming it answers
+    /// `channel_not_found`) and `channel_deleted` is sent.
+    pub(crate) fn act_delete_channel(&mut self, channel: &str) -> Outcome<()> {
+        let c = self
+            .channel(channel)
+            .ok_or_else(|| Error::new("channel_not_found"))?;
+        let visible = c.kind == ChannelKind::Public || self.bot_is_member(c);
+        self.channels.retain(|c| c.id != channel);
+        Ok((
+            (),
+            vec![RawEvent::new(
+                json!({"type": "channel_deleted", "channel": channel, "event_ts": self.clock.next()}),
+                "channel_deleted",
+                Some(channel),
+                visible,
+            )],
+        ))
+    }
+
     pub(crate) fn act_add_user(&mut self, name: &str, real_name: &str) -> Outcome<String> {
         let id = self.add_user(name, real_name);
         let u = self.user(&id).unwrap();

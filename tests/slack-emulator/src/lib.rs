@@ -338,6 +338,10 @@ impl Emulator {
         self.act(|w| w.act_leave(user, channel))
     }
     /// `channel_archive` / `channel_unarchive`.
+    /// An admin deletes the channel (`channel_deleted`); it is gone afterwards.
+    pub fn delete_channel(&self, channel: &str) -> Result<(), Error> {
+        self.act(|w| w.act_delete_channel(channel))
+    }
     pub fn archive_channel(&self, user: &str, channel: &str, archived: bool) -> Result<(), Error> {
         self.act(|w| w.act_archive(user, channel, archived))
     }
