@@ -145,6 +145,14 @@ impl EventWatch {
         let kind = subscription(portal.kind);
         let mut s = self.inner.lock().expect("event watch");
         let connected_at = s.connected_at?;
+        tracing::debug!(
+            channel = %portal.channel_id,
+            newest = newest.map(|m| m.ts.as_str()),
+            connected_at,
+            delivered = s.delivered.get(&portal.channel_id).copied(),
+            now,
+            "event watch: looked at a portal"
+        );
         let m = newest?;
         let ts = ts_value(&m.ts);
         if ts <= connected_at {
