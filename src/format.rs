@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+mod attachments;
 pub mod emoji;
 pub mod html;
 pub mod mrkdwn;
@@ -72,12 +73,46 @@ pub fn referenced_ids(text: &str, blocks: Option<&Value>) -> (Vec<String>, Vec<S
 
 /// Converts a Slack message: `rich_text` blocks when present, the mrkdwn `text` otherwise.
 pub fn slack_to_matrix(text: &str, blocks: Option<&Value>, ctx: &SlackContext) -> MatrixMessage {
+    slack_message_to_matrix(text, blocks, None, ctx)
+}
+
+/// [`slack_to_matrix`] with the message's legacy `attachments` after its text.
+pub fn slack_message_to_matrix(
+    text: &str,
+    blocks: Option<&Value>,
+    attachments: Option<&Value>,
+    ctx: &SlackContext,
+) -> MatrixMessage {
     // The mrkdwn text carries labels (`<@U1|bob>`, `<!subteam^S1|@team>`) that blocks lack; they
     // are the best fallback for ids the caller could not resolve.
     let labels = mrkdwn::labels(text);
-    blocks
-        .and_then(|blocks| rich_text::to_matrix_with_labels(blocks, ctx, &labels))
-        .unwrap_or_else(|| mrkdwn::to_matrix(text, ctx))
+    let mut r = render::Render::new(ctx, &labels);
+    if !blocks.is_some_and(|b| rich_text::render_blocks(&mut r, b)) {
+        // Blocks without text (or none): the text says it all, and the images when there
+        // is no text.
+        let images = std::mem::replace(&mut r, render::Render::new(ctx, &labels));
+        mrkdwn::render(&mut r, text);
+        if r.is_empty() {
+            r = images;
+        }
+    }
+    if let Some(a) = attachments {
+        attachments::render(&mut r, a);
+    }
+    r.finish()
+}
+
+/// The ids of [`referenced_ids`] plus those the attachments mention.
+pub fn referenced_ids_with(
+    text: &str,
+    blocks: Option<&Value>,
+    attachments: Option<&Value>,
+) -> (Vec<String>, Vec<String>) {
+    let (mut users, mut channels) = referenced_ids(text, blocks);
+    for t in attachments.map(attachments::texts).unwrap_or_default() {
+        mrkdwn::collect_ids(t, &mut users, &mut channels);
+    }
+    (users, channels)
 }
 
 /// Converts a Matrix message to Slack mrkdwn: the HTML when present, the plain body otherwise.
@@ -133,6 +168,50 @@ mod tests {
         assert_eq!(users, ["U01JKSB8T7Y", "W9"]);
         assert_eq!(channels, ["C02GD0YEHDJ"]);
         assert_eq!(referenced_ids("", None), (vec![], vec![]));
+    }
+
+    #[test]
+    fn attachments_of_integrations_follow_the_text() {
+        let attachments = json!([
+            {"fallback": "Build #42 failed", "pretext": "CI for <@U1>", "title": "Build #42",
+             "title_link": "https://ci.example/42", "text": "*failed* on main",
+             "fields": [{"title": "Branch", "value": "main", "short": true}], "color": "danger"},
+            {"fallback": "only a fallback"},
+            {"from_url": "https://example.com", "title": "A link preview", "fallback": "x"}
+        ]);
+        let msg = slack_message_to_matrix("", None, Some(&attachments), &slack_ctx());
+        assert_eq!(
+            msg.body,
+            "CI for Alice\n> Build #42 (https://ci.example/42)\n> failed on main\n> Branch: main\n> only a fallback"
+        );
+        let html = msg.formatted_body.unwrap();
+        assert!(
+            html.contains(
+                "<blockquote><strong><a href=\"https://ci.example/42\">Build #42</a></strong>"
+            ),
+            "{html}"
+        );
+        assert!(html.contains("<strong>failed</strong> on main"), "{html}");
+        assert!(
+            !html.contains("A link preview"),
+            "unfurls are left out: {html}"
+        );
+        assert_eq!(msg.mentioned_users, ["@slack_t1-u1:example.com"]);
+        let (users, _) = referenced_ids_with("", None, Some(&attachments));
+        assert_eq!(users, ["U1"]);
+    }
+
+    #[test]
+    fn image_and_unknown_blocks_never_leave_a_message_empty() {
+        let blocks = json!([{"type":"image","image_url":"https://x/cat.png","alt_text":"a cat"}]);
+        let msg = slack_to_matrix("", Some(&blocks), &slack_ctx());
+        assert_eq!(msg.body, "a cat (https://x/cat.png)");
+        let blocks = json!([{"type":"actions","elements":[{"type":"button"}]}]);
+        let msg = slack_to_matrix("Approve the deploy?", Some(&blocks), &slack_ctx());
+        assert_eq!(
+            msg.body, "Approve the deploy?",
+            "unknown blocks fall back to the text"
+        );
     }
 
     #[test]

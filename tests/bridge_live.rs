@@ -380,6 +380,33 @@ async fn slack_emotes_and_other_bots_arrive_from_their_ghosts(hs: HomeserverKind
         .unwrap();
     assert_eq!(member["displayname"], "deploybot");
     assert_eq!(w.ghost_row(&deploy_user).await.unwrap().is_bot, 1);
+
+    // An integration's legacy attachments: a quote with the title, text and fields.
+    w.emu
+        .post_attachments(
+            &deploy_user,
+            &general,
+            "",
+            json!([{"fallback": "Deploy finished", "title": "Deploy v1.2.4",
+                    "title_link": "https://ci.example/d/124", "text": "*succeeded* in 42 s",
+                    "fields": [{"title": "Env", "value": "prod", "short": true}]}]),
+        )
+        .unwrap();
+    let e = w
+        .owner
+        .wait_for_event(&room, |e| body(e).contains("Deploy v1.2.4"), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(e["sender"], ghost.as_str());
+    assert_eq!(
+        body(&e),
+        "> Deploy v1.2.4 (https://ci.example/d/124)\n> succeeded in 42 s\n> Env: prod"
+    );
+    let html = e["content"]["formatted_body"].as_str().unwrap();
+    assert!(
+        html.starts_with("<blockquote><strong><a href=\"https://ci.example/d/124\">"),
+        "{html}"
+    );
     bridge.stop().await.unwrap();
 }
 

@@ -324,7 +324,12 @@ pub(super) async fn message_content(
     is_me: bool,
 ) -> RoomMessageEventContent {
     let ctx = mention_context(core, rt, msg).await;
-    let converted = format::slack_to_matrix(&msg.text, msg.blocks.as_ref(), &ctx);
+    let converted = format::slack_message_to_matrix(
+        &msg.text,
+        msg.blocks.as_ref(),
+        msg.attachments.as_ref(),
+        &ctx,
+    );
     let mut mentions = Mentions::new();
     mentions.user_ids = converted
         .mentioned_users
@@ -374,7 +379,8 @@ async fn thread_of(
 
 /// Resolves the users and channels a message mentions, for pills.
 async fn mention_context(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: &Message) -> SlackContext {
-    let (users, channels) = format::referenced_ids(&m.text, m.blocks.as_ref());
+    let (users, channels) =
+        format::referenced_ids_with(&m.text, m.blocks.as_ref(), m.attachments.as_ref());
     let mut ctx = SlackContext::default();
     for user in users {
         match ghost::ensure_ghost(core, rt, &user).await {

@@ -19,13 +19,20 @@ pub(super) fn to_matrix_with_labels(
     ctx: &SlackContext,
     labels: &Labels,
 ) -> Option<MatrixMessage> {
-    let blocks = blocks.as_array()?;
     let mut r = Render::new(ctx, labels);
+    render_blocks(&mut r, blocks).then(|| r.finish())
+}
+
+/// Renders the blocks into `r`; false when none of them carried text.
+pub(super) fn render_blocks(r: &mut Render<'_>, blocks: &Value) -> bool {
+    let Some(blocks) = blocks.as_array() else {
+        return false;
+    };
     let mut any = false;
     for block in blocks {
-        any |= render_block(&mut r, block);
+        any |= render_block(r, block);
     }
-    (any && !r.is_empty()).then(|| r.finish())
+    any && !r.is_empty()
 }
 
 /// Every user and channel id in the blocks, including mrkdwn text inside layout blocks.
@@ -108,6 +115,27 @@ fn render_block(r: &mut Render<'_>, block: &Value) -> bool {
                 }
                 render_text_object(r, text);
             }
+        }
+        Some("image") => {
+            let Some(url) = str_field(block, "image_url") else {
+                return false;
+            };
+            start_paragraph(r);
+            let label = block
+                .get("title")
+                .and_then(|t| str_field(t, "text"))
+                .or_else(|| str_field(block, "alt_text"));
+            r.link(url, label);
+            // Not text: a message of images alone is its `text` when it has one.
+            return false;
+        }
+        // Standard Markdown from apps; shown as its text.
+        Some("markdown") => {
+            let Some(text) = str_field(block, "text") else {
+                return false;
+            };
+            start_paragraph(r);
+            r.text_with_emoji(text);
         }
         Some("divider") => {
             r.block_start();

@@ -132,6 +132,25 @@ impl Workspace {
         Ok((ts, events))
     }
 
+    /// A post with legacy `attachments` and no blocks, as integrations (webhooks, CI bots)
+    /// send them.
+    pub(crate) fn act_post_attachments(
+        &mut self,
+        user: &str,
+        channel: &str,
+        text: &str,
+        attachments: Value,
+    ) -> Outcome<String> {
+        self.need_member(user, channel)?;
+        let ts = self.clock.next();
+        let mut msg = self.user_message_body(user, text, &ts, None);
+        msg.body.remove("blocks");
+        msg.body.remove("client_msg_id");
+        msg.body.insert("attachments".into(), attachments);
+        let events = self.insert_and_announce(channel, msg);
+        Ok((ts, events))
+    }
+
     /// A `/me` message: `subtype: me_message`, no blocks.
     pub(crate) fn act_me_message(
         &mut self,

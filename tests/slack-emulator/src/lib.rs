@@ -241,6 +241,17 @@ impl Emulator {
     ) -> Result<String, Error> {
         self.act(|w| w.act_post(user, channel, text, None, false, Some(blocks)))
     }
+    /// A post with legacy `attachments` (pretext, title, text, fields, fallback) and no
+    /// blocks, as integrations send them.
+    pub fn post_attachments(
+        &self,
+        user: &str,
+        channel: &str,
+        text: &str,
+        attachments: Value,
+    ) -> Result<String, Error> {
+        self.act(|w| w.act_post_attachments(user, channel, text, attachments))
+    }
     /// A thread reply (`thread_ts` = the root, or any reply of it).
     pub fn reply(
         &self,
