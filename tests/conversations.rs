@@ -18,6 +18,7 @@ on_every_homeserver_and_database!(
     slack_threads_reach_matrix_as_threads,
     matrix_edits_deletes_and_reactions_reach_slack,
     matrix_threads_and_replies_reach_slack_threads,
+    redeliveries_and_a_restart_change_nothing,
 );
 
 async fn setup(hs: HomeserverKind, db: Option<TestDb>) -> World {
@@ -548,6 +549,144 @@ async fn matrix_threads_and_replies_reach_slack_threads(hs: HomeserverKind, db: 
     assert!(
         replies.len() >= 3,
         "in Slack's thread: {replies:?} (reply {reply_ts})"
+    );
+    bridge.stop().await.unwrap();
+}
+
+/// Everything above with every Slack event delivered several times (no acks) and the bridge
+/// stopped in the middle, while both sides go on: each Slack change shows once in Matrix, and
+/// each Matrix change reaches Slack once.
+async fn redeliveries_and_a_restart_change_nothing(hs: HomeserverKind, db: Option<TestDb>) {
+    let w = setup(hs, db).await;
+    w.emu.set_ack_timeout(std::time::Duration::from_millis(300));
+    let bridge = w.env.run_bridge_full().await;
+    let general = w.emu.channel_id("general").unwrap();
+    let room = w.joined_room_of(&general).await;
+    let alice = w.emu.user_id("alice").unwrap();
+    let bob = w.emu.user_id("bob").unwrap();
+    w.emu.drop_acks(true);
+
+    // Before the restart, both ways.
+    let m1 = w.emu.post_message(&alice, &general, "m1").unwrap();
+    let m1_event = w.owner.wait_for_text(&room, "m1", WAIT).await.unwrap();
+    let m1_event = m1_event["event_id"].as_str().unwrap().to_owned();
+    w.emu.edit(&alice, &general, &m1, "m1 edited").unwrap();
+    w.emu.react(&bob, &general, &m1, "tada").unwrap();
+    w.emu.reply(&bob, &general, &m1, "r1").unwrap();
+    let m2 = w.emu.post_message(&alice, &general, "m2").unwrap();
+    let mx1 = w.owner.send_text(&room, "mx1").await.unwrap();
+    let mx1_ts = w.wait_for_post("mx1").await.response["ts"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    w.owner
+        .send_event(
+            &room,
+            "m.room.message",
+            &json!({"msgtype": "m.text", "body": "* mx1 edited",
+                    "m.new_content": {"msgtype": "m.text", "body": "mx1 edited"},
+                    "m.relates_to": {"rel_type": "m.replace", "event_id": mx1}}),
+        )
+        .await
+        .unwrap();
+    w.owner
+        .send_event(
+            &room,
+            "m.reaction",
+            &json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": m1_event, "key": "👍"}}),
+        )
+        .await
+        .unwrap();
+    sentinel(&w, &general, &room, "before the restart").await;
+    poll("the Matrix changes on Slack", WAIT, async || {
+        let edited = w.emu.message(&general, &mx1_ts)?["text"] == "mx1 edited";
+        let reacted = !slack_reactions(&w, &general, &m1).is_empty();
+        (edited && reacted).then_some(())
+    })
+    .await;
+
+    // While the bridge is down, both sides go on.
+    bridge.stop().await.unwrap();
+    w.emu.delete(&alice, &general, &m2).unwrap();
+    w.emu.unreact(&bob, &general, &m1, "tada").unwrap();
+    w.emu
+        .edit(&alice, &general, &m1, "m1 edited twice")
+        .unwrap();
+    w.owner.redact(&room, &mx1, None).await.unwrap();
+    let bridge = w.env.run_bridge_full().await;
+    // A homeserver may hold what it could not deliver until the next event (tuwunel): send one.
+    w.owner.send_text(&room, "after the restart").await.unwrap();
+    w.wait_for_post("after the restart").await;
+    sentinel(&w, &general, &room, "all caught up").await;
+    poll("the delete on Slack", WAIT, async || {
+        w.emu.message(&general, &mx1_ts).is_none().then_some(())
+    })
+    .await;
+    w.emu.drop_acks(false);
+    sentinel(&w, &general, &room, "the end").await;
+
+    let events = timeline(&w, &room).await;
+    let count = |f: &dyn Fn(&Value) -> bool| events.iter().filter(|e| f(e)).count();
+    // Redacted events lose their body: m2's event is the bridge's record of it.
+    let store = w.store().await.unwrap();
+    let m2_event = store
+        .get_message(&w.emu.team_id(), &general, &m2)
+        .await
+        .unwrap()
+        .first()
+        .map(|r| r.event_id.clone());
+    store.close().await;
+    assert_eq!(count(&|e| body(e) == "m1"), 1, "m1 once");
+    assert_eq!(count(&|e| body(e) == "r1"), 1, "r1 once");
+    assert_eq!(
+        replacements(&events, &m1_event).len(),
+        2,
+        "two edits, once each"
+    );
+    let bobs: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "m.reaction" && e["sender"] == w.ghost(&bob).as_str())
+        .collect();
+    assert_eq!(bobs.len(), 1, "bob's reaction added once");
+    assert!(
+        bobs[0]["content"].as_object().is_some_and(|c| c.is_empty()),
+        "and redacted: {}",
+        bobs[0]
+    );
+    let ghost_redactions =
+        count(&|e| e["type"] == "m.room.redaction" && e["sender"] != w.owner.user_id());
+    assert_eq!(ghost_redactions, 2, "m2 and bob's 🎉 redacted, once each");
+    let m2_event = m2_event.expect("m2 reached Matrix");
+    assert_eq!(
+        count(&|e| e["type"] == "m.room.redaction" && e["redacts"] == m2_event.as_str()),
+        1,
+        "m2 is redacted once"
+    );
+    assert_eq!(
+        w.emu
+            .calls("chat.postMessage")
+            .iter()
+            .filter(|c| c.param("text").as_deref() == Some("mx1"))
+            .count(),
+        1
+    );
+    assert_eq!(w.emu.calls("chat.update").len(), 1, "one edit from Matrix");
+    assert_eq!(
+        w.emu.calls("reactions.add").len(),
+        1,
+        "one reaction from Matrix"
+    );
+    assert_eq!(
+        w.emu.calls("chat.delete").len(),
+        1,
+        "one delete from Matrix"
+    );
+    assert_eq!(
+        count(&|e| e["type"] == "m.room.message"
+            && e["sender"] == w.ghost(&alice).as_str()
+            && body(e).starts_with("mx1")),
+        0,
+        "no echo of the Matrix message"
     );
     bridge.stop().await.unwrap();
 }
