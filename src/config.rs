@@ -306,6 +306,9 @@ pub struct RelayConfig {
     /// Public base URL serving media without authentication (`…/_matrix/media/v3/download`);
     /// relayed messages then show the sender's avatar. Empty: no avatars.
     pub public_media_url: String,
+    /// Whether an `@room` of a relayed user becomes `@channel` on Slack (it notifies everyone
+    /// in the channel). The login's owner and admins always may.
+    pub allow_room_mentions: bool,
 }
 
 impl Default for RelayConfig {
@@ -313,6 +316,7 @@ impl Default for RelayConfig {
         Self {
             enabled: true,
             public_media_url: String::new(),
+            allow_room_mentions: false,
         }
     }
 }

@@ -19,6 +19,7 @@ on_every_homeserver_and_database!(
     matrix_edits_deletes_and_reactions_reach_slack,
     matrix_threads_and_replies_reach_slack_threads,
     redeliveries_and_a_restart_change_nothing,
+    room_mentions_both_ways,
 );
 
 async fn setup(hs: HomeserverKind, db: Option<TestDb>) -> World {
@@ -688,5 +689,52 @@ async fn redeliveries_and_a_restart_change_nothing(hs: HomeserverKind, db: Optio
         0,
         "no echo of the Matrix message"
     );
+    bridge.stop().await.unwrap();
+}
+
+/// `@here` / `@channel` / `@everyone` from Slack are `@room` (with `m.mentions.room`); `@room`
+/// from the login's owner is `@channel` on Slack, from a relayed user it stays text
+/// (`bridge.relay.allow_room_mentions` is off by default).
+async fn room_mentions_both_ways(hs: HomeserverKind, db: Option<TestDb>) {
+    let w = setup(hs, db).await;
+    let bridge = w.env.run_bridge_full().await;
+    let general = w.emu.channel_id("general").unwrap();
+    let room = w.joined_room_of(&general).await;
+    let alice = w.emu.user_id("alice").unwrap();
+
+    w.emu
+        .post_message(&alice, &general, "<!here> standup in 5")
+        .unwrap();
+    let e = w
+        .owner
+        .wait_for_text(&room, "@room standup in 5", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(e["content"]["m.mentions"]["room"], true, "{e}");
+
+    let room_mention =
+        |body: &str| json!({"msgtype": "m.text", "body": body, "m.mentions": {"room": true}});
+    w.owner
+        .send_event(&room, "m.room.message", &room_mention("@room lunch!"))
+        .await
+        .unwrap();
+    w.wait_for_post("<!channel> lunch!").await;
+    let eve = w
+        .env
+        .hs
+        .register_user("eve", "pw-eve", false)
+        .await
+        .unwrap();
+    w.env
+        .bot_client()
+        .await
+        .invite(&room, eve.user_id())
+        .await
+        .unwrap();
+    eve.join(&room).await.unwrap();
+    eve.send_event(&room, "m.room.message", &room_mention("@room look at me"))
+        .await
+        .unwrap();
+    w.wait_for_post("@room look at me").await;
     bridge.stop().await.unwrap();
 }

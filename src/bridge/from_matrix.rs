@@ -351,9 +351,16 @@ async fn to_slack(
     let icon_url =
         avatar.and_then(|mxc| public_media_url(&core.config.bridge.relay.public_media_url, &mxc));
     let is_reply = matches!(content.relates_to, Some(Relation::Reply(_)));
-    let text = slack_text(core, &portal.team_id, &content.msgtype, is_reply)
+    let mut text = slack_text(core, &portal.team_id, &content.msgtype, is_reply)
         .await
         .unwrap_or_default();
+    if content.mentions.as_ref().is_some_and(|m| m.room) {
+        let trusted = sender_str == rt.login.owner_mxid
+            || core.config.bridge.permission_of(sender_str) == Some(PermissionLevel::Admin);
+        if trusted || core.config.bridge.relay.allow_room_mentions {
+            text = room_mention_to_slack(&text);
+        }
+    }
     let post = PostMessage {
         channel: portal.channel_id.clone(),
         text,
@@ -523,6 +530,16 @@ async fn thread_ts_of<C>(core: &Core, relation: Option<&Relation<C>>) -> Result<
     Ok(Some(row.thread_ts.unwrap_or(row.ts)))
 }
 
+/// `@room` (an intentional room mention) as Slack's `@channel`; prepended when the text does
+/// not spell it out.
+fn room_mention_to_slack(text: &str) -> String {
+    if text.contains("@room") {
+        text.replace("@room", "<!channel>")
+    } else {
+        format!("<!channel> {text}")
+    }
+}
+
 /// A rich reply's plain body without the quoted fallback (`> <@a:x> original` lines and
 /// the blank line after them) that older clients put before the answer.
 fn strip_reply_fallback(body: &str) -> &str {
@@ -643,7 +660,13 @@ async fn matrix_context(core: &Core, team_id: &str, html: Option<&str>) -> Matri
 
 #[cfg(test)]
 mod tests {
-    use super::{public_media_url, strip_reply_fallback};
+    use super::{public_media_url, room_mention_to_slack, strip_reply_fallback};
+
+    #[test]
+    fn room_mentions_become_channel_mentions() {
+        assert_eq!(room_mention_to_slack("@room: lunch!"), "<!channel>: lunch!");
+        assert_eq!(room_mention_to_slack("lunch!"), "<!channel> lunch!");
+    }
 
     #[test]
     fn reply_fallbacks_are_stripped() {

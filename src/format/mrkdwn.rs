@@ -546,10 +546,10 @@ mod tests {
     #[test]
     fn special_mentions() {
         for (text, body) in [
-            ("<!here> look", "@here look"),
-            ("<!channel>", "@channel"),
-            ("<!everyone|everyone>", "@everyone"),
-            ("<!group>", "@channel"),
+            ("<!here> look", "@room look"),
+            ("<!channel>", "@room"),
+            ("<!everyone|everyone>", "@room"),
+            ("<!group>", "@room"),
         ] {
             let msg = to_matrix(text, &ctx());
             assert_eq!(msg.body, body);

@@ -258,12 +258,14 @@ impl<'a> Render<'a> {
         self.text(&format!("@{}", label.trim_start_matches('@')));
     }
 
-    /// `here`, `channel`, `everyone`.
+    /// `@here`, `@channel`, `@everyone`: Matrix's `@room`, which clients highlight (inside
+    /// code, the literal Slack name).
     pub fn broadcast(&mut self, range: &str) {
-        if self.code == 0 {
-            self.mentions_room = true;
+        if self.code > 0 {
+            return self.text(&format!("@{range}"));
         }
-        self.text(&format!("@{range}"));
+        self.mentions_room = true;
+        self.text("@room");
     }
 
     pub fn finish(mut self) -> MatrixMessage {

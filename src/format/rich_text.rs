@@ -523,7 +523,7 @@ mod tests {
             let msg = convert(&section(
                 json!([{"type":"broadcast","range":range},{"type":"text","text":" standup"}]),
             ));
-            assert_eq!(msg.body, format!("@{range} standup"));
+            assert_eq!(msg.body, "@room standup", "{range}");
             assert!(msg.mentions_room);
         }
     }
