@@ -6,6 +6,7 @@
 //! Room and ghost creation are serialised per key so concurrent events never create one twice.
 
 pub mod commands;
+pub mod custom_emoji;
 pub mod event_watch;
 pub mod from_matrix;
 pub mod from_slack;

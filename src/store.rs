@@ -6,6 +6,7 @@
 //! SQLite also accepts, `ON CONFLICT`, `RETURNING`) and run on either pool through
 //! [`on_pool!`], instead of `sqlx::Any` and its limited types.
 
+mod emoji;
 mod ghosts;
 mod inbox;
 mod logins;
@@ -25,6 +26,7 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
+pub use emoji::CustomEmoji;
 pub use ghosts::Ghost;
 pub use inbox::{HsTxn, InboxDepths, NewSlackEvent, SlackInboxEntry};
 pub use logins::{Login, LoginState};

@@ -20,6 +20,7 @@ on_every_homeserver_and_database!(
     matrix_threads_and_replies_reach_slack_threads,
     redeliveries_and_a_restart_change_nothing,
     room_mentions_both_ways,
+    custom_emoji_reactions_both_ways,
 );
 
 async fn setup(hs: HomeserverKind, db: Option<TestDb>) -> World {
@@ -736,5 +737,83 @@ async fn room_mentions_both_ways(hs: HomeserverKind, db: Option<TestDb>) {
         .await
         .unwrap();
     w.wait_for_post("@room look at me").await;
+    bridge.stop().await.unwrap();
+}
+
+/// A workspace's custom emoji: a Slack reaction with it (or an alias of it) is an annotation
+/// keyed by its uploaded image with the shortcode beside it, its removal a redaction; that
+/// annotation from Matrix is the same custom emoji on Slack.
+async fn custom_emoji_reactions_both_ways(hs: HomeserverKind, db: Option<TestDb>) {
+    let w = setup(hs, db).await;
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend_from_slice(&[0u8; 64]);
+    w.emu.add_emoji_image("blobcat", png);
+    w.emu.add_emoji("bc", "alias:blobcat");
+    let bridge = w.env.run_bridge_full().await;
+    let general = w.emu.channel_id("general").unwrap();
+    let room = w.joined_room_of(&general).await;
+    let alice = w.emu.user_id("alice").unwrap();
+    let bob = w.emu.user_id("bob").unwrap();
+
+    let ts = w.emu.post_message(&alice, &general, "custom?").unwrap();
+    let msg = w.owner.wait_for_text(&room, "custom?", WAIT).await.unwrap();
+    let msg_id = msg["event_id"].as_str().unwrap().to_owned();
+    w.emu.react(&bob, &general, &ts, "blobcat").unwrap();
+    w.emu.react(&alice, &general, &ts, "bc").unwrap();
+    sentinel(&w, &general, &room, "after the custom reactions").await;
+    let events = timeline(&w, &room).await;
+    let annotations: Vec<&Value> = events
+        .iter()
+        .filter(|e| {
+            e["type"] == "m.reaction" && e["content"]["m.relates_to"]["event_id"] == *msg_id
+        })
+        .collect();
+    assert_eq!(annotations.len(), 2, "{annotations:#?}");
+    let key = annotations[0]["content"]["m.relates_to"]["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(key.starts_with("mxc://"), "keyed by the image: {key}");
+    assert_eq!(
+        annotations[0]["content"]["com.beeper.reaction.shortcode"],
+        ":blobcat:"
+    );
+    assert_eq!(
+        annotations[1]["content"]["m.relates_to"]["key"],
+        key.as_str(),
+        "the alias is the same image, uploaded once"
+    );
+    assert_eq!(annotations[0]["sender"], w.ghost(&bob).as_str());
+
+    w.emu.unreact(&bob, &general, &ts, "blobcat").unwrap();
+    sentinel(&w, &general, &room, "after the custom removal").await;
+    let events = timeline(&w, &room).await;
+    let bobs_id = annotations[0]["event_id"].as_str().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "m.room.redaction" && e["redacts"] == bobs_id),
+        "bob's custom reaction is redacted"
+    );
+
+    // From Matrix, on a message of its own: the image's key is the custom emoji on Slack.
+    let mine = w.owner.send_text(&room, "mine").await.unwrap();
+    let mine_ts = w.wait_for_post("mine").await.response["ts"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    w.owner
+        .send_event(
+            &room,
+            "m.reaction",
+            &json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": mine, "key": key}}),
+        )
+        .await
+        .unwrap();
+    poll("the custom reaction on Slack", WAIT, async || {
+        let r = slack_reactions(&w, &general, &mine_ts);
+        (r == [("blobcat".to_owned(), vec![w.emu.bot_user_id()])]).then_some(())
+    })
+    .await;
     bridge.stop().await.unwrap();
 }

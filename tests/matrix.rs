@@ -304,7 +304,11 @@ async fn ghosts_rooms_messages_edits_reactions_redactions_and_media(hs: Homeserv
     // Reaction, twice: on Synapse the second is a duplicate annotation and counts as success;
     // tuwunel 1.4.6 accepts it as a second reaction event (so the bridge must not rely on
     // M_DUPLICATE_ANNOTATION to keep reactions single).
-    let reaction = ReactionEventContent::new(Annotation::new(msg.clone(), "👍".into()));
+    let reaction = serde_json::to_value(ReactionEventContent::new(Annotation::new(
+        msg.clone(),
+        "👍".into(),
+    )))
+    .unwrap();
     let first = client
         .send_reaction(Some(&ghost), &room, "slack-react-1", &reaction, None)
         .await

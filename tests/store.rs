@@ -49,7 +49,54 @@ store_suite!(
     outgoing_is_recorded_before_sending,
     concurrent_first_opens_do_not_race,
     slack_events_stored_in_one_transaction,
+    custom_emoji_by_name_and_mxc,
 );
+
+async fn custom_emoji_by_name_and_mxc(db: &TestDb) {
+    let store = db.connect().await;
+    let mut e = slack_bridge::store::CustomEmoji {
+        team_id: "T1".into(),
+        name: "blobcat".into(),
+        source: "https://emoji.example/blobcat.png".into(),
+        mxc: "mxc://hs/one".into(),
+    };
+    assert_eq!(store.get_custom_emoji("T1", "blobcat").await.unwrap(), None);
+    store.upsert_custom_emoji(&e).await.unwrap();
+    assert_eq!(
+        store
+            .get_custom_emoji("T1", "blobcat")
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&e)
+    );
+    // A new image replaces the old one.
+    e.source = "https://emoji.example/blobcat-2.png".into();
+    e.mxc = "mxc://hs/two".into();
+    store.upsert_custom_emoji(&e).await.unwrap();
+    assert_eq!(
+        store
+            .get_custom_emoji_by_mxc("T1", "mxc://hs/two")
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&e)
+    );
+    assert_eq!(
+        store
+            .get_custom_emoji_by_mxc("T1", "mxc://hs/one")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .get_custom_emoji_by_mxc("T2", "mxc://hs/two")
+            .await
+            .unwrap(),
+        None
+    );
+}
 
 async fn migrates_fresh_and_reopens(db: &TestDb) {
     let store = db.connect().await;

@@ -14,3 +14,14 @@ CREATE INDEX messages_thread ON messages (team_id, channel_id, thread_ts, ts);
 ALTER TABLE portals ADD COLUMN members_synced BIGINT NOT NULL DEFAULT 0;
 -- 'active' | 'archived' (read-only until unarchived) | 'deleted' (the channel is gone).
 ALTER TABLE portals ADD COLUMN state TEXT NOT NULL DEFAULT 'active';
+
+-- A workspace's custom emoji uploaded to Matrix: once per image (a changed image, a new
+-- upload), looked up by name for Slack reactions and by mxc for Matrix ones.
+CREATE TABLE custom_emoji (
+    team_id TEXT NOT NULL,
+    name    TEXT NOT NULL,
+    source  TEXT NOT NULL,
+    mxc     TEXT NOT NULL,
+    PRIMARY KEY (team_id, name)
+);
+CREATE INDEX custom_emoji_mxc ON custom_emoji (team_id, mxc);

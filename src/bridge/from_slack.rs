@@ -283,7 +283,7 @@ impl Target {
         &self,
         core: &Core,
         txn: &str,
-        content: &ruma::events::reaction::ReactionEventContent,
+        content: &serde_json::Value,
         ts: Option<MilliSecondsSinceUnixEpoch>,
     ) -> Result<Option<OwnedEventId>> {
         match core

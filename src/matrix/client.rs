@@ -471,6 +471,30 @@ impl MatrixClient {
         Ok(self.send(req, as_user).await?.event_id)
     }
 
+    /// Sends a message-like event given as JSON (for fields ruma's types do not carry, like
+    /// `com.beeper.reaction.shortcode`).
+    pub async fn send_raw(
+        &self,
+        as_user: Option<&UserId>,
+        room_id: &RoomId,
+        txn_id: &str,
+        event_type: &str,
+        content: &serde_json::Value,
+        ts: Option<MilliSecondsSinceUnixEpoch>,
+    ) -> Result<OwnedEventId, MatrixError> {
+        let body = ruma::serde::Raw::new(content)
+            .map_err(|e| MatrixError::Build(e.to_string()))?
+            .cast_unchecked();
+        let mut req = send_message_event::v3::Request::new_raw(
+            room_id.to_owned(),
+            OwnedTransactionId::from(txn_id),
+            event_type.into(),
+            body,
+        );
+        req.timestamp = ts;
+        Ok(self.send(req, as_user).await?.event_id)
+    }
+
     /// Sends a reaction; `None` when this user already reacted with the same key
     /// (`M_DUPLICATE_ANNOTATION`), which is what a re-added Slack reaction should be.
     pub async fn send_reaction(
@@ -478,11 +502,11 @@ impl MatrixClient {
         as_user: Option<&UserId>,
         room_id: &RoomId,
         txn_id: &str,
-        content: &ruma::events::reaction::ReactionEventContent,
+        content: &serde_json::Value,
         ts: Option<MilliSecondsSinceUnixEpoch>,
     ) -> Result<Option<OwnedEventId>, MatrixError> {
         match self
-            .send_message(as_user, room_id, txn_id, content, ts)
+            .send_raw(as_user, room_id, txn_id, "m.reaction", content, ts)
             .await
         {
             Ok(id) => Ok(Some(id)),

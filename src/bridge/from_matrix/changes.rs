@@ -21,7 +21,7 @@ use ruma::{
 
 use super::{gate, notice, slack_text};
 use crate::{
-    bridge::{Core, LoginRuntime, Result},
+    bridge::{Core, LoginRuntime, Result, custom_emoji},
     format::emoji,
     slack::web::{SlackError, UpdateMessage},
     store::{Portal, ReactionRow},
@@ -200,7 +200,15 @@ pub(super) async fn react(
     let Some(rt) = gate(core, portal, room, &r.sender, event_id, "reaction").await? else {
         return Ok(());
     };
-    let Some(name) = emoji::unicode_to_shortcode(key) else {
+    let custom = if key.starts_with("mxc://") {
+        custom_emoji::name_of(core, &portal.team_id, key).await?
+    } else {
+        None
+    };
+    let Some(name) = custom
+        .as_deref()
+        .or_else(|| emoji::unicode_to_shortcode(key))
+    else {
         notice(
             core,
             room,

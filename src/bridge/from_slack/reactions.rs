@@ -4,14 +4,15 @@
 
 use std::sync::Arc;
 
-use ruma::{
-    EventId, RoomId,
-    events::{reaction::ReactionEventContent, relation::Annotation},
-};
+use ruma::{EventId, RoomId};
+use serde_json::json;
 
 use super::{Target, matrix_ts};
 use crate::{
-    bridge::{BridgeError, Core, LoginRuntime, Result},
+    bridge::{
+        BridgeError, Core, LoginRuntime, Result,
+        custom_emoji::{self, Resolved},
+    },
     format::emoji,
     slack::events::ReactionEvent,
     store::ReactionRow,
@@ -35,9 +36,9 @@ async fn target_message(
     Ok(Some((channel.to_owned(), ts.to_owned(), first)))
 }
 
-/// The annotation key of a Slack reaction name: its emoji, or `:name:` for a workspace's own
-/// emoji.
-pub fn reaction_key(name: &str) -> String {
+/// The annotation key of a standard Slack reaction name (its emoji), or `:name:` for the
+/// rest; custom emoji get their `mxc://` in [`on_added`].
+fn reaction_key(name: &str) -> String {
     emoji::shortcode_to_unicode(name).map_or_else(|| format!(":{name}:"), str::to_owned)
 }
 
@@ -50,7 +51,11 @@ pub(super) async fn on_added(
         return Ok(());
     };
     let team = rt.team_id();
-    let key = reaction_key(&r.reaction);
+    let (key, shortcode) = match custom_emoji::resolve(core, rt, &r.reaction).await? {
+        Resolved::Unicode(u) => (u.to_owned(), None),
+        Resolved::Image { name, mxc } => (mxc, Some(format!(":{name}:"))),
+        Resolved::Unknown => (reaction_key(&r.reaction), None),
+    };
     // Bridged already (a redelivery), or the same emoji under another name (`+1` and
     // `thumbsup`): not every homeserver refuses a second annotation with one key.
     let had = core
@@ -66,7 +71,13 @@ pub(super) async fn on_added(
     let target = Target::in_room(core, rt, &message.room_id, &r.user).await?;
     let event = EventId::parse(&message.event_id)
         .map_err(|e| BridgeError::Other(format!("stored event id: {e}")))?;
-    let content = ReactionEventContent::new(Annotation::new(event, key));
+    let mut content = json!({
+        "m.relates_to": {"rel_type": "m.annotation", "event_id": event, "key": key},
+    });
+    if let Some(code) = shortcode {
+        // Clients show the image for an mxc key, and this name as its text.
+        content["com.beeper.reaction.shortcode"] = json!(code);
+    }
     let txn = format!(
         "slack-react-{team}-{channel}-{ts}-{}-{}",
         r.user, r.reaction

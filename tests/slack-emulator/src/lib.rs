@@ -348,11 +348,11 @@ impl Emulator {
     pub fn leave(&self, user: &str, channel: &str) -> Result<(), Error> {
         self.act(|w| w.act_leave(user, channel))
     }
-    /// `channel_archive` / `channel_unarchive`.
     /// An admin deletes the channel (`channel_deleted`); it is gone afterwards.
     pub fn delete_channel(&self, channel: &str) -> Result<(), Error> {
         self.act(|w| w.act_delete_channel(channel))
     }
+    /// `channel_archive` / `channel_unarchive`.
     pub fn archive_channel(&self, user: &str, channel: &str, archived: bool) -> Result<(), Error> {
         self.act(|w| w.act_archive(user, channel, archived))
     }
@@ -373,6 +373,13 @@ impl Emulator {
     /// Adds a custom emoji (`emoji_changed` with `subtype: add`).
     pub fn add_emoji(&self, name: &str, value: &str) {
         let _ = self.act(|w| w.act_add_emoji(name, value));
+    }
+    /// Adds a custom emoji whose image the emulator serves; returns its URL.
+    pub fn add_emoji_image(&self, name: &str, png: Vec<u8>) -> String {
+        let url = format!("{}/emoji/{name}.png", self.base_url());
+        self.with_workspace(|w| w.emoji_images.insert(name.to_owned(), png));
+        self.add_emoji(name, &url);
+        url
     }
 
     // ---- observation ----

@@ -207,6 +207,9 @@ pub struct Workspace {
     pub(crate) channels: Vec<Channel>,
     pub(crate) files: Vec<File>,
     pub(crate) emoji: BTreeMap<String, String>,
+    /// Images of custom emoji served by the emulator (`/emoji/<name>.png`), public like
+    /// emoji.slack-edge.com.
+    pub(crate) emoji_images: BTreeMap<String, Vec<u8>>,
     pub(crate) bot_user_id: UserId,
     pub(crate) bot_id: BotId,
     pub(crate) app_id: String,
@@ -307,6 +310,7 @@ impl Workspace {
             channels: Vec::new(),
             files: Vec::new(),
             emoji: BTreeMap::new(),
+            emoji_images: BTreeMap::new(),
             bot_user_id: bot_user_id.clone(),
             bot_id: bot_id.clone(),
             app_id: app_id.clone(),

@@ -92,6 +92,7 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
         .route("/files-pri/{id}/{*rest}", get(download))
         .route("/files-tmb/{id}/{*rest}", get(download))
         .route("/avatars/{file}", get(avatar))
+        .route("/emoji/{file}", get(emoji_image))
         // `nest` does not match the trailing-slash form of its own root.
         .route("/_emulator/", get(crate::control::index))
         .nest("/_emulator", crate::control::routes())
@@ -256,6 +257,16 @@ async fn download(
             LOGIN_PAGE,
         )
             .into_response(),
+    }
+}
+
+/// Custom emoji images (public, like emoji.slack-edge.com): `<name>.png`.
+async fn emoji_image(State(inner): State<Arc<Inner>>, Path(file): Path<String>) -> Response {
+    let name = file.trim_end_matches(".png");
+    let ws = inner.ws.lock().unwrap();
+    match ws.emoji_images.get(name) {
+        Some(png) => ([(header::CONTENT_TYPE, "image/png")], png.clone()).into_response(),
+        None => (StatusCode::NOT_FOUND, "no such emoji\n").into_response(),
     }
 }
 
