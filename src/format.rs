@@ -202,6 +202,24 @@ mod tests {
     }
 
     #[test]
+    fn shared_messages_are_quoted_with_their_author_and_link() {
+        let attachments = json!([{"is_share": true, "is_msg_unfurl": true,
+            "from_url": "https://acme.slack.com/archives/C1/p1700000000000100",
+            "author_name": "Alice", "author_id": "U1", "text": "the *plan*",
+            "fallback": "[Nov 14] Alice: the plan", "ts": "1700000000.000100"}]);
+        let msg = slack_message_to_matrix("look:", None, Some(&attachments), &slack_ctx());
+        assert_eq!(
+            msg.body,
+            "look:\n> Alice: the plan\n> Original message (https://acme.slack.com/archives/C1/p1700000000000100)"
+        );
+        let html = msg.formatted_body.unwrap();
+        assert!(
+            html.contains("<blockquote><strong>Alice</strong>: the <strong>plan</strong>"),
+            "{html}"
+        );
+    }
+
+    #[test]
     fn image_and_unknown_blocks_never_leave_a_message_empty() {
         let blocks = json!([{"type":"image","image_url":"https://x/cat.png","alt_text":"a cat"}]);
         let msg = slack_to_matrix("", Some(&blocks), &slack_ctx());

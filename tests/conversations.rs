@@ -21,6 +21,7 @@ on_every_homeserver_and_database!(
     redeliveries_and_a_restart_change_nothing,
     room_mentions_both_ways,
     custom_emoji_reactions_both_ways,
+    rich_content_both_ways,
 );
 
 async fn setup(hs: HomeserverKind, db: Option<TestDb>) -> World {
@@ -815,5 +816,66 @@ async fn custom_emoji_reactions_both_ways(hs: HomeserverKind, db: Option<TestDb>
         (r == [("blobcat".to_owned(), vec![w.emu.bot_user_id()])]).then_some(())
     })
     .await;
+    bridge.stop().await.unwrap();
+}
+
+/// Beyond text: a shared Slack message is a quote with its author and link, a huddle a notice
+/// from whoever started it; a Matrix location is text with its geo: URI, an unknown msgtype
+/// its body — nothing is dropped.
+async fn rich_content_both_ways(hs: HomeserverKind, db: Option<TestDb>) {
+    let w = setup(hs, db).await;
+    let bridge = w.env.run_bridge_full().await;
+    let general = w.emu.channel_id("general").unwrap();
+    let room = w.joined_room_of(&general).await;
+    let alice = w.emu.user_id("alice").unwrap();
+    let bob = w.emu.user_id("bob").unwrap();
+
+    w.emu
+        .post_attachments(
+            &bob,
+            &general,
+            "worth a read",
+            json!([{"is_share": true, "is_msg_unfurl": true, "author_name": "Alice",
+                    "author_id": alice, "text": "the plan for *Q3*",
+                    "from_url": "https://acme.slack.com/archives/C1/p1700000000000100",
+                    "fallback": "[Nov 14] Alice: the plan for Q3", "ts": "1700000000.000100"}]),
+        )
+        .unwrap();
+    let e = w
+        .owner
+        .wait_for_event(&room, |e| body(e).starts_with("worth a read"), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        body(&e),
+        "worth a read\n> Alice: the plan for Q3\n> Original message (https://acme.slack.com/archives/C1/p1700000000000100)"
+    );
+    w.emu.start_huddle(&alice, &general).unwrap();
+    let e = w
+        .owner
+        .wait_for_event(&room, |e| body(e).contains("huddle"), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(e["content"]["msgtype"], "m.notice");
+    assert_eq!(e["sender"], w.ghost(&alice).as_str());
+
+    w.owner
+        .send_event(
+            &room,
+            "m.room.message",
+            &json!({"msgtype": "m.location", "body": "Office", "geo_uri": "geo:51.5008,0.1247"}),
+        )
+        .await
+        .unwrap();
+    w.wait_for_post("📍 Office (geo:51.5008,0.1247)").await;
+    w.owner
+        .send_event(
+            &room,
+            "m.room.message",
+            &json!({"msgtype": "org.example.poll", "body": "Poll: pizza or pasta?"}),
+        )
+        .await
+        .unwrap();
+    w.wait_for_post("Poll: pizza or pasta?").await;
     bridge.stop().await.unwrap();
 }

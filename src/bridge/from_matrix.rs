@@ -35,7 +35,7 @@ use super::{
 use crate::{
     BoxFuture,
     config::PermissionLevel,
-    format::{self, MatrixContext},
+    format::{self, MatrixContext, html},
     matrix::inbox::{MatrixEventSink, SinkError},
     slack::web::{HistoryQuery, PostMessage},
     store::{COMMAND_QUEUE, MessageRow, NewOutboxEvent, Outgoing, Portal, QueueTable, QueuedItem},
@@ -410,10 +410,16 @@ async fn to_slack(
     }
 }
 
+/// Whether a msgtype is posted as text: all but media (their own path) and verification
+/// requests (meant for Matrix clients).
 fn is_text(msgtype: &MessageType) -> bool {
-    matches!(
+    !matches!(
         msgtype,
-        MessageType::Text(_) | MessageType::Notice(_) | MessageType::Emote(_)
+        MessageType::Image(_)
+            | MessageType::File(_)
+            | MessageType::Audio(_)
+            | MessageType::Video(_)
+            | MessageType::VerificationRequest(_)
     )
 }
 
@@ -429,6 +435,15 @@ async fn slack_text(
         MessageType::Text(t) => (&t.body, t.formatted.as_ref(), false),
         MessageType::Notice(t) => (&t.body, t.formatted.as_ref(), false),
         MessageType::Emote(t) => (&t.body, t.formatted.as_ref(), true),
+        // A location: its description and the geo: URI.
+        MessageType::Location(l) => {
+            let text = format!("📍 {} ({})", l.body, l.geo_uri);
+            return Some(html::escape_slack(&text));
+        }
+        other if is_text(other) => {
+            // Polls, server notices and other msgtypes: their plain body.
+            return Some(html::escape_slack(other.body()));
+        }
         _ => return None,
     };
     let html = html

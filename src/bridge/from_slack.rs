@@ -136,7 +136,8 @@ async fn handle_message(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: MessageEven
         }
         _ => {}
     }
-    if !m.is_new_message() {
+    let huddle = matches!(&m.subtype, MessageSubtype::Other(s) if s == "huddle_thread");
+    if !m.is_new_message() && !huddle {
         return Ok(());
     }
     let msg = &m.message;
@@ -157,7 +158,12 @@ async fn handle_message(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: MessageEven
     let sender = sender_of(msg)?;
     let target = Target::of(core, rt, &m.channel, &sender).await?;
     let is_me = m.subtype == MessageSubtype::MeMessage;
-    let content = message_content(core, rt, msg, is_me).await;
+    let content = if huddle {
+        // A huddle is live audio on Slack only: say so, from whoever started it.
+        RoomMessageEventContent::notice_plain("started a huddle on Slack (join it there)")
+    } else {
+        message_content(core, rt, msg, is_me).await
+    };
     // A thread reply joins its root's thread; a broadcast reply is in the thread and, as a
     // reply to the root, in the main timeline too. A reply whose root was never bridged
     // (older than the portal) arrives as a plain message.

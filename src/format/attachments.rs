@@ -13,9 +13,19 @@ fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
         .filter(|s| !s.trim().is_empty())
 }
 
+fn flag(a: &Value, key: &str) -> bool {
+    a.get(key).and_then(Value::as_bool) == Some(true)
+}
+
+/// A message shared or forwarded into this one (`is_share`), or the preview of a link to a
+/// Slack message (`is_msg_unfurl`): shown as a quote of that message.
+fn is_shared_message(a: &Value) -> bool {
+    flag(a, "is_share") || flag(a, "is_msg_unfurl")
+}
+
 /// A preview Slack made of a link in the message (`from_url`, app unfurls).
 fn is_unfurl(a: &Value) -> bool {
-    a.get("from_url").is_some() || a.get("is_app_unfurl").and_then(Value::as_bool) == Some(true)
+    !is_shared_message(a) && (a.get("from_url").is_some() || flag(a, "is_app_unfurl"))
 }
 
 fn fields(a: &Value) -> impl Iterator<Item = (&str, &str)> {
@@ -49,6 +59,11 @@ pub(super) fn render(r: &mut Render<'_>, attachments: &Value) -> bool {
     let mut any = false;
     for a in attachments.as_array().into_iter().flatten() {
         if is_unfurl(a) {
+            continue;
+        }
+        if is_shared_message(a) {
+            render_shared(r, a);
+            any = true;
             continue;
         }
         let pretext = str_field(a, "pretext");
@@ -90,4 +105,24 @@ pub(super) fn render(r: &mut Render<'_>, attachments: &Value) -> bool {
         any = true;
     }
     any
+}
+
+/// A shared message: who wrote it and what, quoted, with the link to the original.
+fn render_shared(r: &mut Render<'_>, a: &Value) {
+    r.paragraph_break();
+    r.quote(|r| {
+        if let Some(author) = str_field(a, "author_name").or_else(|| str_field(a, "author_subname"))
+        {
+            r.tag("strong", |r| r.text_with_emoji(author));
+            r.text(": ");
+        }
+        match str_field(a, "text") {
+            Some(t) => mrkdwn::render(r, t),
+            None => r.text_with_emoji(str_field(a, "fallback").unwrap_or_default()),
+        }
+        if let Some(link) = str_field(a, "from_url").or_else(|| str_field(a, "original_url")) {
+            r.paragraph_break();
+            r.link(link, Some("Original message"));
+        }
+    });
 }

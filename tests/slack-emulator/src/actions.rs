@@ -151,6 +151,25 @@ impl Workspace {
         Ok((ts, events))
     }
 
+    /// `user` starts a huddle: a `huddle_thread` message with the huddle's `room`.
+    pub(crate) fn act_huddle(&mut self, user: &str, channel: &str) -> Outcome<String> {
+        self.need_member(user, channel)?;
+        let ts = self.clock.next();
+        let mut msg = self.user_message_body(user, "", &ts, None);
+        for k in ["blocks", "client_msg_id"] {
+            msg.body.remove(k);
+        }
+        msg.body.insert("subtype".into(), json!("huddle_thread"));
+        msg.body.insert(
+            "room".into(),
+            json!({"id": format!("R{}", ts.replace('.', "")), "name": "", "created_by": user,
+                   "date_start": ts.split('.').next().unwrap_or_default().parse::<u64>().unwrap_or(0),
+                   "participants": [user], "channels": [channel], "is_dm_call": false}),
+        );
+        let events = self.insert_and_announce(channel, msg);
+        Ok((ts, events))
+    }
+
     /// A `/me` message: `subtype: me_message`, no blocks.
     pub(crate) fn act_me_message(
         &mut self,

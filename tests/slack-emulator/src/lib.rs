@@ -252,6 +252,10 @@ impl Emulator {
     ) -> Result<String, Error> {
         self.act(|w| w.act_post_attachments(user, channel, text, attachments))
     }
+    /// `user` starts a huddle in the channel (`subtype: huddle_thread`).
+    pub fn start_huddle(&self, user: &str, channel: &str) -> Result<String, Error> {
+        self.act(|w| w.act_huddle(user, channel))
+    }
     /// A thread reply (`thread_ts` = the root, or any reply of it).
     pub fn reply(
         &self,
