@@ -1,6 +1,6 @@
 //! Members and the channel's life: every Slack member of a bridged channel has a ghost in its
 //! room, filled in the background without holding up messages, and kept in step as people
-//! join and leave; archiving and deleting the channel show in the room — the Slack emulator,
+//! join and leave; archiving, deleting and pins of the channel show in the room — the Slack emulator,
 //! a real homeserver and the bridge, on SQLite; on Synapse and on tuwunel.
 
 mod support;
@@ -15,6 +15,7 @@ on_both_homeservers!(
     a_big_channel_gets_every_member_without_holding_up_others,
     joins_and_leaves_follow_slack,
     archive_unarchive_and_delete_show_in_the_room,
+    pins_follow_slack,
 );
 
 /// How many people the big channel has (besides the bot).
@@ -157,5 +158,44 @@ async fn archive_unarchive_and_delete_show_in_the_room(hs: HomeserverKind) {
         .filter(|e| e["sender"] == bot().as_str() && body(e).contains("on Slack:"))
         .count();
     assert_eq!(notices, 3, "one notice per change");
+    bridge.stop().await.unwrap();
+}
+
+/// Pinning messages on Slack pins their events in the room; unpinning unpins exactly that one.
+async fn pins_follow_slack(hs: HomeserverKind) {
+    let w = world(hs, Workspace::demo()).await;
+    let bridge = w.env.run_bridge_full().await;
+    let general = w.emu.channel_id("general").unwrap();
+    let room = w.joined_room_of(&general).await;
+    let alice = w.emu.user_id("alice").unwrap();
+    let mut ids = Vec::new();
+    let mut tss = Vec::new();
+    for text in ["pin me", "pin me too"] {
+        tss.push(w.emu.post_message(&alice, &general, text).unwrap());
+        let e = w.owner.wait_for_text(&room, text, WAIT).await.unwrap();
+        ids.push(e["event_id"].as_str().unwrap().to_owned());
+    }
+    let bot_client = w.env.bot_client().await;
+    let pinned = async |want: Vec<&str>| {
+        poll(&format!("pinned events {want:?}"), WAIT, async || {
+            let state = bot_client
+                .state_event(&room, "m.room.pinned_events", "")
+                .await
+                .ok()?;
+            let now: Vec<&str> = state["pinned"]
+                .as_array()?
+                .iter()
+                .filter_map(|v| v.as_str())
+                .collect();
+            (now == want).then_some(())
+        })
+        .await
+    };
+    w.emu.pin(&alice, &general, &tss[0]).unwrap();
+    pinned(vec![&ids[0]]).await;
+    w.emu.pin(&alice, &general, &tss[1]).unwrap();
+    pinned(vec![&ids[0], &ids[1]]).await;
+    w.emu.unpin(&alice, &general, &tss[0]).unwrap();
+    pinned(vec![&ids[1]]).await;
     bridge.stop().await.unwrap();
 }

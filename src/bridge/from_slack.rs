@@ -112,6 +112,9 @@ async fn handle_event(core: &Arc<Core>, rt: &Arc<LoginRuntime>, event: SlackEven
         SlackEvent::ReactionAdded(r) => reactions::on_added(core, rt, &r).await,
         SlackEvent::ReactionRemoved(r) => reactions::on_removed(core, rt, &r).await,
         SlackEvent::Message(m) => handle_message(core, rt, m).await,
+        SlackEvent::Other(v) if v["type"] == "pin_added" || v["type"] == "pin_removed" => {
+            super::lifecycle::pin(core, rt, &v, v["type"] == "pin_added").await
+        }
         _ => Ok(()),
     }
 }

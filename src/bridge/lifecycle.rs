@@ -1,15 +1,11 @@
 //! A channel's life on Slack, in its room: archived (a notice, and the room read-only for
-//! everyone but the bot until it is unarchived) and deleted (a notice, the room read-only for
-//! good, and the portal marked gone so nothing is sent to it again).
+//! everyone but the bot until it is unarchived), deleted (a notice, the room read-only for
+//! good, and the portal marked gone so nothing is sent to it again), and its pinned messages
+//! (`m.room.pinned_events`).
 
 use std::sync::Arc;
 
-use ruma::{
-    RoomId,
-    api::client::state::{get_state_event_for_key, send_state_event},
-    events::{AnyStateEventContent, StateEventType},
-    serde::Raw,
-};
+use ruma::RoomId;
 use serde_json::Value;
 
 use super::{BridgeError, Core, LoginRuntime, Result, from_matrix::notice};
@@ -94,30 +90,75 @@ where
     Ok(())
 }
 
+/// `pin_added` / `pin_removed`: the message's event joins or leaves the room's pinned events
+/// (once: pinning a pinned message changes nothing). Messages the bridge never saw are
+/// ignored.
+pub async fn pin(core: &Core, rt: &LoginRuntime, event: &Value, added: bool) -> Result<()> {
+    let channel = event["channel_id"]
+        .as_str()
+        .or_else(|| event["item"]["channel"].as_str())
+        .unwrap_or_default();
+    let Some(ts) = event["item"]["message"]["ts"]
+        .as_str()
+        .or_else(|| event["item"]["ts"].as_str())
+    else {
+        // A pinned file: nothing to point at yet.
+        return Ok(());
+    };
+    let rows = core.store.get_message(rt.team_id(), channel, ts).await?;
+    let Some(row) = rows.iter().find(|r| !r.is_deleted()) else {
+        tracing::debug!(%channel, %ts, "pin of a message the bridge never bridged; ignored");
+        return Ok(());
+    };
+    let room = RoomId::parse(&row.room_id)
+        .map_err(|e| BridgeError::Other(format!("stored room id: {e}")))?;
+    let current = core
+        .matrix
+        .state_json(&room, "m.room.pinned_events", "")
+        .await?;
+    let mut pinned: Vec<String> = current
+        .as_ref()
+        .and_then(|c| c["pinned"].as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let has = pinned.contains(&row.event_id);
+    if has == added {
+        return Ok(());
+    }
+    if added {
+        pinned.push(row.event_id.clone());
+    } else {
+        pinned.retain(|e| *e != row.event_id);
+    }
+    core.matrix
+        .put_state_json(
+            &room,
+            "m.room.pinned_events",
+            "",
+            &serde_json::json!({ "pinned": pinned }),
+        )
+        .await?;
+    Ok(())
+}
+
 /// Raises (or restores) the level needed to send messages, so only the bot can post.
 async fn set_read_only(core: &Core, room: &RoomId, read_only: bool) -> Result<()> {
-    let get = get_state_event_for_key::v3::Request::new(
-        room.to_owned(),
-        StateEventType::RoomPowerLevels,
-        String::new(),
-    );
-    let current = core.matrix.send(get, None).await?;
-    let mut levels: Value = serde_json::from_str(current.event_or_content.get())
-        .map_err(|e| BridgeError::Other(format!("power levels: {e}")))?;
+    let mut levels = core
+        .matrix
+        .state_json(room, "m.room.power_levels", "")
+        .await?
+        .ok_or_else(|| BridgeError::Other(format!("{room} has no power levels")))?;
     let want = if read_only { READ_ONLY_LEVEL } else { 0 };
     if levels["events_default"].as_i64().unwrap_or(0) == want {
         return Ok(());
     }
     levels["events_default"] = Value::from(want);
-    let body: Raw<AnyStateEventContent> = Raw::new(&levels)
-        .map_err(|e| BridgeError::Other(format!("power levels: {e}")))?
-        .cast_unchecked();
-    let put = send_state_event::v3::Request::new_raw(
-        room.to_owned(),
-        StateEventType::RoomPowerLevels,
-        String::new(),
-        body,
-    );
-    core.matrix.send(put, None).await?;
+    core.matrix
+        .put_state_json(room, "m.room.power_levels", "", &levels)
+        .await?;
     Ok(())
 }

@@ -471,6 +471,47 @@ impl MatrixClient {
         Ok(self.send(req, as_user).await?.event_id)
     }
 
+    /// A state event's content as JSON; None when the room has no such state.
+    pub async fn state_json(
+        &self,
+        room_id: &RoomId,
+        event_type: &str,
+        state_key: &str,
+    ) -> Result<Option<serde_json::Value>, MatrixError> {
+        let req = ruma::api::client::state::get_state_event_for_key::v3::Request::new(
+            room_id.to_owned(),
+            event_type.into(),
+            state_key.to_owned(),
+        );
+        match self.send(req, None).await {
+            Ok(r) => serde_json::from_str(r.event_or_content.get())
+                .map(Some)
+                .map_err(|e| MatrixError::Build(format!("{event_type} state: {e}"))),
+            Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sets a state event from JSON content, as the bot.
+    pub async fn put_state_json(
+        &self,
+        room_id: &RoomId,
+        event_type: &str,
+        state_key: &str,
+        content: &serde_json::Value,
+    ) -> Result<OwnedEventId, MatrixError> {
+        let body = ruma::serde::Raw::new(content)
+            .map_err(|e| MatrixError::Build(e.to_string()))?
+            .cast_unchecked();
+        let req = send_state_event::v3::Request::new_raw(
+            room_id.to_owned(),
+            event_type.into(),
+            state_key.to_owned(),
+            body,
+        );
+        Ok(self.send(req, None).await?.event_id)
+    }
+
     /// Sends a message-like event given as JSON (for fields ruma's types do not carry, like
     /// `com.beeper.reaction.shortcode`).
     pub async fn send_raw(

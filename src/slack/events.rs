@@ -110,9 +110,10 @@ impl SlackEvent {
             "channel_created" => typed(&v).map(SlackEvent::ChannelCreated),
             "channel_rename" => typed(&v).map(SlackEvent::ChannelRename),
             "group_rename" => typed(&v).map(SlackEvent::GroupRename),
-            "channel_deleted" => typed(&v).map(SlackEvent::ChannelDeleted),
-            "channel_archive" => typed(&v).map(SlackEvent::ChannelArchive),
-            "channel_unarchive" => typed(&v).map(SlackEvent::ChannelUnarchive),
+            "channel_deleted" | "group_deleted" => typed(&v).map(SlackEvent::ChannelDeleted),
+            // Private channels archive as `group_*`, with the same fields.
+            "channel_archive" | "group_archive" => typed(&v).map(SlackEvent::ChannelArchive),
+            "channel_unarchive" | "group_unarchive" => typed(&v).map(SlackEvent::ChannelUnarchive),
             "user_change" => typed(&v).map(SlackEvent::UserChange),
             "team_join" => typed(&v).map(SlackEvent::TeamJoin),
             "emoji_changed" => typed(&v).map(SlackEvent::EmojiChanged),

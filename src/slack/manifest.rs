@@ -25,6 +25,7 @@ pub const BOT_SCOPES: &[(&str, &str)] = &[
     ("mpim:history", "messages of group direct messages"),
     ("mpim:read", "listing group direct messages"),
     ("mpim:write", "opening group direct messages"),
+    ("pins:read", "pinned messages"),
     ("reactions:read", "reactions made on Slack"),
     ("reactions:write", "reactions made on Matrix"),
     ("team:read", "the workspace's name for its Matrix space"),
@@ -48,7 +49,14 @@ pub const BOT_EVENTS: &[&str] = &[
     "member_left_channel",
     "channel_created",
     "channel_rename",
+    "channel_archive",
+    "channel_unarchive",
+    "channel_deleted",
     "group_rename",
+    "group_archive",
+    "group_unarchive",
+    "pin_added",
+    "pin_removed",
     "user_change",
     "team_join",
     "emoji_changed",
@@ -126,8 +134,12 @@ mod tests {
             "member_joined_channel"
             | "member_left_channel"
             | "channel_created"
-            | "channel_rename" => "channels:read",
-            "group_rename" => "groups:read",
+            | "channel_rename"
+            | "channel_archive"
+            | "channel_unarchive"
+            | "channel_deleted" => "channels:read",
+            "group_rename" | "group_archive" | "group_unarchive" => "groups:read",
+            "pin_added" | "pin_removed" => "pins:read",
             "user_change" | "team_join" => "users:read",
             "emoji_changed" => "emoji:read",
             "file_shared" => "files:read",

@@ -151,6 +151,46 @@ impl Workspace {
         Ok((ts, events))
     }
 
+    /// `user` pins (or unpins) a message: `pin_added` / `pin_removed` with the message as
+    /// history shows it.
+    pub(crate) fn act_pin(
+        &mut self,
+        user: &str,
+        channel: &str,
+        ts: &str,
+        pinned: bool,
+    ) -> Outcome<()> {
+        self.need_member(user, channel)?;
+        let c = self
+            .channel(channel)
+            .ok_or_else(|| Error::new("channel_not_found"))?;
+        let m = c
+            .message(ts)
+            .ok_or_else(|| Error::new("message_not_found"))?;
+        let message = self.message_json(c, m);
+        let author = m.user.clone();
+        let visible = c.kind == ChannelKind::Public || self.bot_is_member(c);
+        let kind = if pinned { "pin_added" } else { "pin_removed" };
+        let now = util::now_secs();
+        let mut ev = json!({
+            "type": kind,
+            "user": user,
+            "channel_id": channel,
+            "item": {"type": "message", "channel": channel, "message": message,
+                     "created": now, "created_by": user},
+            "pin_count": 1,
+            "pinned_info": {"channel": channel, "pinned_by": user, "pinned_ts": now},
+            "event_ts": self.clock.next(),
+        });
+        if let Some(a) = author {
+            ev["item_user"] = json!(a);
+        }
+        if !pinned {
+            ev["has_pins"] = json!(false);
+        }
+        Ok(((), vec![RawEvent::new(ev, kind, Some(channel), visible)]))
+    }
+
     /// `user` starts a huddle: a `huddle_thread` message with the huddle's `room`.
     pub(crate) fn act_huddle(&mut self, user: &str, channel: &str) -> Outcome<String> {
         self.need_member(user, channel)?;

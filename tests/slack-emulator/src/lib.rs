@@ -252,6 +252,14 @@ impl Emulator {
     ) -> Result<String, Error> {
         self.act(|w| w.act_post_attachments(user, channel, text, attachments))
     }
+    /// `user` pins a message (`pin_added`).
+    pub fn pin(&self, user: &str, channel: &str, ts: &str) -> Result<(), Error> {
+        self.act(|w| w.act_pin(user, channel, ts, true))
+    }
+    /// `user` unpins a message (`pin_removed`).
+    pub fn unpin(&self, user: &str, channel: &str, ts: &str) -> Result<(), Error> {
+        self.act(|w| w.act_pin(user, channel, ts, false))
+    }
     /// `user` starts a huddle in the channel (`subtype: huddle_thread`).
     pub fn start_huddle(&self, user: &str, channel: &str) -> Result<String, Error> {
         self.act(|w| w.act_huddle(user, channel))

@@ -250,6 +250,7 @@ pub const DEFAULT_BOT_SCOPES: &[&str] = &[
     "files:read",
     "files:write",
     "emoji:read",
+    "pins:read",
 ];
 
 /// Bot event subscriptions of the bridge manifest in slack-protocol.md §6.
@@ -268,6 +269,10 @@ pub const DEFAULT_BOT_EVENTS: &[&str] = &[
     "channel_archive",
     "channel_unarchive",
     "group_rename",
+    "group_archive",
+    "group_unarchive",
+    "pin_added",
+    "pin_removed",
     "user_change",
     "team_join",
     "emoji_changed",
