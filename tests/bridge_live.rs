@@ -73,6 +73,18 @@ async fn a_channel_the_bot_joins_later_gets_its_portal_live(hs: HomeserverKind) 
     w.emu.invite(&alice, &bot_user, &private).unwrap();
 
     let bot_client = w.env.bot_client().await;
+    poll(
+        "the workspace icon as the space's avatar",
+        WAIT,
+        async || {
+            let a = bot_client
+                .state_event(&space, "m.room.avatar", "")
+                .await
+                .ok()?;
+            a["url"].as_str()?.starts_with("mxc://").then_some(())
+        },
+    )
+    .await;
     for (channel, name) in [(&public, "#late-news"), (&private, "late-secret")] {
         let room = w.room_of(channel).await;
         let n = bot_client

@@ -136,7 +136,38 @@ pub async fn ensure_space(core: &Core, rt: &LoginRuntime) -> Result<OwnedRoomId>
         .set_login_space(rt.team_id(), space.as_str())
         .await?;
     tracing::info!(team = %rt.team_id(), space = %space, "created the workspace space");
+    set_space_avatar(core, rt, &space).await;
     Ok(space)
+}
+
+/// The workspace's icon as the space's avatar; a failure is logged (it is decoration).
+async fn set_space_avatar(core: &Core, rt: &LoginRuntime, space: &RoomId) {
+    let result = async {
+        let team = rt.slack.team_info().await?;
+        let Some(url) = team.icon.best() else {
+            return Ok(());
+        };
+        let bytes = rt.slack.download_file(url).await?;
+        let mime = if url.ends_with(".jpg") || url.ends_with(".jpeg") {
+            "image/jpeg"
+        } else {
+            "image/png"
+        };
+        let mxc = core
+            .matrix
+            .upload(None, bytes, mime, Some("workspace-icon"))
+            .await?;
+        let mut avatar = ruma::events::room::avatar::RoomAvatarEventContent::new();
+        avatar.url = Some(mxc);
+        core.matrix
+            .send_state(None, space, &EmptyStateKey, &avatar)
+            .await?;
+        Ok::<_, BridgeError>(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(team = %rt.team_id(), error = %e, "cannot set the workspace icon as the space's avatar");
+    }
 }
 
 /// The portal of a conversation, creating its room when there is none yet.
