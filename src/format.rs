@@ -41,6 +41,15 @@ pub struct ChannelRef {
     pub name: String,
 }
 
+/// A Slack user group as seen from Matrix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRef {
+    /// Without the `@`.
+    pub handle: String,
+    /// The Matrix users of its members, all mentioned when the group is.
+    pub members: Vec<String>,
+}
+
 /// Lookups for Slack → Matrix, filled by the caller from [`referenced_ids`].
 #[derive(Debug, Clone, Default)]
 pub struct SlackContext {
@@ -48,6 +57,8 @@ pub struct SlackContext {
     pub users: BTreeMap<String, Mention>,
     /// Slack channel id → portal.
     pub channels: BTreeMap<String, ChannelRef>,
+    /// User group id (`S…`) → handle and members.
+    pub usergroups: BTreeMap<String, GroupRef>,
 }
 
 /// Lookups for Matrix → Slack.
@@ -100,6 +111,53 @@ pub fn slack_message_to_matrix(
         attachments::render(&mut r, a);
     }
     r.finish()
+}
+
+/// The user groups (`S…`) a message mentions, in its text, blocks and attachments.
+pub fn referenced_usergroups(
+    text: &str,
+    blocks: Option<&Value>,
+    attachments: Option<&Value>,
+) -> Vec<String> {
+    fn from_text(text: &str, out: &mut Vec<String>) {
+        for (i, _) in text.match_indices("<!subteam^") {
+            let rest = &text[i + "<!subteam^".len()..];
+            let id: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .collect();
+            if !id.is_empty() && !out.contains(&id) {
+                out.push(id);
+            }
+        }
+    }
+    fn from_blocks(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Array(items) => items.iter().for_each(|i| from_blocks(i, out)),
+            Value::Object(map) => {
+                if map.get("type").and_then(Value::as_str) == Some("usergroup")
+                    && let Some(id) = map.get("usergroup_id").and_then(Value::as_str)
+                    && !out.iter().any(|o| o == id)
+                {
+                    out.push(id.to_owned());
+                }
+                if let Some(t) = map.get("text").and_then(Value::as_str) {
+                    from_text(t, out);
+                }
+                map.values().for_each(|v| from_blocks(v, out));
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    from_text(text, &mut out);
+    if let Some(b) = blocks {
+        from_blocks(b, &mut out);
+    }
+    for t in attachments.map(attachments::texts).unwrap_or_default() {
+        from_text(t, &mut out);
+    }
+    out
 }
 
 /// The ids of [`referenced_ids`] plus those the attachments mention.
@@ -199,6 +257,36 @@ mod tests {
         assert_eq!(msg.mentioned_users, ["@slack_t1-u1:example.com"]);
         let (users, _) = referenced_ids_with("", None, Some(&attachments));
         assert_eq!(users, ["U1"]);
+    }
+
+    #[test]
+    fn usergroup_mentions_mention_every_member() {
+        let mut ctx = slack_ctx();
+        ctx.usergroups.insert(
+            "S1".into(),
+            GroupRef {
+                handle: "devs".into(),
+                members: vec![
+                    "@slack_t1-u1:example.com".into(),
+                    "@slack_t1-u2:example.com".into(),
+                ],
+            },
+        );
+        let msg = slack_to_matrix("<!subteam^S1|@old-label> ship it", None, &ctx);
+        assert_eq!(msg.body, "@devs ship it");
+        assert_eq!(
+            msg.mentioned_users,
+            ["@slack_t1-u1:example.com", "@slack_t1-u2:example.com"]
+        );
+        let blocks = json!([{"type":"rich_text","elements":[{"type":"rich_text_section",
+            "elements":[{"type":"usergroup","usergroup_id":"S2"}]}]}]);
+        assert_eq!(
+            referenced_usergroups("<!subteam^S1> and <!subteam^S1|@x>", Some(&blocks), None),
+            ["S1", "S2"]
+        );
+        let unknown = slack_to_matrix("<!subteam^S9|@ops>", None, &ctx);
+        assert_eq!(unknown.body, "@ops");
+        assert!(unknown.mentioned_users.is_empty());
     }
 
     #[test]

@@ -694,7 +694,8 @@ async fn redeliveries_and_a_restart_change_nothing(hs: HomeserverKind, db: Optio
     bridge.stop().await.unwrap();
 }
 
-/// `@here` / `@channel` / `@everyone` from Slack are `@room` (with `m.mentions.room`); `@room`
+/// A user group from Slack mentions its members; `@here` / `@channel` / `@everyone` from
+/// Slack are `@room` (with `m.mentions.room`); `@room`
 /// from the login's owner is `@channel` on Slack, from a relayed user it stays text
 /// (`bridge.relay.allow_room_mentions` is off by default).
 async fn room_mentions_both_ways(hs: HomeserverKind, db: Option<TestDb>) {
@@ -703,6 +704,33 @@ async fn room_mentions_both_ways(hs: HomeserverKind, db: Option<TestDb>) {
     let general = w.emu.channel_id("general").unwrap();
     let room = w.joined_room_of(&general).await;
     let alice = w.emu.user_id("alice").unwrap();
+    let bob = w.emu.user_id("bob").unwrap();
+    let carol = w.emu.user_id("carol").unwrap();
+
+    // A user group: its handle, and every member in m.mentions.
+    let devs = w.emu.add_usergroup("devs", "Developers", &[&bob, &carol]);
+    w.emu
+        .post_message(
+            &alice,
+            &general,
+            &format!("<!subteam^{devs}|@devs> deploy time"),
+        )
+        .unwrap();
+    let e = w
+        .owner
+        .wait_for_text(&room, "@devs deploy time", WAIT)
+        .await
+        .unwrap();
+    let mut mentioned: Vec<&str> = e["content"]["m.mentions"]["user_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    mentioned.sort_unstable();
+    let mut want = [w.ghost(&bob), w.ghost(&carol)];
+    want.sort_unstable();
+    assert_eq!(mentioned, want, "{e}");
 
     w.emu
         .post_message(&alice, &general, "<!here> standup in 5")

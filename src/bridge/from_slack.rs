@@ -407,6 +407,25 @@ async fn mention_context(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: &Message) 
             Err(e) => tracing::debug!(%user, error = %e, "cannot resolve a mentioned user"),
         }
     }
+    let groups = format::referenced_usergroups(&m.text, m.blocks.as_ref(), m.attachments.as_ref());
+    if !groups.is_empty() {
+        for g in rt.usergroups().await {
+            if groups.contains(&g.id) {
+                let members = g
+                    .users
+                    .iter()
+                    .map(|u| core.ghost_mxid(rt.team_id(), u))
+                    .collect();
+                ctx.usergroups.insert(
+                    g.id.clone(),
+                    format::GroupRef {
+                        handle: g.handle.clone(),
+                        members,
+                    },
+                );
+            }
+        }
+    }
     for channel in channels {
         if let Ok(Some(p)) = core.store.get_portal(rt.team_id(), &channel).await {
             ctx.channels.insert(

@@ -38,6 +38,8 @@ pub struct LoginRuntime {
     pub events: Arc<EventWatch>,
     /// Wakes the member sync (a portal was created).
     pub members_wake: Arc<tokio::sync::Notify>,
+    /// The workspace's user groups, fetched when a message mentions one and kept a while.
+    pub usergroups: tokio::sync::Mutex<Option<(Instant, Vec<crate::slack::types::Usergroup>)>>,
 }
 
 /// A login's connection, for `/ready` and `ping`.
@@ -68,7 +70,30 @@ impl LoginHealth {
     }
 }
 
+/// How long fetched user groups are used before asking Slack again.
+const USERGROUPS_TTL: Duration = Duration::from_secs(300);
+
 impl LoginRuntime {
+    /// The workspace's user groups (cached for [`USERGROUPS_TTL`]); empty when Slack refuses
+    /// (no `usergroups:read`: mentions then keep the label Slack wrote).
+    pub async fn usergroups(&self) -> Vec<crate::slack::types::Usergroup> {
+        let mut cached = self.usergroups.lock().await;
+        if let Some((at, groups)) = cached.as_ref()
+            && at.elapsed() < USERGROUPS_TTL
+        {
+            return groups.clone();
+        }
+        let groups = match self.slack.usergroups_list().await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!(team = %self.login.team_id, error = %e, "cannot list user groups; their mentions notify nobody on Matrix");
+                Vec::new()
+            }
+        };
+        *cached = Some((Instant::now(), groups.clone()));
+        groups
+    }
+
     pub fn team_id(&self) -> &str {
         &self.login.team_id
     }
@@ -247,6 +272,7 @@ pub async fn start(core: &Arc<Core>, login: Login) -> Result<Arc<LoginRuntime>> 
         stop: stop.clone(),
         events,
         members_wake: Arc::new(tokio::sync::Notify::new()),
+        usergroups: tokio::sync::Mutex::new(None),
     });
     core.logins
         .write()

@@ -251,7 +251,19 @@ impl<'a> Render<'a> {
         }
     }
 
+    /// A user group: its current handle, and (outside code) every member mentioned.
     pub fn usergroup(&mut self, id: &str, label: Option<&str>) {
+        if let Some(g) = self.ctx.usergroups.get(id) {
+            if self.code == 0 {
+                for m in &g.members {
+                    if !self.mentioned_users.contains(m) {
+                        self.mentioned_users.push(m.clone());
+                    }
+                }
+            }
+            let handle = g.handle.clone();
+            return self.text(&format!("@{}", handle.trim_start_matches('@')));
+        }
         let label = label
             .or(self.labels.usergroups.get(id).map(String::as_str))
             .unwrap_or(id);

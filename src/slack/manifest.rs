@@ -30,6 +30,7 @@ pub const BOT_SCOPES: &[(&str, &str)] = &[
     ("reactions:write", "reactions made on Matrix"),
     ("team:read", "the workspace's name for its Matrix space"),
     ("users:read", "names and avatars of Slack users"),
+    ("usergroups:read", "mentions of user groups"),
 ];
 
 /// The scope names alone, in manifest order.

@@ -512,6 +512,20 @@ impl ResponseMetadata {
     }
 }
 
+/// A user group from usergroups.list (`users` only with `include_users`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Usergroup {
+    #[serde(deserialize_with = "null_default")]
+    pub id: String,
+    #[serde(deserialize_with = "null_default")]
+    pub handle: String,
+    #[serde(deserialize_with = "null_default")]
+    pub name: String,
+    #[serde(deserialize_with = "null_default")]
+    pub users: Vec<String>,
+}
+
 /// emoji.list: name → image URL or `alias:<name>`.
 pub type EmojiMap = BTreeMap<String, String>;
 

@@ -16,7 +16,10 @@ use crate::slack::{
         Authed, FileUpload, History, HistoryQuery, Page, PostMessage, Posted, UpdateMessage,
         UploadRequest, UploadUrl,
     },
-    types::{AuthTest, Bot, Conversation, ConversationKind, EmojiMap, File, Message, Team, User},
+    types::{
+        AuthTest, Bot, Conversation, ConversationKind, EmojiMap, File, Message, Team, User,
+        Usergroup,
+    },
 };
 
 /// Guards against a server that keeps handing out cursors.
@@ -338,6 +341,14 @@ impl SlackClient {
             .bot("files.info", Form::new().set("file", file))
             .await?;
         field("files.info", v, "file")
+    }
+
+    /// The workspace's user groups with their members.
+    pub async fn usergroups_list(&self) -> Result<Vec<Usergroup>, SlackError> {
+        let v = self
+            .bot("usergroups.list", Form::new().set("include_users", "true"))
+            .await?;
+        field("usergroups.list", v, "usergroups")
     }
 
     /// Custom emoji: name → image URL or `alias:<name>`.

@@ -386,6 +386,10 @@ impl Emulator {
     pub fn add_emoji(&self, name: &str, value: &str) {
         let _ = self.act(|w| w.act_add_emoji(name, value));
     }
+    /// Adds a user group `@handle` of `users`; returns its `S…` id.
+    pub fn add_usergroup(&self, handle: &str, name: &str, users: &[&str]) -> String {
+        self.with_workspace(|w| w.add_usergroup(handle, name, users))
+    }
     /// Adds a custom emoji whose image the emulator serves; returns its URL.
     pub fn add_emoji_image(&self, name: &str, png: Vec<u8>) -> String {
         let url = format!("{}/emoji/{name}.png", self.base_url());

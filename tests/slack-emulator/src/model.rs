@@ -210,6 +210,7 @@ pub struct Workspace {
     /// Images of custom emoji served by the emulator (`/emoji/<name>.png`), public like
     /// emoji.slack-edge.com.
     pub(crate) emoji_images: BTreeMap<String, Vec<u8>>,
+    pub(crate) usergroups: Vec<Usergroup>,
     pub(crate) bot_user_id: UserId,
     pub(crate) bot_id: BotId,
     pub(crate) app_id: String,
@@ -226,6 +227,15 @@ pub struct Workspace {
     /// Emit a `message_changed` for the thread parent when a reply lands (its reply summary
     /// changes), as Slack does; bridges must not mistake it for an edit.
     pub thread_parent_updates: bool,
+}
+
+/// A user group (`<!subteam^S…>` in text).
+#[derive(Debug, Clone)]
+pub struct Usergroup {
+    pub id: String,
+    pub handle: String,
+    pub name: String,
+    pub users: Vec<String>,
 }
 
 /// Bot scopes of the bridge manifest in slack-protocol.md §6, the default grant.
@@ -251,6 +261,7 @@ pub const DEFAULT_BOT_SCOPES: &[&str] = &[
     "files:write",
     "emoji:read",
     "pins:read",
+    "usergroups:read",
 ];
 
 /// Bot event subscriptions of the bridge manifest in slack-protocol.md §6.
@@ -316,6 +327,7 @@ impl Workspace {
             files: Vec::new(),
             emoji: BTreeMap::new(),
             emoji_images: BTreeMap::new(),
+            usergroups: Vec::new(),
             bot_user_id: bot_user_id.clone(),
             bot_id: bot_id.clone(),
             app_id: app_id.clone(),
@@ -546,6 +558,18 @@ impl Workspace {
             previous_names: Vec::new(),
             messages: Vec::new(),
             updated_ms: now * 1000,
+        });
+        id
+    }
+
+    /// Adds a user group (`@handle`) of `users`; returns its `S…` id.
+    pub fn add_usergroup(&mut self, handle: &str, name: &str, users: &[&str]) -> String {
+        let id = util::slack_id('S');
+        self.usergroups.push(Usergroup {
+            id: id.clone(),
+            handle: handle.to_owned(),
+            name: name.to_owned(),
+            users: users.iter().map(|u| u.to_string()).collect(),
         });
         id
     }

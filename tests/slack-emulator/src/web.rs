@@ -176,6 +176,7 @@ fn spec(method: &str) -> Option<Spec> {
         "files.completeUploadExternal" => (true, Some("files:write")),
         "files.info" => (false, Some("files:read")),
         "emoji.list" => (false, Some("emoji:read")),
+        "usergroups.list" => (false, Some("usergroups:read")),
         _ => return None,
     };
     Some(Spec { json, scope })
@@ -535,6 +536,7 @@ fn dispatch(
         "files.completeUploadExternal" => complete_upload(inner, p),
         "files.info" => files_info(inner, p),
         "emoji.list" => emoji_list(inner),
+        "usergroups.list" => usergroups_list(inner, p),
         _ => Err(ApiError::new("unknown_method")),
     }
 }
@@ -909,6 +911,28 @@ fn emoji_list(inner: &Arc<Inner>) -> ApiResult {
         "emoji": ws.emoji,
         "cache_ts": format!("{}.000000", util::now_secs()),
     })))
+}
+
+/// usergroups.list: the workspace's user groups; their members only with `include_users`.
+fn usergroups_list(inner: &Arc<Inner>, p: &Params) -> ApiResult {
+    let ws = inner.ws.lock().unwrap();
+    let with_users = p.bool("include_users");
+    let groups: Vec<Value> = ws
+        .usergroups
+        .iter()
+        .map(|g| {
+            let mut v = json!({
+                "id": g.id, "team_id": ws.team_id, "is_usergroup": true, "name": g.name,
+                "handle": g.handle, "description": "", "user_count": g.users.len(),
+                "date_create": util::now_secs(), "date_delete": 0,
+            });
+            if with_users {
+                v["users"] = json!(g.users);
+            }
+            v
+        })
+        .collect();
+    Ok(obj(json!({ "usergroups": groups })))
 }
 
 // ---------------------------------------------------------------------------------------------
