@@ -695,9 +695,9 @@ async fn redeliveries_and_a_restart_change_nothing(hs: HomeserverKind, db: Optio
 }
 
 /// A user group from Slack mentions its members; `@here` / `@channel` / `@everyone` from
-/// Slack are `@room` (with `m.mentions.room`); `@room`
-/// from the login's owner is `@channel` on Slack, from a relayed user it stays text
-/// (`bridge.relay.allow_room_mentions` is off by default).
+/// Slack are `@room` (with `m.mentions.room`); `@room` from the login's owner is `@channel`
+/// on Slack, from a relayed user it stays text (`bridge.relay.allow_room_mentions` is off by
+/// default).
 async fn room_mentions_both_ways(hs: HomeserverKind, db: Option<TestDb>) {
     let w = setup(hs, db).await;
     let bridge = w.env.run_bridge_full().await;

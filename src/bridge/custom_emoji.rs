@@ -74,16 +74,9 @@ pub async fn resolve(core: &Arc<Core>, rt: &LoginRuntime, name: &str) -> Result<
             return Ok(Resolved::Unknown);
         }
     };
-    let mime = if url.ends_with(".gif") {
-        "image/gif"
-    } else if url.ends_with(".jpg") || url.ends_with(".jpeg") {
-        "image/jpeg"
-    } else {
-        "image/png"
-    };
     let mxc = core
         .matrix
-        .upload(None, bytes, mime, Some(&format!("{current}.png")))
+        .upload(None, bytes, super::ghost::image_mime(&url), Some(&current))
         .await?
         .to_string();
     remember(core, team, &current, &url, &mxc).await?;

@@ -126,11 +126,7 @@ async fn apply_profile(
     {
         match rt.slack.download_file(url).await {
             Ok(bytes) => {
-                let mime = if url.ends_with(".jpg") || url.ends_with(".jpeg") {
-                    "image/jpeg"
-                } else {
-                    "image/png"
-                };
+                let mime = image_mime(url);
                 let mxc = core
                     .matrix
                     .upload(Some(&ghost_id), bytes, mime, Some("avatar"))
@@ -159,6 +155,25 @@ async fn apply_profile(
     Ok(())
 }
 
+/// The content type of an image Slack serves (avatars, icons, custom emoji), from its URL;
+/// PNG unless the name says otherwise.
+pub fn image_mime(url: &str) -> &'static str {
+    let path = url
+        .split(['?', '#'])
+        .next()
+        .unwrap_or(url)
+        .to_ascii_lowercase();
+    if path.ends_with(".jpg") || path.ends_with(".jpeg") {
+        "image/jpeg"
+    } else if path.ends_with(".gif") {
+        "image/gif"
+    } else if path.ends_with(".webp") {
+        "image/webp"
+    } else {
+        "image/png"
+    }
+}
+
 /// Makes sure `mxid` is in `room`: the bot invites, the ghost joins.
 pub async fn ensure_joined(core: &Core, room: &str, mxid: &str) -> Result<()> {
     if core.is_joined(room, mxid) {
@@ -177,4 +192,24 @@ pub async fn ensure_joined(core: &Core, room: &str, mxid: &str) -> Result<()> {
     core.matrix.join(Some(&user), &room_id).await?;
     core.mark_joined(room, mxid);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::image_mime;
+
+    #[test]
+    fn image_types_from_urls() {
+        assert_eq!(
+            image_mime("https://a.slack-edge.com/x/y_192.jpg"),
+            "image/jpeg"
+        );
+        assert_eq!(
+            image_mime("https://emoji.slack-edge.com/T1/pp/abc.GIF"),
+            "image/gif"
+        );
+        assert_eq!(image_mime("https://x/y.webp?s=1"), "image/webp");
+        assert_eq!(image_mime("https://x/avatars/U1.png?s=192"), "image/png");
+        assert_eq!(image_mime("https://x/no-extension"), "image/png");
+    }
 }

@@ -148,14 +148,9 @@ async fn set_space_avatar(core: &Core, rt: &LoginRuntime, space: &RoomId) {
             return Ok(());
         };
         let bytes = rt.slack.download_file(url).await?;
-        let mime = if url.ends_with(".jpg") || url.ends_with(".jpeg") {
-            "image/jpeg"
-        } else {
-            "image/png"
-        };
         let mxc = core
             .matrix
-            .upload(None, bytes, mime, Some("workspace-icon"))
+            .upload(None, bytes, ghost::image_mime(url), Some("workspace-icon"))
             .await?;
         let mut avatar = ruma::events::room::avatar::RoomAvatarEventContent::new();
         avatar.url = Some(mxc);
