@@ -59,6 +59,58 @@ pub struct SlackContext {
     pub channels: BTreeMap<String, ChannelRef>,
     /// User group id (`S…`) → handle and members.
     pub usergroups: BTreeMap<String, GroupRef>,
+    /// A bridged Slack message (channel, ts) → the matrix.to link of its event, for
+    /// permalinks in the text.
+    pub messages: BTreeMap<(String, String), String>,
+}
+
+/// The conversation and ts a Slack message permalink points at
+/// (`https://acme.slack.com/archives/C0123/p1700000000000100`, maybe with `?thread_ts=…`).
+pub fn slack_permalink(url: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix("https://")?;
+    let (host, path) = rest.split_once('/')?;
+    if !(host == "slack.com" || host.ends_with(".slack.com")) {
+        return None;
+    }
+    let path = path.split(['?', '#']).next()?;
+    let mut parts = path.split('/');
+    if parts.next()? != "archives" {
+        return None;
+    }
+    let channel = parts.next().filter(|c| !c.is_empty())?;
+    let digits = parts.next()?.strip_prefix('p')?;
+    if digits.len() != 16 || !digits.bytes().all(|b| b.is_ascii_digit()) || parts.next().is_some() {
+        return None;
+    }
+    Some((
+        channel.to_owned(),
+        format!("{}.{}", &digits[..10], &digits[10..]),
+    ))
+}
+
+/// The Slack messages a message links to (its permalinks), for [`SlackContext::messages`].
+pub fn referenced_permalinks(
+    text: &str,
+    blocks: Option<&Value>,
+    attachments: Option<&Value>,
+) -> Vec<(String, String)> {
+    let blocks = blocks.map(Value::to_string).unwrap_or_default();
+    let attachments = attachments.map(Value::to_string).unwrap_or_default();
+    let mut out = Vec::new();
+    for source in [text, blocks.as_str(), attachments.as_str()] {
+        for (i, _) in source.match_indices("https://") {
+            let url: String = source[i..]
+                .chars()
+                .take_while(|c| !c.is_whitespace() && !"|>\"\\<".contains(*c))
+                .collect();
+            if let Some(target) = slack_permalink(&url)
+                && !out.contains(&target)
+            {
+                out.push(target);
+            }
+        }
+    }
+    out
 }
 
 /// Lookups for Matrix → Slack.
@@ -257,6 +309,45 @@ mod tests {
         assert_eq!(msg.mentioned_users, ["@slack_t1-u1:example.com"]);
         let (users, _) = referenced_ids_with("", None, Some(&attachments));
         assert_eq!(users, ["U1"]);
+    }
+
+    #[test]
+    fn permalinks_to_bridged_messages_link_their_events() {
+        assert_eq!(
+            slack_permalink(
+                "https://acme.slack.com/archives/C1/p1700000000000100?thread_ts=1.2&cid=C1"
+            ),
+            Some(("C1".into(), "1700000000.000100".into()))
+        );
+        assert_eq!(
+            slack_permalink("https://evil.example/archives/C1/p1700000000000100"),
+            None
+        );
+        assert_eq!(slack_permalink("https://acme.slack.com/archives/C1"), None);
+        let text = "see <https://acme.slack.com/archives/C1/p1700000000000100> and \
+                    <https://acme.slack.com/archives/C1/p1700000000000200|that>";
+        assert_eq!(
+            referenced_permalinks(text, None, None),
+            [
+                ("C1".to_owned(), "1700000000.000100".to_owned()),
+                ("C1".to_owned(), "1700000000.000200".to_owned())
+            ]
+        );
+        let mut ctx = slack_ctx();
+        ctx.messages.insert(
+            ("C1".into(), "1700000000.000100".into()),
+            "https://matrix.to/#/!r:x/$e".into(),
+        );
+        let msg = slack_to_matrix(text, None, &ctx);
+        let html = msg.formatted_body.unwrap();
+        assert!(
+            html.contains("<a href=\"https://matrix.to/#/!r:x/$e\">"),
+            "{html}"
+        );
+        assert!(
+            html.contains("href=\"https://acme.slack.com/archives/C1/p1700000000000200\""),
+            "unbridged messages keep their Slack link: {html}"
+        );
     }
 
     #[test]

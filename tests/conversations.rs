@@ -847,7 +847,8 @@ async fn custom_emoji_reactions_both_ways(hs: HomeserverKind, db: Option<TestDb>
     bridge.stop().await.unwrap();
 }
 
-/// Beyond text: a shared Slack message is a quote with its author and link, a huddle a notice
+/// Beyond text: a shared Slack message is a quote with its author and link, a permalink to a
+/// bridged message a link to its event, a huddle a notice
 /// from whoever started it; a Matrix location is text with its geo: URI, an unknown msgtype
 /// its body — nothing is dropped.
 async fn rich_content_both_ways(hs: HomeserverKind, db: Option<TestDb>) {
@@ -877,6 +878,31 @@ async fn rich_content_both_ways(hs: HomeserverKind, db: Option<TestDb>) {
     assert_eq!(
         body(&e),
         "worth a read\n> Alice: the plan for Q3\n> Original message (https://acme.slack.com/archives/C1/p1700000000000100)"
+    );
+    // A permalink to a bridged message links its Matrix event.
+    let target_ts = w.emu.post_message(&alice, &general, "link to me").unwrap();
+    let target = w
+        .owner
+        .wait_for_text(&room, "link to me", WAIT)
+        .await
+        .unwrap();
+    let permalink = format!(
+        "https://acme.slack.com/archives/{general}/p{}",
+        target_ts.replace('.', "")
+    );
+    w.emu
+        .post_message(&bob, &general, &format!("see <{permalink}|this>"))
+        .unwrap();
+    let e = w
+        .owner
+        .wait_for_event(&room, |e| body(e).starts_with("see this"), WAIT)
+        .await
+        .unwrap();
+    let html = e["content"]["formatted_body"].as_str().unwrap_or_default();
+    let event_id = target["event_id"].as_str().unwrap();
+    assert!(
+        html.contains(&format!("https://matrix.to/#/{room}/{event_id}")),
+        "{html}"
     );
     w.emu.start_huddle(&alice, &general).unwrap();
     let e = w

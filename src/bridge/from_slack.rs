@@ -426,6 +426,19 @@ async fn mention_context(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: &Message) 
             }
         }
     }
+    for (channel, ts) in
+        format::referenced_permalinks(&m.text, m.blocks.as_ref(), m.attachments.as_ref())
+    {
+        if let Ok(rows) = core.store.get_message(rt.team_id(), &channel, &ts).await
+            && let Some(row) = rows.first()
+        {
+            let link = format!(
+                "https://matrix.to/#/{}/{}?via={}",
+                row.room_id, row.event_id, core.config.homeserver.domain
+            );
+            ctx.messages.insert((channel, ts), link);
+        }
+    }
     for channel in channels {
         if let Ok(Some(p)) = core.store.get_portal(rt.team_id(), &channel).await {
             ctx.channels.insert(

@@ -189,6 +189,9 @@ impl<'a> Render<'a> {
     }
 
     pub fn link(&mut self, url: &str, label: Option<&str>) {
+        // A permalink to a bridged Slack message links its Matrix event instead.
+        let bridged = super::slack_permalink(url).and_then(|k| self.ctx.messages.get(&k));
+        let url = bridged.map_or(url, String::as_str);
         let label = label.filter(|l| !l.is_empty());
         if self.code > 0 {
             return self.text(label.unwrap_or(url));
