@@ -65,6 +65,14 @@ pub enum StoreError {
     Query(#[from] sqlx::Error),
     #[error("stored value is invalid: {0}")]
     Corrupt(String),
+    #[error(
+        "the database did not answer within {secs} s while {step} ({target}); is it overloaded, or is another process holding a lock on it?"
+    )]
+    Timeout {
+        target: String,
+        step: &'static str,
+        secs: u64,
+    },
     #[error("cannot open the database (SQLite file {db}): cannot lock {lock}: {source}")]
     Lock {
         db: String,
@@ -152,6 +160,23 @@ async fn lock_file(db: &std::path::Path) -> Result<Option<std::fs::File>> {
     Ok(Some(file))
 }
 
+/// How long opening the database may wait on one step before it is an error, not a hang.
+const OPEN_STEP_TIMEOUT: Duration = Duration::from_secs(60);
+
+async fn timed<T>(
+    target: &str,
+    step: &'static str,
+    fut: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::time::timeout(OPEN_STEP_TIMEOUT, fut)
+        .await
+        .map_err(|_| StoreError::Timeout {
+            target: target.to_owned(),
+            step,
+            secs: OPEN_STEP_TIMEOUT.as_secs(),
+        })?
+}
+
 /// The current time in milliseconds since the Unix epoch, the unit of every stored timestamp.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -164,7 +189,7 @@ impl Store {
     /// Opens `uri` (`sqlite://path`, created if absent, WAL and foreign keys on; or
     /// `postgres://…`) and migrates it to the schema this binary knows.
     pub async fn connect(uri: &str, max_connections: u32) -> Result<Store> {
-        let store = if uri.starts_with("sqlite:") {
+        if uri.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(uri)
                 .map_err(StoreError::Uri)?
                 .create_if_missing(true)
@@ -179,17 +204,28 @@ impl Store {
             // processes opening a fresh SQLite file at once would both create the tables. The
             // first connection also turns the file to WAL, which needs it alone and does not
             // wait for a busy database: opening and migrating hold the lock together.
-            let _guard = lock_file(opts.get_filename()).await?;
+            tracing::debug!(%target, "waiting for the migration lock");
+            let _guard = timed(
+                &target,
+                "waiting for its migration lock",
+                lock_file(opts.get_filename()),
+            )
+            .await?;
+            tracing::debug!(%target, "opening the database");
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections.max(1))
                 .connect_with(opts)
                 .await
-                .map_err(|source| StoreError::Connect { target, source })?;
+                .map_err(|source| StoreError::Connect {
+                    target: target.clone(),
+                    source,
+                })?;
             let store = Store {
                 pool: Pool::Sqlite(pool),
             };
-            store.migrate().await?;
-            return Ok(store);
+            tracing::debug!(%target, "database open; migrating");
+            timed(&target, "migrating", store.migrate()).await?;
+            Ok(store)
         } else if uri.starts_with("postgres://") || uri.starts_with("postgresql://") {
             let opts = PgConnectOptions::from_str(uri).map_err(StoreError::Uri)?;
             let target = format!(
@@ -198,21 +234,26 @@ impl Store {
                 opts.get_port(),
                 opts.get_database().unwrap_or("(default)")
             );
+            tracing::debug!(%target, "connecting to the database");
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections.max(1))
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(opts)
                 .await
-                .map_err(|source| StoreError::Connect { target, source })?;
-            Store {
+                .map_err(|source| StoreError::Connect {
+                    target: target.clone(),
+                    source,
+                })?;
+            let store = Store {
                 pool: Pool::Postgres(pool),
-            }
+            };
+            tracing::debug!(%target, "database connected; migrating");
+            timed(&target, "migrating", store.migrate()).await?;
+            Ok(store)
         } else {
             let scheme = uri.split(':').next().unwrap_or_default();
-            return Err(StoreError::Scheme(format!("{scheme}:")));
-        };
-        store.migrate().await?;
-        Ok(store)
+            Err(StoreError::Scheme(format!("{scheme}:")))
+        }
     }
 
     pub fn dialect(&self) -> Dialect {
