@@ -120,6 +120,26 @@ pub struct MatrixContext {
     pub users: BTreeMap<String, String>,
     /// Matrix room id → Slack channel id.
     pub rooms: BTreeMap<String, String>,
+    /// Matrix event id of a bridged message → its Slack permalink.
+    pub events: BTreeMap<String, String>,
+}
+
+/// The permalink Slack gives a message: `https://<domain>.slack.com/archives/<channel>/p<ts>`,
+/// with the thread for a reply.
+pub fn slack_permalink_of(
+    domain: &str,
+    channel: &str,
+    ts: &str,
+    thread_ts: Option<&str>,
+) -> String {
+    let mut url = format!(
+        "https://{domain}.slack.com/archives/{channel}/p{}",
+        ts.replace('.', "")
+    );
+    if let Some(t) = thread_ts.filter(|t| *t != ts) {
+        url.push_str(&format!("?thread_ts={t}&cid={channel}"));
+    }
+    url
 }
 
 /// Every Slack user and channel id a message refers to (text and blocks), so the caller can
@@ -309,6 +329,41 @@ mod tests {
         assert_eq!(msg.mentioned_users, ["@slack_t1-u1:example.com"]);
         let (users, _) = referenced_ids_with("", None, Some(&attachments));
         assert_eq!(users, ["U1"]);
+    }
+
+    #[test]
+    fn links_to_bridged_events_become_slack_permalinks() {
+        let link = slack_permalink_of("acme", "C1", "1700000000.000100", None);
+        assert_eq!(link, "https://acme.slack.com/archives/C1/p1700000000000100");
+        assert_eq!(
+            slack_permalink(&link),
+            Some(("C1".into(), "1700000000.000100".into()))
+        );
+        assert_eq!(
+            slack_permalink_of("acme", "C1", "1700000000.000200", Some("1700000000.000100")),
+            "https://acme.slack.com/archives/C1/p1700000000000200?thread_ts=1700000000.000100&cid=C1"
+        );
+        let mut ctx = matrix_ctx();
+        ctx.events.insert("$e".into(), link.clone());
+        assert_eq!(
+            matrix_to_slack(
+                "msg",
+                Some(
+                    "see <a href=\"https://matrix.to/#/!general:example.com/$e?via=example.com\">this</a>"
+                ),
+                &ctx
+            ),
+            format!("see <{link}|this>")
+        );
+        assert_eq!(
+            matrix_to_slack(
+                "msg",
+                Some("<a href=\"https://matrix.to/#/!general:example.com/$other\">that</a>"),
+                &ctx
+            ),
+            "<https://matrix.to/#/!general:example.com/$other|that>",
+            "events the bridge does not know keep their Matrix link"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use slack_emulator::Workspace;
 use support::{
     TestDb,
+    bridge::DOMAIN,
     world::{WAIT, World, body, bot, poll, world_with},
 };
 use testkit::HomeserverKind;
@@ -848,7 +849,7 @@ async fn custom_emoji_reactions_both_ways(hs: HomeserverKind, db: Option<TestDb>
 }
 
 /// Beyond text: a shared Slack message is a quote with its author and link, a permalink to a
-/// bridged message a link to its event, a huddle a notice
+/// bridged message a link to its event (and a Matrix link to it its permalink), a huddle a notice
 /// from whoever started it; a Matrix location is text with its geo: URI, an unknown msgtype
 /// its body — nothing is dropped.
 async fn rich_content_both_ways(hs: HomeserverKind, db: Option<TestDb>) {
@@ -913,6 +914,24 @@ async fn rich_content_both_ways(hs: HomeserverKind, db: Option<TestDb>) {
     assert_eq!(e["content"]["msgtype"], "m.notice");
     assert_eq!(e["sender"], w.ghost(&alice).as_str());
 
+    // And back: a Matrix link to that message is its Slack permalink.
+    let matrix_link = format!("https://matrix.to/#/{room}/{event_id}?via={DOMAIN}");
+    w.owner
+        .send_event(
+            &room,
+            "m.room.message",
+            &json!({"msgtype": "m.text", "body": format!("back to {matrix_link}"),
+                    "format": "org.matrix.custom.html",
+                    "formatted_body": format!("back to <a href=\"{matrix_link}\">that</a>")}),
+        )
+        .await
+        .unwrap();
+    let domain = w.emu.with_workspace(|ws| ws.domain().to_owned());
+    let back = format!(
+        "back to <https://{domain}.slack.com/archives/{general}/p{}|that>",
+        target_ts.replace('.', "")
+    );
+    w.wait_for_post(&back).await;
     w.owner
         .send_event(
             &room,

@@ -656,7 +656,33 @@ fn public_media_url(base: &str, mxc: &str) -> Option<String> {
 async fn matrix_context(core: &Core, team_id: &str, html: Option<&str>) -> MatrixContext {
     let mut ctx = MatrixContext::default();
     let Some(html) = html else { return ctx };
+    let mut domain: Option<Option<String>> = None;
     for id in format::html::link_targets(html) {
+        if let Some((_, event)) = id.split_once('/') {
+            // A link to a message: the permalink of its Slack message, when bridged.
+            let Ok(Some(row)) = core.store.get_message_by_event(event).await else {
+                continue;
+            };
+            if row.team_id != team_id {
+                continue;
+            }
+            if domain.is_none() {
+                domain = Some(match core.running_login(team_id).await {
+                    Ok(rt) => rt.slack.team_info().await.ok().map(|t| t.domain),
+                    Err(_) => None,
+                });
+            }
+            if let Some(Some(d)) = &domain {
+                let link = format::slack_permalink_of(
+                    d,
+                    &row.channel_id,
+                    &row.ts,
+                    row.thread_ts.as_deref(),
+                );
+                ctx.events.insert(event.to_owned(), link);
+            }
+            continue;
+        }
         if id.starts_with('@') {
             if let Ok(Some(g)) = core.store.get_ghost_by_mxid(&id).await
                 && g.team_id == team_id

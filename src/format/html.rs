@@ -303,6 +303,19 @@ fn link(node: &NodeRef, ctx: &MatrixContext, mode: Mode, w: &mut Writer) {
                 _ => {}
             }
         }
+        // A link to a bridged message: its Slack permalink.
+        if let Some(permalink) = target
+            .split_once('/')
+            .and_then(|(_, event)| ctx.events.get(event))
+            && mode == Mode::Normal
+        {
+            let url = escape_slack(permalink).replace('|', "%7C");
+            return if label.is_empty() {
+                w.raw(&format!("<{url}>"))
+            } else {
+                w.raw(&format!("<{url}|{label}>"))
+            };
+        }
     }
     if mode != Mode::Normal {
         return w.raw(&label);

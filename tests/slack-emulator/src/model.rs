@@ -562,6 +562,11 @@ impl Workspace {
         id
     }
 
+    /// The workspace's Slack domain (`<domain>.slack.com`).
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
     /// Adds a user group (`@handle`) of `users`; returns its `S…` id.
     pub fn add_usergroup(&mut self, handle: &str, name: &str, users: &[&str]) -> String {
         let id = util::slack_id('S');
