@@ -14,6 +14,7 @@ use testkit::HomeserverKind;
 on_both_homeservers!(
     a_big_channel_gets_every_member_without_holding_up_others,
     joins_and_leaves_follow_slack,
+    a_portal_slack_refuses_members_for_does_not_hold_back_the_others,
     archive_unarchive_and_delete_show_in_the_room,
     pins_follow_slack,
 );
@@ -197,5 +198,28 @@ async fn pins_follow_slack(hs: HomeserverKind) {
     pinned(vec![&ids[0], &ids[1]]).await;
     w.emu.unpin(&alice, &general, &tss[0]).unwrap();
     pinned(vec![&ids[1]]).await;
+    bridge.stop().await.unwrap();
+}
+
+/// Slack refusing one channel's member list for good (#general, synced first) holds
+/// back no other portal: the rest get their members.
+async fn a_portal_slack_refuses_members_for_does_not_hold_back_the_others(hs: HomeserverKind) {
+    let w = world(hs, Workspace::demo()).await;
+    let general = w.emu.channel_id("general").unwrap();
+    let random = w.emu.channel_id("random").unwrap();
+    w.emu
+        .fault("conversations.members")
+        .channel(&general)
+        .forever()
+        .error("not_in_channel");
+    let bridge = w.env.run_bridge_full().await;
+    let room = w.room_of(&random).await;
+    let bot_client = w.env.bot_client().await;
+    let carol = w.ghost(&w.emu.user_id("carol").unwrap());
+    poll("#random's members despite #general", WAIT, async || {
+        let joined = bot_client.joined_members(&room).await.ok()?;
+        joined.contains(&carol).then_some(())
+    })
+    .await;
     bridge.stop().await.unwrap();
 }

@@ -69,7 +69,19 @@ async fn sync_pending(
             if stop.is_cancelled() {
                 return Ok(());
             }
-            sync_portal(core, rt, &portal, stop).await?;
+            match sync_portal(core, rt, &portal, stop).await {
+                Ok(()) => {}
+                // An outage or a rate limit: everything waits and tries again.
+                Err(e) if e.is_retryable() => return Err(e),
+                // A refusal for this portal (the bot left the channel, a member Slack will
+                // not describe): given up, so it does not hold back the other portals.
+                Err(e) => {
+                    tracing::warn!(team = %rt.team_id(), channel = %portal.channel_id, error = %e, "cannot sync the members of a portal; giving up on it");
+                    core.store
+                        .set_members_synced(rt.team_id(), &portal.channel_id)
+                        .await?;
+                }
+            }
         }
     }
 }
