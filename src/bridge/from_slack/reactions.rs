@@ -51,21 +51,22 @@ pub(super) async fn on_added(
         return Ok(());
     };
     let team = rt.team_id();
+    let had = core
+        .store
+        .reactions_of(team, &channel, &ts, &r.user)
+        .await?;
+    // Bridged already (a redelivery): checked before resolving, which may call Slack.
+    if had.iter().any(|h| h.emoji == r.reaction) {
+        return Ok(());
+    }
     let (key, shortcode) = match custom_emoji::resolve(core, rt, &r.reaction).await? {
         Resolved::Unicode(u) => (u.to_owned(), None),
         Resolved::Image { name, mxc } => (mxc, Some(format!(":{name}:"))),
         Resolved::Unknown => (reaction_key(&r.reaction), None),
     };
-    // Bridged already (a redelivery), or the same emoji under another name (`+1` and
-    // `thumbsup`): not every homeserver refuses a second annotation with one key.
-    let had = core
-        .store
-        .reactions_of(team, &channel, &ts, &r.user)
-        .await?;
-    if had
-        .iter()
-        .any(|h| h.emoji == r.reaction || reaction_key(&h.emoji) == key)
-    {
+    // The same emoji under another name (`+1` and `thumbsup`): not every homeserver refuses
+    // a second annotation with one key.
+    if had.iter().any(|h| reaction_key(&h.emoji) == key) {
         return Ok(());
     }
     let target = Target::in_room(core, rt, &message.room_id, &r.user).await?;

@@ -132,6 +132,25 @@ impl Workspace {
         Ok((ts, events))
     }
 
+    /// A post without derived blocks or `client_msg_id` (integrations, Slack's own messages),
+    /// shaped by `shape` with its ts before it is stored and announced.
+    fn act_post_shaped(
+        &mut self,
+        user: &str,
+        channel: &str,
+        text: &str,
+        shape: impl FnOnce(&mut serde_json::Map<String, Value>, &str),
+    ) -> Outcome<String> {
+        self.need_member(user, channel)?;
+        let ts = self.clock.next();
+        let mut msg = self.user_message_body(user, text, &ts, None);
+        msg.body.remove("blocks");
+        msg.body.remove("client_msg_id");
+        shape(&mut msg.body, &ts);
+        let events = self.insert_and_announce(channel, msg);
+        Ok((ts, events))
+    }
+
     /// A post with legacy `attachments` and no blocks, as integrations (webhooks, CI bots)
     /// send them.
     pub(crate) fn act_post_attachments(
@@ -141,14 +160,9 @@ impl Workspace {
         text: &str,
         attachments: Value,
     ) -> Outcome<String> {
-        self.need_member(user, channel)?;
-        let ts = self.clock.next();
-        let mut msg = self.user_message_body(user, text, &ts, None);
-        msg.body.remove("blocks");
-        msg.body.remove("client_msg_id");
-        msg.body.insert("attachments".into(), attachments);
-        let events = self.insert_and_announce(channel, msg);
-        Ok((ts, events))
+        self.act_post_shaped(user, channel, text, |body, _| {
+            body.insert("attachments".into(), attachments);
+        })
     }
 
     /// `user` pins (or unpins) a message: `pin_added` / `pin_removed` with the message as
@@ -193,21 +207,16 @@ impl Workspace {
 
     /// `user` starts a huddle: a `huddle_thread` message with the huddle's `room`.
     pub(crate) fn act_huddle(&mut self, user: &str, channel: &str) -> Outcome<String> {
-        self.need_member(user, channel)?;
-        let ts = self.clock.next();
-        let mut msg = self.user_message_body(user, "", &ts, None);
-        for k in ["blocks", "client_msg_id"] {
-            msg.body.remove(k);
-        }
-        msg.body.insert("subtype".into(), json!("huddle_thread"));
-        msg.body.insert(
-            "room".into(),
-            json!({"id": format!("R{}", ts.replace('.', "")), "name": "", "created_by": user,
-                   "date_start": ts.split('.').next().unwrap_or_default().parse::<u64>().unwrap_or(0),
-                   "participants": [user], "channels": [channel], "is_dm_call": false}),
-        );
-        let events = self.insert_and_announce(channel, msg);
-        Ok((ts, events))
+        self.act_post_shaped(user, channel, "", |body, ts| {
+            body.insert("subtype".into(), json!("huddle_thread"));
+            let start = ts.split('.').next().unwrap_or_default();
+            body.insert(
+                "room".into(),
+                json!({"id": format!("R{}", ts.replace('.', "")), "name": "", "created_by": user,
+                       "date_start": start.parse::<u64>().unwrap_or(0),
+                       "participants": [user], "channels": [channel], "is_dm_call": false}),
+            );
+        })
     }
 
     /// A `/me` message: `subtype: me_message`, no blocks.
