@@ -12,7 +12,7 @@
 //! variant against the store ([`check_stored`]).
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, VecDeque},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -79,9 +79,12 @@ pub struct EventWatch {
 
 #[derive(Debug, Default)]
 struct WatchState {
-    /// When the socket (last) connected (Slack ts seconds); history before it proves
-    /// nothing.
-    connected_at: Option<f64>,
+    /// The stretches the socket was connected (Slack ts seconds): start, and end once it
+    /// dropped; the newest last. A seamless refresh (the new socket up before the old one
+    /// closed) is no gap. Only a message posted inside a stretch that lasted
+    /// [`DELIVERY_MARGIN`] after it is evidence: Slack may not replay what it could not
+    /// deliver while the socket was away.
+    connected: VecDeque<(f64, Option<f64>)>,
     /// Newest message event ts delivered per channel.
     delivered: HashMap<String, f64>,
     /// The current finding, per portal kind.
@@ -90,6 +93,23 @@ struct WatchState {
 
 /// How many portals one check looks at, at most.
 pub const LOOKS_PER_CHECK: usize = 4;
+
+/// How long the socket must have stayed up after a message was posted for its missing event
+/// to count: Slack delivers within well under a second.
+const DELIVERY_MARGIN: f64 = 5.0;
+
+/// Connected stretches remembered; older ones are too old to matter for a check.
+const STRETCHES_KEPT: usize = 16;
+
+impl WatchState {
+    /// Whether a message posted at `ts` was posted while the socket was up, and stayed up
+    /// long enough after it for its event to have come.
+    fn covered(&self, ts: f64) -> bool {
+        self.connected
+            .iter()
+            .any(|(start, end)| *start < ts && end.is_none_or(|end| end - ts >= DELIVERY_MARGIN))
+    }
+}
 
 impl EventWatch {
     /// Records an envelope the socket delivered. Only message events count: a reaction
@@ -115,10 +135,21 @@ impl EventWatch {
         }
     }
 
-    /// The socket is (again) connected: only what is posted from now on is evidence, since
-    /// Slack may not replay what it could not deliver while the socket was away.
-    fn connected_now(&self) {
-        self.inner.lock().expect("event watch").connected_at = Some(now_secs());
+    /// The socket is up (`true`) or not at `now`: opens or closes a connected stretch.
+    fn socket_up(&self, up: bool, now: f64) {
+        let mut s = self.inner.lock().expect("event watch");
+        let open = s.connected.back().is_some_and(|(_, end)| end.is_none());
+        if up && !open {
+            s.connected.push_back((now, None));
+            if s.connected.len() > STRETCHES_KEPT {
+                s.connected.pop_front();
+            }
+        } else if !up
+            && open
+            && let Some(last) = s.connected.back_mut()
+        {
+            last.1 = Some(now);
+        }
     }
 
     /// Lines for `ping`: each portal kind whose messages Slack does not send.
@@ -144,18 +175,17 @@ impl EventWatch {
     ) -> Option<String> {
         let kind = subscription(portal.kind);
         let mut s = self.inner.lock().expect("event watch");
-        let connected_at = s.connected_at?;
         tracing::debug!(
             channel = %portal.channel_id,
             newest = newest.map(|m| m.ts.as_str()),
-            connected_at,
+            connected = ?s.connected,
             delivered = s.delivered.get(&portal.channel_id).copied(),
             now,
             "event watch: looked at a portal"
         );
         let m = newest?;
         let ts = ts_value(&m.ts);
-        if ts <= connected_at {
+        if !s.covered(ts) {
             return None;
         }
         let delivered = s.delivered.get(&portal.channel_id).copied().unwrap_or(0.0);
@@ -180,12 +210,9 @@ impl EventWatch {
         let s = self.inner.lock().expect("event watch");
         let proven = |kind: PortalKind| {
             !s.findings.contains_key(subscription(kind))
-                && portals.iter().any(|q| {
-                    q.kind == kind
-                        && s.delivered
-                            .get(&q.channel_id)
-                            .is_some_and(|t| s.connected_at.is_some_and(|c| *t >= c))
-                })
+                && portals
+                    .iter()
+                    .any(|q| q.kind == kind && s.delivered.contains_key(&q.channel_id))
         };
         let by_kind: Vec<Vec<&Portal>> = ALL_KINDS
             .iter()
@@ -275,19 +302,25 @@ pub async fn run(
     every: Duration,
 ) {
     let mut next = 0usize;
-    let mut seen_connected = false;
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let is_up = |s: &SocketState| matches!(s, SocketState::Connected);
+    watch.socket_up(is_up(&socket.borrow_and_update()), now_secs());
     loop {
-        tick.tick().await;
-        // Any change since the last look may have been a reconnect (or the first connect).
-        let changed = socket.has_changed().unwrap_or(false);
-        if !matches!(&*socket.borrow_and_update(), SocketState::Connected) {
-            continue;
+        // Every change of the socket is followed as it happens, so the stretches are exact
+        // however long the check interval.
+        tokio::select! {
+            _ = tick.tick() => {}
+            changed = socket.changed() => {
+                if changed.is_err() {
+                    return; // the login's socket manager is gone
+                }
+                watch.socket_up(is_up(&socket.borrow_and_update()), now_secs());
+                continue;
+            }
         }
-        if changed || !seen_connected {
-            watch.connected_now();
-            seen_connected = true;
+        if !is_up(&socket.borrow()) {
+            continue;
         }
         let portals = match store.list_portals(&team_id).await {
             Ok(p) => p,
@@ -431,7 +464,7 @@ mod tests {
     #[test]
     fn an_undelivered_message_is_reported_once_its_grace_has_passed() {
         let w = EventWatch::default();
-        w.inner.lock().unwrap().connected_at = Some(100.0);
+        w.socket_up(true, 100.0);
         let p = portal(PortalKind::Channel, "C1");
         let m = message("150.000100", "U1");
         assert_eq!(
@@ -457,7 +490,7 @@ mod tests {
     #[test]
     fn a_delivered_message_is_no_finding() {
         let w = EventWatch::default();
-        w.inner.lock().unwrap().connected_at = Some(100.0);
+        w.socket_up(true, 100.0);
         let p = portal(PortalKind::Im, "D1");
         w.delivered(&envelope("D1", "150.0"));
         assert_eq!(
@@ -470,21 +503,57 @@ mod tests {
     #[test]
     fn history_from_before_the_connection_proves_nothing() {
         let w = EventWatch::default();
-        w.inner.lock().unwrap().connected_at = Some(200.0);
         let p = portal(PortalKind::Private, "G1");
         let old = message("150.0", "U1");
+        assert_eq!(
+            w.judge(&p, Some(&old), 500.0, GRACE),
+            None,
+            "never connected"
+        );
+        w.socket_up(true, 200.0);
         assert_eq!(w.judge(&p, Some(&old), 500.0, GRACE), None);
         assert!(w.findings().is_empty());
-        // A reconnect moves the start: what was posted while away is not held against Slack.
-        w.inner.lock().unwrap().connected_at = Some(100.0);
-        w.connected_now();
-        assert_eq!(w.judge(&p, Some(&old), 500.0, GRACE), None);
+    }
+
+    #[test]
+    fn a_gap_in_the_connection_excuses_only_what_was_posted_around_it() {
+        let w = EventWatch::default();
+        let p = portal(PortalKind::Channel, "C1");
+        w.socket_up(true, 100.0);
+        // A seamless refresh is no gap.
+        w.socket_up(true, 120.0);
+        w.socket_up(false, 200.0);
+        w.socket_up(true, 230.0);
+        // Posted while away, or just before the drop: not held against Slack.
+        assert_eq!(
+            w.judge(&p, Some(&message("210.0", "U1")), 500.0, GRACE),
+            None
+        );
+        assert_eq!(
+            w.judge(&p, Some(&message("198.0", "U1")), 500.0, GRACE),
+            None
+        );
+        // Posted well before the drop: its event had time to come, and the reconnect does
+        // not wipe that out.
+        assert!(
+            w.judge(&p, Some(&message("150.0", "U1")), 500.0, GRACE)
+                .is_some()
+        );
+        // And after the reconnect, once its grace has passed.
+        let w = EventWatch::default();
+        w.socket_up(true, 100.0);
+        w.socket_up(false, 200.0);
+        w.socket_up(true, 230.0);
+        assert!(
+            w.judge(&p, Some(&message("240.0", "U1")), 260.0, GRACE)
+                .is_some()
+        );
     }
 
     #[test]
     fn a_kind_that_delivered_is_not_checked_again() {
         let w = EventWatch::default();
-        w.inner.lock().unwrap().connected_at = Some(100.0);
+        w.socket_up(true, 100.0);
         let portals = vec![
             portal(PortalKind::Channel, "C1"),
             portal(PortalKind::Channel, "C2"),
