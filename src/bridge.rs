@@ -8,6 +8,7 @@
 pub mod commands;
 pub mod custom_emoji;
 pub mod event_watch;
+pub mod files;
 pub mod from_matrix;
 pub mod from_slack;
 pub mod ghost;

@@ -11,6 +11,7 @@ pub mod emoji;
 pub mod html;
 pub mod mrkdwn;
 mod render;
+pub use render::escape_html;
 pub mod rich_text;
 
 /// A Slack message converted for Matrix (`m.text` content).

@@ -11,7 +11,7 @@ mod changes;
 mod reactions;
 
 use super::{
-    BridgeError, Core, LoginRuntime, Result, ghost, portal,
+    BridgeError, Core, LoginRuntime, Result, files, ghost, portal,
     queue::{Handled, QueueHandler},
 };
 use crate::{
@@ -112,6 +112,10 @@ async fn handle_event(core: &Arc<Core>, rt: &Arc<LoginRuntime>, event: SlackEven
         SlackEvent::ReactionAdded(r) => reactions::on_added(core, rt, &r).await,
         SlackEvent::ReactionRemoved(r) => reactions::on_removed(core, rt, &r).await,
         SlackEvent::Message(m) => handle_message(core, rt, m).await,
+        SlackEvent::Other(v) if v["type"] == "file_deleted" => match v["file_id"].as_str() {
+            Some(file) => changes::on_file_deleted(core, rt, file).await,
+            None => Ok(()),
+        },
         SlackEvent::Other(v) if v["type"] == "pin_added" || v["type"] == "pin_removed" => {
             super::lifecycle::pin(core, rt, &v, v["type"] == "pin_added").await
         }
@@ -167,35 +171,50 @@ async fn handle_message(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: MessageEven
     } else {
         message_content(core, rt, msg, is_me).await
     };
-    // A thread reply joins its root's thread; a broadcast reply is in the thread and, as a
-    // reply to the root, in the main timeline too. A reply whose root was never bridged
-    // (older than the portal) arrives as a plain message.
-    let mut parts = Vec::new();
-    match thread_of(core, rt, &m.channel, msg).await? {
-        Some((root, latest)) => {
-            let mut in_thread = content.clone();
-            in_thread.relates_to = Some(Relation::Thread(Thread::plain(root.clone(), latest)));
-            parts.push(in_thread);
-            if m.subtype == MessageSubtype::ThreadBroadcast {
-                let mut in_main = content;
-                in_main.relates_to = Some(Relation::Reply(Reply::with_event_id(root)));
-                parts.push(in_main);
-            }
+    // The text, then one event per file; a message of files only has no text part. A
+    // thread reply's parts join its root's thread; a broadcast reply's text is also, as a
+    // reply to the root, in the main timeline. A reply whose root was never bridged (older
+    // than the portal) arrives as plain messages.
+    let has_text = msg.files.is_empty() || !content.msgtype.body().trim().is_empty();
+    let thread = thread_of(core, rt, &m.channel, msg).await?;
+    let in_thread = |mut c: RoomMessageEventContent| {
+        if let Some((root, latest)) = &thread {
+            c.relates_to = Some(Relation::Thread(Thread::plain(
+                root.clone(),
+                latest.clone(),
+            )));
         }
-        None => parts.push(content),
+        c
+    };
+    let mut parts: Vec<(u32, Part)> = Vec::new();
+    if has_text {
+        parts.push((0, Part::Text(Box::new(in_thread(content.clone())))));
+        if let Some((root, _)) = &thread
+            && m.subtype == MessageSubtype::ThreadBroadcast
+        {
+            let mut in_main = content;
+            in_main.relates_to = Some(Relation::Reply(Reply::with_event_id(root.clone())));
+            parts.push((1, Part::Text(Box::new(in_main))));
+        }
     }
-    if parts.len() == done.len() {
-        // Already bridged (a redelivery that got past the inbox, or a replay).
-        return Ok(());
+    for (i, file) in msg.files.iter().enumerate() {
+        parts.push((files::FILE_PART + i as u32, Part::File(file)));
     }
     let ts = matrix_ts(&msg.ts);
-    for (part, content) in parts.iter().enumerate() {
-        let part = part as u32;
+    for (part, body) in parts {
         if done.contains(&i64::from(part)) {
+            // Already bridged (a redelivery that got past the inbox, a replay, a retry).
             continue;
         }
+        let (content, file_id) = match body {
+            Part::Text(c) => (*c, None),
+            Part::File(f) => (
+                in_thread(files::to_matrix(core, rt, f, &target.ghost).await?),
+                Some(f.id.clone()),
+            ),
+        };
         let txn = ids::message_txn_id(rt.team_id(), &m.channel, &msg.ts, part);
-        let event_id = target.send(core, &txn, content, ts).await?;
+        let event_id = target.send(core, &txn, &content, ts).await?;
         core.store
             .insert_message(&MessageRow {
                 team_id: rt.team_id().to_owned(),
@@ -206,12 +225,19 @@ async fn handle_message(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: MessageEven
                 room_id: target.room.to_string(),
                 thread_ts: msg.thread_ts.clone(),
                 sender: sender.clone(),
+                file_id,
                 ..MessageRow::default()
             })
             .await?;
         tracing::debug!(team = %rt.team_id(), channel = %m.channel, ts = %msg.ts, part, event_id = %event_id, "slack message bridged");
     }
     Ok(())
+}
+
+/// One Matrix event of a Slack message.
+enum Part<'a> {
+    Text(Box<RoomMessageEventContent>),
+    File(&'a crate::slack::types::File),
 }
 
 /// Who wrote a message: its user, or the bot that posted it.

@@ -317,7 +317,7 @@ fn shortcode_len(s: &str) -> Option<usize> {
     Some(len)
 }
 
-pub(super) fn escape_html(s: &str) -> String {
+pub fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

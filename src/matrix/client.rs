@@ -42,6 +42,9 @@ use serde::Deserialize;
 
 use crate::config::Secret;
 
+/// How long one media transfer may take, body included.
+const MEDIA_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
 /// The spec versions assumed until `/versions` has been read.
 const DEFAULT_VERSIONS: &[&str] = &[
     "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10", "v1.11",
@@ -158,6 +161,8 @@ pub struct MatrixClient {
     versions: RwLock<SupportedVersions>,
     registered: Mutex<HashSet<OwnedUserId>>,
     retry: RetryPolicy,
+    /// The upload limit and when it was read.
+    upload_limit: Mutex<Option<(std::time::Instant, u64)>>,
 }
 
 impl std::fmt::Debug for MatrixClient {
@@ -187,6 +192,7 @@ impl MatrixClient {
             versions: RwLock::new(SupportedVersions::from_parts(&versions, &BTreeMap::new())),
             registered: Mutex::new(HashSet::new()),
             retry: RetryPolicy::default(),
+            upload_limit: Mutex::new(None),
         }
     }
 
@@ -628,6 +634,82 @@ impl MatrixClient {
         Ok(self.send(req, as_user).await?.content_uri)
     }
 
+    /// Uploads media streamed from `body` (`len` bytes), so a large file is never held whole
+    /// in memory. Not retried here (the body is consumed): the caller starts the transfer
+    /// again.
+    pub async fn upload_stream(
+        &self,
+        as_user: Option<&UserId>,
+        body: reqwest::Body,
+        len: u64,
+        content_type: &str,
+        filename: Option<&str>,
+    ) -> Result<OwnedMxcUri, MatrixError> {
+        #[derive(Deserialize)]
+        struct Uploaded {
+            content_uri: OwnedMxcUri,
+        }
+        let url = format!("{}/_matrix/media/v3/upload", self.base);
+        let mut query: Vec<(&str, &str)> = Vec::new();
+        if let Some(f) = filename {
+            query.push(("filename", f));
+        }
+        if let Some(u) = as_user {
+            query.push(("user_id", u.as_str()));
+        }
+        let resp = self
+            .http
+            .post(&url)
+            .query(&query)
+            .bearer_auth(self.as_token.expose())
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .header(reqwest::header::CONTENT_LENGTH, len)
+            .timeout(MEDIA_TIMEOUT)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| unreachable(&url, &e))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.map_err(|e| unreachable(&url, &e))?;
+        if !status.is_success() {
+            return Err(api_error(status.as_u16(), &body).with_retry_after(&headers));
+        }
+        let up: Uploaded = serde_json::from_slice(&body)
+            .map_err(|e| MatrixError::Response(format!("media upload answer: {e}")))?;
+        Ok(up.content_uri)
+    }
+
+    /// Starts a download through the authenticated media endpoint; the caller streams the
+    /// body (`Content-Length` and `Content-Type` are in its headers).
+    pub async fn download_stream(
+        &self,
+        mxc: &ruma::MxcUri,
+    ) -> Result<reqwest::Response, MatrixError> {
+        let (server, media_id) = mxc
+            .parts()
+            .map_err(|e| MatrixError::Build(format!("invalid mxc URI {mxc}: {e}")))?;
+        let url = format!(
+            "{}/_matrix/client/v1/media/download/{server}/{media_id}",
+            self.base
+        );
+        let resp = self
+            .http
+            .get(&url)
+            .bearer_auth(self.as_token.expose())
+            .timeout(MEDIA_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| unreachable(&url, &e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let headers = resp.headers().clone();
+            let body = resp.bytes().await.unwrap_or_default();
+            return Err(api_error(status.as_u16(), &body).with_retry_after(&headers));
+        }
+        Ok(resp)
+    }
+
     /// The largest upload the homeserver accepts, in bytes (`m.upload.size` of
     /// `/_matrix/client/v1/media/config`; the legacy `/_matrix/media/v3/config` is refused where
     /// unauthenticated media is off, e.g. tuwunel). tuwunel 1.4.6 answers 20 MiB by default.
@@ -636,6 +718,20 @@ impl MatrixClient {
             .send(get_media_config::v1::Request::new(), None)
             .await?;
         Ok(resp.upload_size.into())
+    }
+
+    /// [`Self::upload_limit`], read at most once an hour.
+    pub async fn upload_limit_cached(&self) -> Result<u64, MatrixError> {
+        const FRESH: Duration = Duration::from_secs(3600);
+        if let Some((at, limit)) = *self.upload_limit.lock().expect("upload limit lock")
+            && at.elapsed() < FRESH
+        {
+            return Ok(limit);
+        }
+        let limit = self.upload_limit().await?;
+        *self.upload_limit.lock().expect("upload limit lock") =
+            Some((std::time::Instant::now(), limit));
+        Ok(limit)
     }
 
     /// Downloads media through the authenticated endpoint

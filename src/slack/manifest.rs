@@ -62,6 +62,7 @@ pub const BOT_EVENTS: &[&str] = &[
     "team_join",
     "emoji_changed",
     "file_shared",
+    "file_deleted",
 ];
 
 /// What the bridge cannot do without `scope`.
@@ -143,7 +144,7 @@ mod tests {
             "pin_added" | "pin_removed" => "pins:read",
             "user_change" | "team_join" => "users:read",
             "emoji_changed" => "emoji:read",
-            "file_shared" => "files:read",
+            "file_shared" | "file_deleted" => "files:read",
             other => panic!("no scope known for {other}"),
         };
         for e in BOT_EVENTS {

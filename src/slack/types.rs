@@ -472,10 +472,24 @@ pub struct File {
     pub permalink: Option<String>,
     pub permalink_public: Option<String>,
     pub thumb_360: Option<String>,
+    pub thumb_360_w: Option<u32>,
+    pub thumb_360_h: Option<u32>,
     pub thumb_480: Option<String>,
+    pub thumb_480_w: Option<u32>,
+    pub thumb_480_h: Option<u32>,
     pub thumb_720: Option<String>,
+    pub thumb_720_w: Option<u32>,
+    pub thumb_720_h: Option<u32>,
+    /// A still of a video (`image/jpeg`).
+    pub thumb_video: Option<String>,
+    pub thumb_video_w: Option<u32>,
+    pub thumb_video_h: Option<u32>,
     pub original_w: Option<u32>,
     pub original_h: Option<u32>,
+    /// Length of audio and video clips, in milliseconds.
+    pub duration_ms: Option<u64>,
+    /// Where an external file (Google Drive, Dropbox, …) lives.
+    pub external_url: Option<String>,
     pub alt_txt: Option<String>,
     #[serde(deserialize_with = "null_default")]
     pub is_external: bool,
@@ -484,6 +498,26 @@ pub struct File {
 }
 
 impl File {
+    /// The name to show: the title Slack shows, else the file name.
+    pub fn display_name(&self) -> &str {
+        [self.title.as_str(), self.name.as_str()]
+            .into_iter()
+            .find(|n| !n.trim().is_empty())
+            .unwrap_or("file")
+    }
+
+    /// The largest thumbnail Slack offers (a video's still for videos), with its size.
+    pub fn thumbnail(&self) -> Option<(&str, Option<u32>, Option<u32>)> {
+        [
+            (&self.thumb_video, self.thumb_video_w, self.thumb_video_h),
+            (&self.thumb_720, self.thumb_720_w, self.thumb_720_h),
+            (&self.thumb_480, self.thumb_480_w, self.thumb_480_h),
+            (&self.thumb_360, self.thumb_360_w, self.thumb_360_h),
+        ]
+        .into_iter()
+        .find_map(|(url, w, h)| Some((url.as_deref().filter(|u| !u.is_empty())?, w, h)))
+    }
+
     /// The URL to fetch the bytes from: the download URL when offered, else the private one.
     pub fn download_url(&self) -> Option<&str> {
         self.url_private_download

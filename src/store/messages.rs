@@ -2,9 +2,9 @@
 
 use super::{Result, Store, now_ms, on_pool};
 
-const INSERT: &str = "INSERT INTO messages (team_id, channel_id, ts, part, event_id, room_id, thread_ts, sender, created_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING";
-const SELECT: &str = "SELECT team_id, channel_id, ts, part, event_id, room_id, thread_ts, sender, edit_ts, deleted FROM messages";
+const INSERT: &str = "INSERT INTO messages (team_id, channel_id, ts, part, event_id, room_id, thread_ts, sender, file_id, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING";
+const SELECT: &str = "SELECT team_id, channel_id, ts, part, event_id, room_id, thread_ts, sender, file_id, edit_ts, deleted FROM messages";
 const DELETE: &str = "DELETE FROM messages WHERE team_id = $1 AND channel_id = $2 AND ts = $3";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
@@ -18,6 +18,8 @@ pub struct MessageRow {
     pub thread_ts: Option<String>,
     /// The Slack user (or bot) who wrote it, or the Matrix user for posts from Matrix.
     pub sender: String,
+    /// The Slack file this part carries, for a file part.
+    pub file_id: Option<String>,
     /// The newest Slack edit bridged (`edited.ts`); not written by [`Store::insert_message`].
     pub edit_ts: Option<String>,
     /// 1 once deleted on either side; not written by [`Store::insert_message`].
@@ -43,6 +45,7 @@ impl Store {
             .bind(&m.room_id)
             .bind(&m.thread_ts)
             .bind(&m.sender)
+            .bind(&m.file_id)
             .bind(now_ms())
             .execute(pool)
             .await?
@@ -63,6 +66,16 @@ impl Store {
             .bind(team_id)
             .bind(channel_id)
             .bind(ts)
+            .fetch_all(pool)
+            .await?))
+    }
+
+    /// The parts that carry a Slack file (one per portal it was shared to).
+    pub async fn get_file_parts(&self, team_id: &str, file_id: &str) -> Result<Vec<MessageRow>> {
+        let sql = format!("{SELECT} WHERE team_id = $1 AND file_id = $2");
+        Ok(on_pool!(self, pool => sqlx::query_as(&sql)
+            .bind(team_id)
+            .bind(file_id)
             .fetch_all(pool)
             .await?))
     }

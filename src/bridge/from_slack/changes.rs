@@ -107,6 +107,23 @@ pub(super) async fn on_deleted(
     Ok(())
 }
 
+/// `file_deleted`: the file's events are redacted, wherever it was shared; the rest of their
+/// messages stays. The same txn id makes a redelivery a no-op.
+pub(super) async fn on_file_deleted(
+    core: &Arc<Core>,
+    rt: &Arc<LoginRuntime>,
+    file_id: &str,
+) -> Result<()> {
+    let rows = core.store.get_file_parts(rt.team_id(), file_id).await?;
+    if rows.is_empty() {
+        tracing::debug!(file = %file_id, "delete of a file the bridge never bridged; ignored");
+    }
+    for row in rows.iter().filter(|r| !r.is_deleted()) {
+        redact(core, rt, row, "File deleted on Slack").await?;
+    }
+    Ok(())
+}
+
 /// Redacts a bridged event as the ghost who sent it (the bot for posts from Matrix, which a
 /// Slack admin deleted); the same txn id on a retry.
 async fn redact(

@@ -217,6 +217,19 @@ impl SlackClient {
 
     /// Step 2 of an upload: POST the raw bytes to the URL from step 1.
     pub async fn upload_to_url(&self, upload_url: &str, bytes: Vec<u8>) -> Result<(), SlackError> {
+        let len = bytes.len() as u64;
+        self.upload_stream_to_url(upload_url, reqwest::Body::from(bytes), len)
+            .await
+    }
+
+    /// [`Self::upload_to_url`] from a body streamed as it is sent (`len` bytes), so a large
+    /// file is never held whole in memory.
+    pub async fn upload_stream_to_url(
+        &self,
+        upload_url: &str,
+        body: reqwest::Body,
+        len: u64,
+    ) -> Result<(), SlackError> {
         const METHOD: &str = "file upload";
         let url = Url::parse(upload_url).map_err(|e| SlackError::InvalidUrl {
             url: upload_url.to_string(),
@@ -227,8 +240,9 @@ impl SlackClient {
             .http
             .post(url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .header(reqwest::header::CONTENT_LENGTH, len)
             .timeout(self.inner.options.download_timeout)
-            .body(bytes);
+            .body(body);
         if self.token_allowed(&url) {
             req = req.bearer_auth(self.inner.bot_token.expose());
         }
@@ -262,6 +276,23 @@ impl SlackClient {
         url: &str,
         mimetype: Option<&str>,
     ) -> Result<Vec<u8>, SlackError> {
+        let resp = self.download_response(url, mimetype).await?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| SlackError::Http {
+            method: "file download".into(),
+            status: Some(status.as_u16()),
+            reason: e.to_string(),
+        })?;
+        Ok(bytes.to_vec())
+    }
+
+    /// The answer to a file download, checked (redirects followed, the sign-in page
+    /// recognised) but its body not yet read: the caller streams it.
+    pub async fn download_response(
+        &self,
+        url: &str,
+        mimetype: Option<&str>,
+    ) -> Result<reqwest::Response, SlackError> {
         const METHOD: &str = "file download";
         let html_expected = mimetype.is_some_and(|m| m.starts_with("text/html"));
         let mut url = Url::parse(url).map_err(|e| SlackError::InvalidUrl {
@@ -320,12 +351,7 @@ impl SlackClient {
             if html && !html_expected {
                 return Err(SlackError::FileAuth { host });
             }
-            let bytes = resp.bytes().await.map_err(|e| SlackError::Http {
-                method: METHOD.into(),
-                status: Some(status.as_u16()),
-                reason: e.to_string(),
-            })?;
-            return Ok(bytes.to_vec());
+            return Ok(resp);
         }
         Err(SlackError::Http {
             method: METHOD.into(),

@@ -505,6 +505,10 @@ impl Workspace {
             alt_txt: None,
             shares: vec![],
             upload_ticket: util::random_hex(10),
+            external_url: None,
+            check_file_info: false,
+            deleted: false,
+            duration_ms: None,
         });
         id
     }
@@ -590,6 +594,62 @@ impl Workspace {
             false,
         )?;
         Ok(((id, ts), ev))
+    }
+
+    /// `user` shares several files in one message (with `comment`, into a thread).
+    pub(crate) fn act_share_files(
+        &mut self,
+        user: &str,
+        channel: &str,
+        specs: Vec<crate::FileSpec>,
+        comment: &str,
+        thread_ts: Option<&str>,
+    ) -> Outcome<(Vec<String>, String)> {
+        self.need_member(user, channel)?;
+        let ids: Vec<String> = specs
+            .into_iter()
+            .map(|spec| {
+                let id = self.new_file(user, &spec.name, spec.bytes, &spec.mimetype);
+                let f = self.file_mut(&id).unwrap();
+                f.external_url = spec.external_url;
+                f.check_file_info = spec.check_file_info;
+                f.duration_ms = spec.duration_ms;
+                id
+            })
+            .collect();
+        let (ts, ev) = self.share_file_message(user, channel, &ids, comment, thread_ts, false)?;
+        Ok(((ids, ts), ev))
+    }
+
+    /// Deletes a file: `file_deleted`, and each message that shared it shows a tombstone in
+    /// its place (`message_changed` without `edited`: not an edit).
+    pub(crate) fn act_delete_file(&mut self, file: &str) -> Outcome<()> {
+        let f = self
+            .file(file)
+            .ok_or_else(|| Error::new("file_not_found"))?
+            .clone();
+        let mut before = Vec::new();
+        for (cid, ts) in &f.shares {
+            if let Some(c) = self.channel(cid)
+                && let Some(m) = c.message(ts)
+            {
+                before.push((cid.clone(), ts.clone(), self.message_json(c, m)));
+            }
+        }
+        self.file_mut(file).unwrap().deleted = true;
+        let mut events = vec![RawEvent::new(
+            json!({"type": "file_deleted", "file_id": file, "event_ts": self.clock.next()}),
+            "file_deleted",
+            None,
+            true,
+        )];
+        for (cid, ts, before) in before {
+            let c = self.channel(&cid).unwrap();
+            let after = self.message_json(c, c.message(&ts).unwrap());
+            let ev_ts = self.clock.next();
+            events.push(self.message_changed_event(c, before, after, &ev_ts));
+        }
+        Ok(((), events))
     }
 
     pub(crate) fn act_rename(&mut self, user: &str, channel: &str, new_name: &str) -> Outcome<()> {

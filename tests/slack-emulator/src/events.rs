@@ -85,7 +85,7 @@ impl Workspace {
                 .files
                 .iter()
                 .filter_map(|f| self.file(f))
-                .map(|f| self.file_json(f))
+                .map(|f| self.file_in_message(f))
                 .collect();
             ev["files"] = json!(files);
         }

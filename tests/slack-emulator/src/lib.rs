@@ -71,6 +71,30 @@ impl Drop for Guard {
     }
 }
 
+/// A file to share with [`Emulator::share_files`].
+#[derive(Debug, Clone, Default)]
+pub struct FileSpec {
+    pub name: String,
+    pub mimetype: String,
+    pub bytes: Vec<u8>,
+    /// An external file: Slack only links here (no bytes).
+    pub external_url: Option<String>,
+    /// Message events carry only a stub (`file_access: check_file_info`).
+    pub check_file_info: bool,
+    pub duration_ms: Option<u64>,
+}
+
+impl FileSpec {
+    pub fn new(name: &str, mimetype: &str, bytes: Vec<u8>) -> Self {
+        FileSpec {
+            name: name.into(),
+            mimetype: mimetype.into(),
+            bytes,
+            ..FileSpec::default()
+        }
+    }
+}
+
 /// A running emulator. Cheap to clone; the server stops when the last clone is dropped.
 #[derive(Clone)]
 pub struct Emulator {
@@ -334,6 +358,22 @@ impl Emulator {
         thread_ts: Option<&str>,
     ) -> Result<(FileId, String), Error> {
         self.act(|w| w.act_share_file(user, channel, name, bytes, mimetype, comment, thread_ts))
+    }
+    /// `user` shares several files in one `file_share` message; returns their IDs and the
+    /// message ts.
+    pub fn share_files(
+        &self,
+        user: &str,
+        channel: &str,
+        files: Vec<FileSpec>,
+        comment: &str,
+        thread_ts: Option<&str>,
+    ) -> Result<(Vec<FileId>, String), Error> {
+        self.act(|w| w.act_share_files(user, channel, files, comment, thread_ts))
+    }
+    /// Deletes a file (`file_deleted`; its messages show a tombstone).
+    pub fn delete_file(&self, file: &str) -> Result<(), Error> {
+        self.act(|w| w.act_delete_file(file))
     }
     /// `channel_rename` (or `group_rename`) plus a `channel_name` message.
     pub fn rename_channel(&self, user: &str, channel: &str, new_name: &str) -> Result<(), Error> {

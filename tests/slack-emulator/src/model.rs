@@ -192,6 +192,15 @@ pub struct File {
     /// (channel, message ts) for every share, in order.
     pub shares: Vec<(ChannelId, String)>,
     pub upload_ticket: String,
+    /// An external file (Google Drive, …): Slack only links to it.
+    pub external_url: Option<String>,
+    /// Message events carry only a stub with `file_access: check_file_info` (Slack Connect);
+    /// the whole object comes from files.info.
+    pub check_file_info: bool,
+    /// Deleted: messages show a tombstone, downloads and files.info fail.
+    pub deleted: bool,
+    /// Length of an audio or video clip.
+    pub duration_ms: Option<u64>,
 }
 
 /// A whole Slack workspace plus the installed app. Build one with [`Workspace::new`] or
@@ -288,7 +297,11 @@ pub const DEFAULT_BOT_EVENTS: &[&str] = &[
     "team_join",
     "emoji_changed",
     "file_shared",
+    "file_deleted",
 ];
+
+/// Width and height of the still the emulator serves for a video.
+pub const VIDEO_STILL_SIZE: u32 = 64;
 
 const COLORS: &[&str] = &[
     "9f69e7", "4bbe2e", "e7392d", "3c989f", "e0a729", "674b1b", "5b89d5", "db3150", "2b6836",
@@ -922,6 +935,20 @@ impl Workspace {
 
     /// The file object (slack-protocol.md §2.3 file_share and §5 upload flow).
     pub fn file_json(&self, f: &File) -> Value {
+        if f.deleted {
+            return json!({"id": f.id, "mode": "tombstone"});
+        }
+        if let Some(url) = &f.external_url {
+            return json!({
+                "id": f.id, "created": f.created, "timestamp": f.created, "name": f.name,
+                "title": f.title, "mimetype": f.mimetype, "filetype": "gdoc",
+                "pretty_type": "Google Docs", "user": f.user, "editable": false, "size": 0,
+                "mode": "external", "is_external": true, "external_type": "gdrive",
+                "external_url": url, "url_private": url, "is_public": false,
+                "permalink": format!("{}/files/{}/{}/{}", self.base_url, f.user, f.id, util::percent_encode(&f.name)),
+                "file_access": "visible",
+            });
+        }
         let (url_private, url_download) = self.file_urls(f);
         let filetype = filetype_of(&f.name, &f.mimetype);
         let mut v = json!({
@@ -974,6 +1001,25 @@ impl Workspace {
                 o.insert("original_h".into(), json!(h));
             }
         }
+        if f.mimetype.starts_with("video/") {
+            // A still of the video, as a PNG (see the download route).
+            o.insert(
+                "thumb_video".into(),
+                json!(format!(
+                    "{}/files-tmb/{}-{}-{}/{}_thumb_video.png",
+                    self.base_url,
+                    self.team_id,
+                    f.id,
+                    f.upload_ticket,
+                    util::percent_encode(&f.name)
+                )),
+            );
+            o.insert("thumb_video_w".into(), json!(VIDEO_STILL_SIZE));
+            o.insert("thumb_video_h".into(), json!(VIDEO_STILL_SIZE));
+        }
+        if let Some(ms) = f.duration_ms {
+            o.insert("duration_ms".into(), json!(ms));
+        }
         let mut public = Map::new();
         let mut private = Map::new();
         let mut channels = Vec::new();
@@ -1013,6 +1059,16 @@ impl Workspace {
         v
     }
 
+    /// A file as a message event carries it: the whole object, or only the stub Slack sends
+    /// for files whose details need files.info.
+    pub fn file_in_message(&self, f: &File) -> Value {
+        if f.check_file_info && !f.deleted {
+            return json!({"id": f.id, "mode": "hosted", "file_access": "check_file_info",
+                "created": f.created, "timestamp": f.created, "user": f.user});
+        }
+        self.file_json(f)
+    }
+
     /// A message as conversations.history / replies show it: stored body plus reactions,
     /// file objects and the thread summary Slack derives.
     pub fn message_json(&self, c: &Channel, m: &Message) -> Value {
@@ -1022,7 +1078,7 @@ impl Workspace {
                 .files
                 .iter()
                 .filter_map(|id| self.file(id))
-                .map(|f| self.file_json(f))
+                .map(|f| self.file_in_message(f))
                 .collect();
             body.insert("files".into(), json!(files));
         }

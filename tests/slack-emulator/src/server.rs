@@ -224,7 +224,7 @@ const LOGIN_PAGE: &str = "<!DOCTYPE html>\n<html lang=\"en-US\"><head><meta char
 /// else gets HTTP 200 with an HTML login page, exactly the trap real Slack sets.
 async fn download(
     State(inner): State<Arc<Inner>>,
-    Path((id, _rest)): Path<(String, String)>,
+    Path((id, rest)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
     let ws = inner.ws.lock().unwrap();
@@ -238,8 +238,13 @@ async fn download(
         && ws.scopes.contains("files:read");
     // `<team>-<file>` or, for thumbnails, `<team>-<file>-<secret>`.
     let file_id = id.split('-').nth(1).unwrap_or("");
-    let file = ws.file(file_id).filter(|f| f.uploaded);
+    let file = ws.file(file_id).filter(|f| f.uploaded && !f.deleted);
     match (authed, file) {
+        (true, Some(_)) if rest.ends_with("_thumb_video.png") => (
+            [(header::CONTENT_TYPE, "image/png".to_string())],
+            util::avatar_png("336699", crate::model::VIDEO_STILL_SIZE),
+        )
+            .into_response(),
         (true, Some(f)) => (
             [
                 (header::CONTENT_TYPE, f.mimetype.clone()),

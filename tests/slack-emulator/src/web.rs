@@ -1236,6 +1236,10 @@ fn get_upload_url(inner: &Arc<Inner>, p: &Params) -> ApiResult {
         alt_txt: p.nonempty("alt_txt").or_else(|| p.nonempty("alt_text")),
         shares: vec![],
         upload_ticket: ticket.clone(),
+        external_url: None,
+        check_file_info: false,
+        deleted: false,
+        duration_ms: None,
     });
     Ok(obj(json!({
         "upload_url": format!("{}/upload/v1/{ticket}", inner.base_url),
@@ -1361,6 +1365,9 @@ fn files_info(inner: &Arc<Inner>, p: &Params) -> ApiResult {
         .file(&id)
         .filter(|f| f.completed)
         .ok_or_else(|| ApiError::new("file_not_found"))?;
+    if f.deleted {
+        return Err(ApiError::new("file_deleted"));
+    }
     let visible = f.user == ws.bot_user_id
         || f.shares.iter().any(|(c, _)| {
             ws.channel(c)

@@ -106,6 +106,81 @@ impl TestClient {
         .await
     }
 
+    /// Downloads media through the authenticated endpoint: the bytes and their content type.
+    pub async fn download(&self, mxc: &str) -> Result<(Vec<u8>, String), FixtureError> {
+        let rest = mxc.strip_prefix("mxc://").unwrap_or(mxc);
+        let url = format!("{}/_matrix/client/v1/media/download/{rest}", self.base_url);
+        self.raw_bytes(Method::GET, &url, None).await
+    }
+
+    /// Uploads media (`/_matrix/media/v3/upload`); returns the `mxc://` URI.
+    pub async fn upload(
+        &self,
+        bytes: Vec<u8>,
+        content_type: &str,
+        filename: &str,
+    ) -> Result<String, FixtureError> {
+        let url = format!(
+            "{}/_matrix/media/v3/upload?filename={}",
+            self.base_url,
+            enc(filename)
+        );
+        let (body, _) = self
+            .raw_bytes(Method::POST, &url, Some((bytes, content_type)))
+            .await?;
+        let v: Value = serde_json::from_slice(&body).map_err(|e| FixtureError::Matrix {
+            method: "POST".into(),
+            url: url.clone(),
+            status: 200,
+            errcode: None,
+            body: format!("not JSON ({e}): {}", String::from_utf8_lossy(&body)),
+        })?;
+        Ok(v["content_uri"].as_str().unwrap_or_default().to_owned())
+    }
+
+    async fn raw_bytes(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<(Vec<u8>, &str)>,
+    ) -> Result<(Vec<u8>, String), FixtureError> {
+        let mut req = self
+            .http
+            .request(method.clone(), url)
+            .bearer_auth(&self.access_token);
+        if let Some((bytes, ctype)) = body {
+            req = req.header("content-type", ctype).body(bytes);
+        }
+        let http_err = |e: reqwest::Error| FixtureError::Http {
+            method: method.to_string(),
+            url: url.to_owned(),
+            source: e,
+        };
+        let resp = req.send().await.map_err(http_err)?;
+        let status = resp.status();
+        let ctype = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let bytes = resp.bytes().await.map_err(http_err)?.to_vec();
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let errcode = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v["errcode"].as_str().map(str::to_owned));
+            return Err(FixtureError::Matrix {
+                method: method.to_string(),
+                url: url.to_owned(),
+                status: status.as_u16(),
+                errcode,
+                body: text,
+            });
+        }
+        Ok((bytes, ctype))
+    }
+
     /// `GET /account/whoami`: the user ID the token belongs to (honours `?user_id=` masquerading
     /// if you use [`get`](Self::get) directly).
     pub async fn whoami(&self) -> Result<String, FixtureError> {

@@ -1,0 +1,367 @@
+//! Files from Slack, as a Matrix user sees them: one event per file with the right msgtype,
+//! `info` and thumbnail, the caption as its own text event, the bytes identical when
+//! downloaded back from the homeserver, and a notice naming the file wherever it cannot be
+//! carried. The Slack emulator, a real homeserver and the bridge, on SQLite and PostgreSQL
+//! (`synapse::sqlite::…`, `tuwunel::postgres::…`).
+
+mod support;
+
+use serde_json::Value;
+use slack_emulator::{FileSpec, Workspace};
+use support::{
+    TestDb,
+    world::{WAIT, World, body, world_with},
+};
+use testkit::HomeserverKind;
+
+on_every_homeserver_and_database!(
+    slack_files_reach_matrix_as_media,
+    files_that_cannot_be_carried_are_named,
+    deleted_and_redelivered_files_change_matrix_once,
+);
+
+async fn setup(hs: HomeserverKind, db: Option<TestDb>) -> World {
+    world_with(hs, Workspace::demo(), db, true, Vec::new()).await
+}
+
+/// A PNG of `w`×`h` pixels of one colour.
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let rgb: Vec<u8> = (0..w * h)
+        .flat_map(|i| [(i % 251) as u8, 40, 200])
+        .collect();
+    slack_emulator::util::encode_png(w, h, &rgb)
+}
+
+/// Bytes that are not any real format, `n` of them, all different from the next file's.
+fn bytes(n: usize, seed: u8) -> Vec<u8> {
+    (0..n).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect()
+}
+
+/// The room's messages from `sender`, oldest first.
+async fn from(w: &World, room: &str, sender: &str) -> Vec<Value> {
+    w.owner
+        .messages(room, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e["type"] == "m.room.message" && e["sender"] == sender)
+        .collect()
+}
+
+/// Waits until `n` messages from `sender` are in the room and returns them.
+async fn wait_for_messages(w: &World, room: &str, sender: &str, n: usize) -> Vec<Value> {
+    support::world::poll(&format!("{n} messages from {sender}"), WAIT, async || {
+        Some(from(w, room, sender).await).filter(|m| m.len() >= n)
+    })
+    .await
+}
+
+fn by_body<'a>(events: &'a [Value], b: &str) -> &'a Value {
+    events
+        .iter()
+        .find(|e| body(e) == b)
+        .unwrap_or_else(|| panic!("no event with body {b:?} among {events:#?}"))
+}
+
+/// Downloads an event's file back from the homeserver and compares it with what Slack has.
+async fn assert_same_bytes(w: &World, event: &Value, expected: &[u8]) {
+    let mxc = event["content"]["url"].as_str().expect("a media url");
+    let (got, _) = w.owner.download(mxc).await.unwrap();
+    assert_eq!(got.len(), expected.len(), "size of {mxc}");
+    assert!(got == expected, "the bytes of {mxc} differ from Slack's");
+}
+
+/// A PNG with a caption, a PDF, an MP4 and a message of three files in a thread: one event
+/// per file with its msgtype, `info` and thumbnail, the caption as text, identical bytes.
+async fn slack_files_reach_matrix_as_media(hs: HomeserverKind, db: Option<TestDb>) {
+    let w = setup(hs, db).await;
+    let bridge = w.env.run_bridge_full().await;
+    let general = w.emu.channel_id("general").unwrap();
+    let room = w.joined_room_of(&general).await;
+    let alice = w.emu.user_id("alice").unwrap();
+    let ghost = w.ghost(&alice);
+
+    let image = png(40, 30);
+    let (_, image_ts) = w
+        .emu
+        .share_file_with(
+            &alice,
+            &general,
+            "chart.png",
+            image.clone(),
+            "image/png",
+            "the *new* chart",
+            None,
+        )
+        .unwrap();
+    let pdf = bytes(300_000, 7);
+    w.emu
+        .share_file(
+            &alice,
+            &general,
+            "report.pdf",
+            pdf.clone(),
+            "application/pdf",
+        )
+        .unwrap();
+    let video = bytes(120_000, 9);
+    let mut clip = FileSpec::new("clip.mp4", "video/mp4", video.clone());
+    clip.duration_ms = Some(4_500);
+    w.emu
+        .share_files(&alice, &general, vec![clip], "", None)
+        .unwrap();
+    let log = bytes(5_000, 3);
+    let voice = bytes(20_000, 5);
+    let small = png(8, 8);
+    w.emu
+        .share_files(
+            &alice,
+            &general,
+            vec![
+                FileSpec::new("one.png", "image/png", small.clone()),
+                FileSpec::new("build.log", "text/plain", log.clone()),
+                FileSpec::new("voice.ogg", "audio/ogg", voice.clone()),
+            ],
+            "three at once",
+            Some(&image_ts),
+        )
+        .unwrap();
+
+    // caption, chart, pdf, clip, "three at once", one.png, build.log, voice.ogg
+    let events = wait_for_messages(&w, &room, &ghost, 8).await;
+    let caption = by_body(&events, "the new chart");
+    assert_eq!(caption["content"]["msgtype"], "m.text");
+    let chart = by_body(&events, "chart.png");
+    assert_eq!(chart["content"]["msgtype"], "m.image", "{chart}");
+    let info = &chart["content"]["info"];
+    assert_eq!(info["mimetype"], "image/png");
+    assert_eq!(info["size"], image.len());
+    assert_eq!(
+        (info["w"].as_u64(), info["h"].as_u64()),
+        (Some(40), Some(30))
+    );
+    let thumb = info["thumbnail_url"].as_str().expect("a thumbnail");
+    assert!(thumb.starts_with("mxc://"), "{info}");
+    assert!(info["thumbnail_info"]["mimetype"].is_string(), "{info}");
+    assert_same_bytes(&w, chart, &image).await;
+    assert!(
+        caption["origin_server_ts"] == chart["origin_server_ts"],
+        "caption and file carry Slack's timestamp"
+    );
+    let order: Vec<&str> = events.iter().map(body).collect();
+    let at = |b: &str| order.iter().position(|x| *x == b).unwrap();
+    assert!(
+        at("the new chart") < at("chart.png"),
+        "the caption first: {order:?}"
+    );
+
+    let report = by_body(&events, "report.pdf");
+    assert_eq!(report["content"]["msgtype"], "m.file");
+    assert_eq!(report["content"]["info"]["mimetype"], "application/pdf");
+    assert_eq!(report["content"]["info"]["size"], pdf.len());
+    assert_same_bytes(&w, report, &pdf).await;
+
+    let clip = by_body(&events, "clip.mp4");
+    assert_eq!(clip["content"]["msgtype"], "m.video");
+    assert_eq!(clip["content"]["info"]["duration"], 4_500);
+    assert!(
+        clip["content"]["info"]["thumbnail_url"].is_string(),
+        "a video gets its still as thumbnail: {clip}"
+    );
+    assert_same_bytes(&w, clip, &video).await;
+
+    // The three files and their caption are in the chart's thread.
+    // The thread's root is the root message's first event: its caption.
+    let root = &caption["event_id"];
+    for b in ["three at once", "one.png", "build.log", "voice.ogg"] {
+        let e = by_body(&events, b);
+        assert_eq!(e["content"]["m.relates_to"]["rel_type"], "m.thread", "{e}");
+        assert_eq!(&e["content"]["m.relates_to"]["event_id"], root, "{e}");
+    }
+    assert_eq!(by_body(&events, "one.png")["content"]["msgtype"], "m.image");
+    assert_eq!(
+        by_body(&events, "build.log")["content"]["msgtype"],
+        "m.file"
+    );
+    assert_eq!(
+        by_body(&events, "voice.ogg")["content"]["msgtype"],
+        "m.audio"
+    );
+    assert_same_bytes(&w, by_body(&events, "one.png"), &small).await;
+    assert_same_bytes(&w, by_body(&events, "build.log"), &log).await;
+    assert_same_bytes(&w, by_body(&events, "voice.ogg"), &voice).await;
+    bridge.stop().await.unwrap();
+}
+
+/// An external file, a file only files.info describes, a file over the homeserver's upload
+/// limit, and files without `files:read`: each named in the room, nothing else uploaded.
+async fn files_that_cannot_be_carried_are_named(hs: HomeserverKind, db: Option<TestDb>) {
+    let w = setup(hs, db).await;
+    let bridge = w.env.run_bridge_full().await;
+    let general = w.emu.channel_id("general").unwrap();
+    let room = w.joined_room_of(&general).await;
+    let alice = w.emu.user_id("alice").unwrap();
+    let ghost = w.ghost(&alice);
+
+    let mut doc = FileSpec::new(
+        "Roadmap",
+        "application/vnd.google-apps.document",
+        Vec::new(),
+    );
+    doc.external_url = Some("https://docs.google.com/document/d/abc".into());
+    let connect_bytes = bytes(2_000, 11);
+    let mut connect = FileSpec::new("shared.txt", "text/plain", connect_bytes.clone());
+    connect.check_file_info = true;
+    w.emu
+        .share_files(&alice, &general, vec![doc, connect], "", None)
+        .unwrap();
+    let events = wait_for_messages(&w, &room, &ghost, 2).await;
+    let roadmap = events
+        .iter()
+        .find(|e| body(e).starts_with("Roadmap"))
+        .expect("the external file is named");
+    assert_eq!(roadmap["content"]["msgtype"], "m.notice");
+    assert!(
+        body(roadmap).contains("https://docs.google.com/document/d/abc"),
+        "{roadmap}"
+    );
+    let shared = by_body(&events, "shared.txt");
+    assert_eq!(
+        shared["content"]["msgtype"], "m.file",
+        "fetched through files.info"
+    );
+    assert_same_bytes(&w, shared, &connect_bytes).await;
+    assert!(!w.emu.calls("files.info").is_empty());
+
+    // Over the homeserver's limit: named with its size and link, never downloaded.
+    let config = w
+        .owner
+        .get("/_matrix/client/v1/media/config")
+        .await
+        .unwrap();
+    let limit = config["m.upload.size"].as_u64().expect("an upload limit") as usize;
+    w.emu
+        .share_file(
+            &alice,
+            &general,
+            "huge.bin",
+            vec![0u8; limit + 1],
+            "application/octet-stream",
+        )
+        .unwrap();
+    let events = wait_for_messages(&w, &room, &ghost, 3).await;
+    let huge = events
+        .iter()
+        .find(|e| body(e).starts_with("huge.bin"))
+        .expect("the big file is named");
+    assert_eq!(huge["content"]["msgtype"], "m.notice");
+    assert!(
+        body(huge).contains("larger than the homeserver accepts"),
+        "{huge}"
+    );
+    assert!(
+        body(huge).contains("/files/"),
+        "with its Slack link: {huge}"
+    );
+
+    // Without files:read Slack answers downloads with its sign-in page: a notice names
+    // the scope and no HTML is uploaded.
+    w.emu.remove_scopes(&["files:read"]);
+    w.emu
+        .share_file(&alice, &general, "photo.png", png(4, 4), "image/png")
+        .unwrap();
+    let events = wait_for_messages(&w, &room, &ghost, 4).await;
+    let photo = events
+        .iter()
+        .find(|e| body(e).starts_with("photo.png"))
+        .expect("the unreadable file is named");
+    assert_eq!(photo["content"]["msgtype"], "m.notice", "{photo}");
+    assert!(body(photo).contains("files:read"), "{photo}");
+    assert!(
+        events
+            .iter()
+            .all(|e| e["content"]["url"].is_null() || body(e) == "shared.txt"),
+        "nothing but the readable file was uploaded: {events:#?}"
+    );
+    bridge.stop().await.unwrap();
+}
+
+/// Deleting a file on Slack redacts its event and leaves the caption; every event delivered
+/// several times and a restart of the bridge leave one event per file.
+async fn deleted_and_redelivered_files_change_matrix_once(hs: HomeserverKind, db: Option<TestDb>) {
+    let w = setup(hs, db).await;
+    w.emu.set_ack_timeout(std::time::Duration::from_millis(300));
+    let bridge = w.env.run_bridge_full().await;
+    let general = w.emu.channel_id("general").unwrap();
+    let room = w.joined_room_of(&general).await;
+    let alice = w.emu.user_id("alice").unwrap();
+    let ghost = w.ghost(&alice);
+    w.emu.drop_acks(true);
+
+    let (ids, _) = w
+        .emu
+        .share_files(
+            &alice,
+            &general,
+            vec![
+                FileSpec::new("a.png", "image/png", png(6, 6)),
+                FileSpec::new("b.txt", "text/plain", bytes(1_000, 1)),
+            ],
+            "two files",
+            None,
+        )
+        .unwrap();
+    let events = wait_for_messages(&w, &room, &ghost, 3).await;
+    let a = by_body(&events, "a.png")["event_id"].clone();
+    w.emu.delete_file(&ids[0]).unwrap();
+    let redacted = support::world::poll("the deleted file's event redacted", WAIT, async || {
+        let e = w.owner.event(&room, a.as_str().unwrap()).await.ok()?;
+        e["content"]
+            .as_object()
+            .is_some_and(|c| c.is_empty())
+            .then_some(e)
+    })
+    .await;
+    assert!(
+        redacted["unsigned"]["redacted_because"].is_object(),
+        "{redacted}"
+    );
+
+    // Redeliveries meanwhile, then a restart with the redeliveries still coming.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    bridge.stop().await.unwrap();
+    let bridge = w.env.run_bridge_full().await;
+    w.emu.drop_acks(false);
+    let alice_id = alice.clone();
+    w.emu.post_message(&alice_id, &general, "after").unwrap();
+    w.owner.wait_for_text(&room, "after", WAIT).await.unwrap();
+
+    let events = from(&w, &room, &ghost).await;
+    for b in ["two files", "b.txt", "after"] {
+        assert_eq!(
+            events.iter().filter(|e| body(e) == b).count(),
+            1,
+            "{b} once: {events:#?}"
+        );
+    }
+    let a_events: Vec<&Value> = events.iter().filter(|e| e["event_id"] == a).collect();
+    assert_eq!(a_events.len(), 1);
+    assert!(
+        events
+            .iter()
+            .filter(|e| e["content"]["msgtype"] == "m.image")
+            .count()
+            == 0,
+        "the deleted image was not bridged again: {events:#?}"
+    );
+    let redactions = w
+        .owner
+        .messages(&room, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e["type"] == "m.room.redaction" && e["redacts"] == a)
+        .count();
+    assert_eq!(redactions, 1, "the file's event is redacted once");
+    bridge.stop().await.unwrap();
+}
