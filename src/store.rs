@@ -31,7 +31,7 @@ pub use ghosts::Ghost;
 pub use inbox::{HsTxn, InboxDepths, NewSlackEvent, SlackInboxEntry};
 pub use logins::{Login, LoginState};
 pub use messages::MessageRow;
-pub use outgoing::Outgoing;
+pub use outgoing::{Outgoing, OutgoingFile};
 pub use portals::{Portal, PortalKind};
 pub use queues::{
     COMMAND_QUEUE, NewOutboxEvent, QueueFailure, QueueStats, QueueTable, QueuedItem, slack_queue,

@@ -6,7 +6,7 @@
 
 mod support;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use slack_emulator::{FileSpec, Workspace};
 use support::{
     TestDb,
@@ -18,6 +18,7 @@ on_every_homeserver_and_database!(
     slack_files_reach_matrix_as_media,
     files_that_cannot_be_carried_are_named,
     deleted_and_redelivered_files_change_matrix_once,
+    matrix_files_reach_slack_once,
 );
 
 async fn setup(hs: HomeserverKind, db: Option<TestDb>) -> World {
@@ -363,5 +364,189 @@ async fn deleted_and_redelivered_files_change_matrix_once(hs: HomeserverKind, db
         .filter(|e| e["type"] == "m.room.redaction" && e["redacts"] == a)
         .count();
     assert_eq!(redactions, 1, "the file's event is redacted once");
+    bridge.stop().await.unwrap();
+}
+
+/// The uploads the bridge completed (whatever Slack answered): (file id, call) in order.
+fn shared_files(w: &World) -> Vec<(String, slack_emulator::RecordedCall)> {
+    w.emu
+        .calls("files.completeUploadExternal")
+        .into_iter()
+        .map(|c| {
+            let files: Value = serde_json::from_str(&c.param("files").unwrap()).unwrap();
+            (files[0]["id"].as_str().unwrap().to_owned(), c)
+        })
+        .collect()
+}
+
+/// A PNG, a PDF with a caption in a thread, and a sticker from Matrix: each reaches Slack once
+/// through the external upload with identical bytes, the right channel, thread and comment,
+/// even when Slack's answer to the completion is lost; no echo comes back; redacting the
+/// image deletes it on Slack.
+async fn matrix_files_reach_slack_once(hs: HomeserverKind, db: Option<TestDb>) {
+    let w = setup(hs, db).await;
+    let bridge = w.env.run_bridge_full().await;
+    let general = w.emu.channel_id("general").unwrap();
+    let room = w.joined_room_of(&general).await;
+    let alice = w.emu.user_id("alice").unwrap();
+    let root_ts = w.emu.post_message(&alice, &general, "the thread").unwrap();
+    let root = w
+        .owner
+        .wait_for_text(&room, "the thread", WAIT)
+        .await
+        .unwrap();
+
+    let image = png(20, 10);
+    let image_mxc = w
+        .owner
+        .upload(image.clone(), "image/png", "chart.png")
+        .await
+        .unwrap();
+    // The completion is applied, then answered 503: the retry finds it through files.info
+    // (the share, which would also tell, comes only later).
+    w.emu
+        .apply_then_fail("files.completeUploadExternal", 1, 503);
+    w.emu
+        .set_file_share_delay(std::time::Duration::from_secs(4));
+    let image_event = w
+        .owner
+        .send_event(
+            &room,
+            "m.room.message",
+            &json!({"msgtype": "m.image", "body": "chart.png", "url": image_mxc,
+                    "info": {"mimetype": "image/png", "size": image.len(), "w": 20, "h": 10}}),
+        )
+        .await
+        .unwrap();
+    let pdf = bytes(250_000, 21);
+    let pdf_mxc = w
+        .owner
+        .upload(pdf.clone(), "application/pdf", "report.pdf")
+        .await
+        .unwrap();
+    w.owner
+        .send_event(
+            &room,
+            "m.room.message",
+            &json!({"msgtype": "m.file", "body": "the report", "filename": "report.pdf",
+                    "url": pdf_mxc, "info": {"mimetype": "application/pdf", "size": pdf.len()},
+                    "m.relates_to": {"rel_type": "m.thread", "event_id": root["event_id"],
+                                     "is_falling_back": true,
+                                     "m.in_reply_to": {"event_id": root["event_id"]}}}),
+        )
+        .await
+        .unwrap();
+    let sticker = png(12, 12);
+    let sticker_mxc = w
+        .owner
+        .upload(sticker.clone(), "image/png", "wave.png")
+        .await
+        .unwrap();
+    w.owner
+        .send_event(
+            &room,
+            "m.sticker",
+            &json!({"body": "wave", "url": sticker_mxc, "info": {"mimetype": "image/png", "w": 12, "h": 12}}),
+        )
+        .await
+        .unwrap();
+    w.owner.send_text(&room, "files sent").await.unwrap();
+    w.wait_for_post("files sent").await;
+    let shared = support::world::poll("three files shared on Slack", WAIT, async || {
+        Some(shared_files(&w)).filter(|s| s.len() >= 3)
+    })
+    .await;
+    assert_eq!(shared.len(), 3, "each file completed once");
+    assert_eq!(
+        w.emu.calls("files.getUploadURLExternal").len(),
+        3,
+        "and uploaded once, the lost answer included"
+    );
+    assert!(
+        !w.emu.calls("files.info").is_empty(),
+        "the lost answer was checked with files.info"
+    );
+    let by_title = |t: &str| {
+        shared
+            .iter()
+            .find(|(_, c)| c.param("files").unwrap().contains(t))
+            .unwrap_or_else(|| panic!("{t} not shared"))
+    };
+    for (name, expected) in [
+        ("chart.png", &image),
+        ("report.pdf", &pdf),
+        ("wave.png", &sticker),
+    ] {
+        let (id, call) = by_title(name);
+        assert_eq!(
+            call.param("channel_id").as_deref(),
+            Some(general.as_str()),
+            "{name}"
+        );
+        let got = w.emu.file_bytes(id).expect("the file is on Slack");
+        assert!(got == *expected, "{name}: the bytes on Slack differ");
+    }
+    let (_, pdf_call) = by_title("report.pdf");
+    assert_eq!(
+        pdf_call.param("thread_ts").as_deref(),
+        Some(root_ts.as_str())
+    );
+    let comment = pdf_call.param("initial_comment").unwrap_or_default();
+    assert!(comment.contains("the report"), "the caption: {comment}");
+    let localpart = w
+        .owner
+        .user_id()
+        .trim_start_matches('@')
+        .split(':')
+        .next()
+        .unwrap();
+    assert!(
+        comment.contains(localpart),
+        "the relayed sender is named: {comment}"
+    );
+    assert_eq!(by_title("chart.png").1.param("thread_ts"), None);
+    assert!(
+        w.emu.calls("files.upload").is_empty(),
+        "never the retired files.upload"
+    );
+
+    // No echo of the shares comes back to Matrix.
+    let events = w.owner.messages(&room, 100).await.unwrap();
+    let echoes = events
+        .iter()
+        .filter(|e| e["sender"] != w.owner.user_id() && e["content"]["url"].is_string())
+        .count();
+    assert_eq!(echoes, 0, "no echo: {events:#?}");
+
+    // Redacting the image deletes its Slack message, once its share's ts is known.
+    let (image_file, _) = by_title("chart.png");
+    let share_ts = support::world::poll("the image's share on Slack", WAIT, async || {
+        w.emu
+            .messages(&general)
+            .into_iter()
+            .find(|m| {
+                m["files"]
+                    .as_array()
+                    .is_some_and(|f| f.iter().any(|f| f["id"] == image_file.as_str()))
+            })
+            .and_then(|m| m["ts"].as_str().map(str::to_owned))
+    })
+    .await;
+    // The echo maps the share; a marker after it proves it was handled.
+    w.emu
+        .post_message(&alice, &general, "after the shares")
+        .unwrap();
+    w.owner
+        .wait_for_text(&room, "after the shares", WAIT)
+        .await
+        .unwrap();
+    w.owner.redact(&room, &image_event, None).await.unwrap();
+    support::world::poll("chat.delete of the image's share", WAIT, async || {
+        w.emu
+            .calls("chat.delete")
+            .into_iter()
+            .find(|c| c.param("ts").as_deref() == Some(share_ts.as_str()))
+    })
+    .await;
     bridge.stop().await.unwrap();
 }

@@ -27,6 +27,7 @@ use ruma::{
 use serde_json::json;
 
 mod changes;
+pub mod media;
 
 use super::{
     BridgeError, Core, LoginRuntime, Result, commands,
@@ -272,6 +273,40 @@ async fn handle_portal(core: &Arc<Core>, ev: &AnyTimelineEvent) -> Result<()> {
             )
             .await
         }
+        AnyTimelineEvent::MessageLike(AnyMessageLikeEvent::Sticker(
+            MessageLikeEvent::Original(s),
+        )) => {
+            let Some(media) = media::of_sticker(&s.content) else {
+                tracing::debug!(event_id = %s.event_id, "encrypted sticker; not bridged");
+                return Ok(());
+            };
+            let room = s.room_id.as_str();
+            let Some(rt) = gate(
+                core,
+                &portal,
+                room,
+                &s.sender,
+                s.event_id.as_str(),
+                "sticker",
+            )
+            .await?
+            else {
+                return Ok(());
+            };
+            let (display_name, _) = sender_profile(core, &s.room_id, &s.sender).await;
+            media::to_slack(
+                core,
+                &rt,
+                &portal,
+                room,
+                &s.sender,
+                &display_name,
+                s.event_id.as_str(),
+                media,
+                None,
+            )
+            .await
+        }
         AnyTimelineEvent::MessageLike(AnyMessageLikeEvent::Reaction(
             MessageLikeEvent::Original(r),
         )) => changes::react(core, &portal, r).await,
@@ -308,16 +343,33 @@ async fn to_slack(
     event_id: &str,
     content: &RoomMessageEventContent,
 ) -> Result<()> {
-    if !is_text(&content.msgtype) {
+    let media = media::of_msgtype(&content.msgtype);
+    if !is_text(&content.msgtype) && media.is_none() {
         return Ok(());
     }
     let room = room_id.as_str();
     let sender_str = sender.as_str();
     let notice_txn = format!("notice-{event_id}");
-    let Some(rt) = gate(core, portal, room, sender, event_id, "message").await? else {
+    let what = if media.is_some() { "file" } else { "message" };
+    let Some(rt) = gate(core, portal, room, sender, event_id, what).await? else {
         return Ok(());
     };
     let thread_ts = thread_ts_of(core, content.relates_to.as_ref()).await?;
+    if let Some(media) = media {
+        let (display_name, _) = sender_profile(core, room_id, sender).await;
+        return media::to_slack(
+            core,
+            &rt,
+            portal,
+            room,
+            sender,
+            &display_name,
+            event_id,
+            media,
+            thread_ts.as_deref(),
+        )
+        .await;
+    }
     match core
         .store
         .begin_outgoing(event_id, room, &portal.team_id, &portal.channel_id)
@@ -342,12 +394,7 @@ async fn to_slack(
             }
         }
     }
-    let (display_name, avatar) = core
-        .matrix
-        .member_profile(room_id, sender)
-        .await
-        .unwrap_or_default();
-    let display_name = display_name.unwrap_or_else(|| sender.localpart().to_owned());
+    let (display_name, avatar) = sender_profile(core, room_id, sender).await;
     let icon_url =
         avatar.and_then(|mxc| public_media_url(&core.config.bridge.relay.public_media_url, &mxc));
     let is_reply = matches!(content.relates_to, Some(Relation::Reply(_)));
@@ -572,6 +619,23 @@ fn strip_reply_fallback(body: &str) -> &str {
         return body;
     }
     rest.strip_prefix('\n').unwrap_or(rest)
+}
+
+/// The sender's display name in the room (their localpart when unset) and avatar.
+async fn sender_profile(
+    core: &Core,
+    room_id: &RoomId,
+    sender: &UserId,
+) -> (String, Option<String>) {
+    let (name, avatar) = core
+        .matrix
+        .member_profile(room_id, sender)
+        .await
+        .unwrap_or_default();
+    (
+        name.unwrap_or_else(|| sender.localpart().to_owned()),
+        avatar,
+    )
 }
 
 /// Records a post on Slack: the send is done, and the ts maps to the event.

@@ -103,6 +103,10 @@ async fn handle_event(core: &Arc<Core>, rt: &Arc<LoginRuntime>, event: SlackEven
             .await;
             Ok(())
         }
+        // The echo of our own share of a Matrix file: its ts maps to the Matrix event.
+        SlackEvent::Message(m) if ours && !m.message.files.is_empty() => {
+            super::from_matrix::media::on_echo(core, rt.team_id(), &m.channel, &m.message).await
+        }
         // The echo of our own post, edit or reaction.
         SlackEvent::Message(_) | SlackEvent::ReactionAdded(_) | SlackEvent::ReactionRemoved(_)
             if ours =>

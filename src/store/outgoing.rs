@@ -10,6 +10,11 @@ const SENT: &str = "UPDATE outgoing SET state = 'sent', slack_ts = $2 WHERE even
 const FAILED: &str = "UPDATE outgoing SET state = 'failed', error = $2 WHERE event_id = $1";
 const FORGET: &str = "DELETE FROM outgoing WHERE event_id = $1 AND state = 'pending'";
 const CREATED: &str = "SELECT created_at FROM outgoing WHERE event_id = $1";
+const SET_FILE: &str = "UPDATE outgoing SET slack_file_id = $2, sender = $3 WHERE event_id = $1";
+const FILE: &str = "SELECT slack_file_id FROM outgoing WHERE event_id = $1";
+const UPLOADED: &str = "UPDATE outgoing SET state = 'sent' WHERE event_id = $1";
+const BY_FILE: &str = "SELECT event_id, room_id, channel_id, sender, slack_ts FROM outgoing
+    WHERE team_id = $1 AND slack_file_id = $2";
 const BY_TS: &str =
     "SELECT COUNT(*) FROM outgoing WHERE team_id = $1 AND channel_id = $2 AND slack_ts = $3";
 
@@ -24,6 +29,17 @@ pub enum Outgoing {
     Sent(String),
     /// Given up on before.
     Failed,
+}
+
+/// A Matrix file upload to Slack, found by its Slack file.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutgoingFile {
+    pub event_id: String,
+    pub room_id: String,
+    pub channel_id: String,
+    pub sender: Option<String>,
+    /// Set once the share's echo told the message ts.
+    pub slack_ts: Option<String>,
 }
 
 impl Store {
@@ -52,7 +68,8 @@ impl Store {
             .fetch_optional(pool)
             .await?);
         Ok(match row {
-            Some((state, Some(ts))) if state == "sent" => Outgoing::Sent(ts),
+            // An upload is sent before its ts is known (Slack shares it a moment later).
+            Some((state, ts)) if state == "sent" => Outgoing::Sent(ts.unwrap_or_default()),
             Some((state, _)) if state == "failed" => Outgoing::Failed,
             _ => Outgoing::Pending,
         })
@@ -79,6 +96,45 @@ impl Store {
     pub async fn outgoing_created_at(&self, event_id: &str) -> Result<Option<i64>> {
         Ok(on_pool!(self, pool => sqlx::query_scalar(CREATED)
             .bind(event_id)
+            .fetch_optional(pool)
+            .await?))
+    }
+
+    /// Records the Slack file an upload of `event_id` (by `sender`) is creating.
+    pub async fn set_outgoing_file(
+        &self,
+        event_id: &str,
+        file_id: &str,
+        sender: &str,
+    ) -> Result<()> {
+        on_pool!(self, pool => sqlx::query(SET_FILE).bind(event_id).bind(file_id).bind(sender).execute(pool).await?.rows_affected());
+        Ok(())
+    }
+
+    /// The Slack file an earlier attempt to upload `event_id` created, if it got that far.
+    pub async fn outgoing_file(&self, event_id: &str) -> Result<Option<String>> {
+        let v: Option<Option<String>> = on_pool!(self, pool => sqlx::query_scalar(FILE)
+            .bind(event_id)
+            .fetch_optional(pool)
+            .await?);
+        Ok(v.flatten())
+    }
+
+    /// The upload of `event_id` is complete; its ts follows with the share's echo.
+    pub async fn mark_outgoing_uploaded(&self, event_id: &str) -> Result<()> {
+        on_pool!(self, pool => sqlx::query(UPLOADED).bind(event_id).execute(pool).await?.rows_affected());
+        Ok(())
+    }
+
+    /// The upload that created Slack file `file_id`.
+    pub async fn outgoing_by_file(
+        &self,
+        team_id: &str,
+        file_id: &str,
+    ) -> Result<Option<OutgoingFile>> {
+        Ok(on_pool!(self, pool => sqlx::query_as(BY_FILE)
+            .bind(team_id)
+            .bind(file_id)
             .fetch_optional(pool)
             .await?))
     }

@@ -710,6 +710,10 @@ impl Emulator {
     pub fn set_bot_events(&self, events: &[&str]) {
         self.with_workspace(|w| w.set_bot_events(events));
     }
+    /// How long after files.completeUploadExternal its share shows up (default 150 ms).
+    pub fn set_file_share_delay(&self, d: Duration) {
+        self.inner.config.lock().unwrap().file_share_delay = d;
+    }
     pub fn set_ack_timeout(&self, d: Duration) {
         self.inner.disp.lock().unwrap().config.ack_timeout = d;
     }
