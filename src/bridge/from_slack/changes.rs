@@ -9,14 +9,11 @@ use ruma::{EventId, UserId, events::room::message::ReplacementMetadata};
 
 use super::{Target, matrix_ts, message_content, sender_of};
 use crate::{
-    bridge::{BridgeError, Core, LoginRuntime, Result},
+    bridge::{BridgeError, Core, LoginRuntime, Result, files},
     ids,
     slack::types::Message,
     store::MessageRow,
 };
-
-/// Parts from here on are a message's files; the ones before carry its text.
-pub(in crate::bridge) const FIRST_FILE_PART: i64 = 16;
 
 pub(super) async fn on_changed(
     core: &Arc<Core>,
@@ -70,7 +67,8 @@ pub(super) async fn on_changed(
         Some(p) => message_content(core, rt, p, is_me).await.mentions,
         None => None,
     };
-    for row in rows.iter().filter(|r| r.part < FIRST_FILE_PART) {
+    // Only the text parts: a caption edit leaves the files as they are.
+    for row in rows.iter().filter(|r| r.part < i64::from(files::FILE_PART)) {
         let replaced = content
             .clone()
             .make_replacement(ReplacementMetadata::new(event_id(row)?, before.clone()));

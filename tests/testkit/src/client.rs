@@ -167,16 +167,7 @@ impl TestClient {
         let bytes = resp.bytes().await.map_err(http_err)?.to_vec();
         if !status.is_success() {
             let text = String::from_utf8_lossy(&bytes).into_owned();
-            let errcode = serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|v| v["errcode"].as_str().map(str::to_owned));
-            return Err(FixtureError::Matrix {
-                method: method.to_string(),
-                url: url.to_owned(),
-                status: status.as_u16(),
-                errcode,
-                body: text,
-            });
+            return Err(matrix_error(&method, url, status.as_u16(), text));
         }
         Ok((bytes, ctype))
     }
@@ -419,6 +410,20 @@ impl TestClient {
     }
 }
 
+/// The error for a non-2xx answer, with the Matrix errcode when the body has one.
+fn matrix_error(method: &Method, url: &str, status: u16, body: String) -> FixtureError {
+    let errcode = serde_json::from_str::<Value>(&body)
+        .ok()
+        .and_then(|v| v["errcode"].as_str().map(str::to_owned));
+    FixtureError::Matrix {
+        method: method.to_string(),
+        url: url.to_owned(),
+        status,
+        errcode,
+        body,
+    }
+}
+
 /// One line per event (`sender type body`), newest last, for timeout messages.
 fn summarize(events: &[Value]) -> String {
     if events.is_empty() {
@@ -496,16 +501,7 @@ pub(crate) async fn send_json(
     let status = response.status();
     let text = response.text().await.map_err(http_err)?;
     if !status.is_success() {
-        let errcode = serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| v["errcode"].as_str().map(str::to_owned));
-        return Err(FixtureError::Matrix {
-            method: method.to_string(),
-            url: url.to_owned(),
-            status: status.as_u16(),
-            errcode,
-            body: text,
-        });
+        return Err(matrix_error(&method, url, status.as_u16(), text));
     }
     serde_json::from_str(&text).map_err(|e| FixtureError::UnexpectedResponse {
         method: method.to_string(),
