@@ -23,13 +23,19 @@ pub const DOMAIN: &str = "test.local";
 
 /// A free port for a server that is stopped and started again on it (the bridge, the homeserver).
 /// Ports from `testkit::free_port` come from the ephemeral range, where an outgoing connection of a
-/// parallel test can take the port while the server is down; these come from below it.
+/// parallel test can take the port while the server is down; these come from below it. A port is
+/// handed out once per test process: a server may bind it long after it was picked (the bridge
+/// binds once its homeserver is up), and meanwhile no parallel test may pick it too.
 pub fn restartable_port() -> u16 {
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
     loop {
         let mut b = [0u8; 2];
         getrandom::fill(&mut b).unwrap();
         let port = 20_000 + u16::from_le_bytes(b) % 12_000;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        let mut taken = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if !taken.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            taken.insert(port);
             return port;
         }
     }
