@@ -44,6 +44,15 @@ fn runs(program: &str, arg: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// Runs a `nix-instantiate`, one at a time: parallel ones on a machine whose Nix database
+/// does not exist yet fail with "SQLite database '/nix/var/nix/db/db.sqlite' is busy" while
+/// the first creates it.
+fn nix_instantiate(args: impl FnOnce(&mut Command) -> &mut Command) -> std::process::Output {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    args(&mut Command::new("nix-instantiate")).output().unwrap()
+}
+
 fn nix(test: &str) -> Option<()> {
     require(
         test,
@@ -73,18 +82,17 @@ fn eval(lib: &Path, scenario: &str) -> Result<Value, String> {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("scenario.nix");
     std::fs::write(&file, scenario).unwrap();
-    let out = Command::new("nix-instantiate")
-        .args(["--eval", "--strict", "--json"])
-        .arg(root().join("tests/nix/eval.nix"))
-        .arg("--arg")
-        .arg("lib")
-        .arg(format!("import {}/lib", lib.display()))
-        .arg("--arg")
-        .arg("scenario")
-        .arg(&file)
-        .env("NIX_PATH", "")
-        .output()
-        .unwrap();
+    let out = nix_instantiate(|c| {
+        c.args(["--eval", "--strict", "--json"])
+            .arg(root().join("tests/nix/eval.nix"))
+            .arg("--arg")
+            .arg("lib")
+            .arg(format!("import {}/lib", lib.display()))
+            .arg("--arg")
+            .arg("scenario")
+            .arg(&file)
+            .env("NIX_PATH", "")
+    });
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }
@@ -262,11 +270,7 @@ fn every_nix_file_parses() {
     files.sort();
     assert!(files.len() >= 4, "{files:?}");
     for f in &files {
-        let out = Command::new("nix-instantiate")
-            .arg("--parse")
-            .arg(f)
-            .output()
-            .unwrap();
+        let out = nix_instantiate(|c| c.arg("--parse").arg(f));
         assert!(
             out.status.success(),
             "{} does not parse: {}",
@@ -703,10 +707,7 @@ fn the_package_builds_the_bridge_from_cargo_lock_without_tests() {
         lib = lib.display(),
         root = root().display()
     );
-    let out = Command::new("nix-instantiate")
-        .args(["--eval", "--strict", "--json", "-E", &expr])
-        .output()
-        .unwrap();
+    let out = nix_instantiate(|c| c.args(["--eval", "--strict", "--json", "-E", &expr]));
     assert!(
         out.status.success(),
         "{}",
