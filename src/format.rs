@@ -63,6 +63,9 @@ pub struct SlackContext {
     /// A bridged Slack message (channel, ts) → the matrix.to link of its event, for
     /// permalinks in the text.
     pub messages: BTreeMap<(String, String), String>,
+    /// A workspace custom emoji (name without colons) → its image on Matrix (`mxc://…`),
+    /// shown inline as an emoticon.
+    pub emoji: BTreeMap<String, String>,
 }
 
 /// The conversation and ts a Slack message permalink points at
@@ -187,6 +190,34 @@ pub fn slack_message_to_matrix(
 }
 
 /// The user groups (`S…`) a message mentions, in its text, blocks and attachments.
+/// The custom emoji a message's `rich_text` names: `emoji` elements without a code point that
+/// are no standard emoji (Slack marks emoji explicitly there, so no lookup is wasted on text
+/// that merely has colons).
+pub fn referenced_custom_emoji(blocks: Option<&Value>) -> Vec<String> {
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
+            Value::Object(map) => {
+                if map.get("type").and_then(Value::as_str) == Some("emoji")
+                    && map.get("unicode").is_none()
+                    && let Some(name) = map.get("name").and_then(Value::as_str)
+                    && emoji::shortcode_to_unicode(name).is_none()
+                    && !out.iter().any(|o| o == name)
+                {
+                    out.push(name.to_owned());
+                }
+                map.values().for_each(|v| walk(v, out));
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(b) = blocks {
+        walk(b, &mut out);
+    }
+    out
+}
+
 pub fn referenced_usergroups(
     text: &str,
     blocks: Option<&Value>,

@@ -815,6 +815,23 @@ async fn custom_emoji_reactions_both_ways(hs: HomeserverKind, db: Option<TestDb>
     );
     assert_eq!(annotations[0]["sender"], w.ghost(&bob).as_str());
 
+    // In the text, the custom emoji is its image inline, the same upload.
+    w.emu
+        .post_message(&alice, &general, "look :blobcat: here")
+        .unwrap();
+    let inline = w
+        .owner
+        .wait_for_text(&room, "look :blobcat: here", WAIT)
+        .await
+        .unwrap();
+    let html = inline["content"]["formatted_body"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        html.contains("data-mx-emoticon") && html.contains(&format!("src=\"{key}\"")),
+        "{inline}"
+    );
+
     w.emu.unreact(&bob, &general, &ts, "blobcat").unwrap();
     sentinel(&w, &general, &room, "after the custom removal").await;
     let events = timeline(&w, &room).await;

@@ -64,6 +64,15 @@ fn by_body<'a>(events: &'a [Value], b: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no event with body {b:?} among {events:#?}"))
 }
 
+/// Waits for a message from the bridge bot matching `f`.
+async fn bot_notice(w: &World, room: &str, f: impl Fn(&Value) -> bool) -> Value {
+    let bot = support::world::bot();
+    w.owner
+        .wait_for_event(room, |e| e["sender"] == bot.as_str() && f(e), WAIT)
+        .await
+        .unwrap()
+}
+
 /// Downloads an event's file back from the homeserver and compares it with what Slack has.
 async fn assert_same_bytes(w: &World, event: &Value, expected: &[u8]) {
     let mxc = event["content"]["url"].as_str().expect("a media url");
@@ -198,6 +207,7 @@ async fn slack_files_reach_matrix_as_media(hs: HomeserverKind, db: Option<TestDb
 /// limit, and files without `files:read`: each named in the room, nothing else uploaded.
 async fn files_that_cannot_be_carried_are_named(hs: HomeserverKind, db: Option<TestDb>) {
     let w = setup(hs, db).await;
+    w.env.edit_config("    retry_for: 1h", "    retry_for: 5s");
     let bridge = w.env.run_bridge_full().await;
     let general = w.emu.channel_id("general").unwrap();
     let room = w.joined_room_of(&general).await;
@@ -264,6 +274,25 @@ async fn files_that_cannot_be_carried_are_named(hs: HomeserverKind, db: Option<T
         body(huge).contains("/files/"),
         "with its Slack link: {huge}"
     );
+
+    // Downloads failing for longer than `bridge.outbound.retry_for`: the message is given up
+    // with a notice naming the file and why.
+    w.emu.fault("files.download").forever().http_status(503);
+    w.emu
+        .share_file(
+            &alice,
+            &general,
+            "flaky.pdf",
+            bytes(3_000, 2),
+            "application/pdf",
+        )
+        .unwrap();
+    let notice = bot_notice(&w, &room, |e| {
+        body(e).contains("flaky.pdf") && body(e).contains("could not be bridged")
+    })
+    .await;
+    assert!(body(&notice).contains("503"), "the reason: {notice}");
+    w.emu.clear_faults();
 
     // Without files:read Slack answers downloads with its sign-in page: a notice names
     // the scope and no HTML is uploaded.

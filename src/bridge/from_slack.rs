@@ -52,8 +52,40 @@ impl QueueHandler for Inbound {
         Box::pin(async move {
             tracing::error!(event_id = %item.event_id, queue = %item.queue, %reason, "slack event not bridged");
             self.0.metrics.given_up(QueueTable::SlackInbox);
+            given_up_notice(&self.0, item, reason).await;
         })
     }
+}
+
+/// Tells the portal's room which Slack message (or file) was given up on, and why.
+async fn given_up_notice(core: &Core, item: &QueuedItem, reason: &str) {
+    let Ok(callback) = serde_json::from_str::<EventCallback>(&item.payload) else {
+        return;
+    };
+    let SlackEvent::Message(m) = &callback.event else {
+        return;
+    };
+    let Ok(Some(portal)) = core.store.get_portal(&item.scope, &m.channel).await else {
+        return;
+    };
+    let Some(room) = portal.room_id else { return };
+    let files: Vec<&str> = m.message.files.iter().map(|f| f.display_name()).collect();
+    let what = if files.is_empty() {
+        format!("A Slack message (ts {})", m.message.ts)
+    } else {
+        format!(
+            "A Slack message (ts {}) with {}",
+            m.message.ts,
+            files.join(", ")
+        )
+    };
+    super::from_matrix::notice(
+        core,
+        &room,
+        &format!("giveup-{}", item.event_id),
+        &format!("{what} could not be bridged: {reason}"),
+    )
+    .await;
 }
 
 async fn handle_entry(core: &Arc<Core>, entry: &QueuedItem) -> Result<()> {
@@ -467,6 +499,15 @@ async fn mention_context(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: &Message) 
                 row.room_id, row.event_id, core.config.homeserver.domain
             );
             ctx.messages.insert((channel, ts), link);
+        }
+    }
+    for name in format::referenced_custom_emoji(m.blocks.as_ref()) {
+        match super::custom_emoji::resolve(core, rt, &name).await {
+            Ok(super::custom_emoji::Resolved::Image { mxc, .. }) => {
+                ctx.emoji.insert(name, mxc);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(emoji = %name, error = %e, "cannot resolve a custom emoji"),
         }
     }
     for channel in channels {

@@ -155,7 +155,7 @@ enum Tok<'s> {
     Mark { c: char, open: bool, close: bool },
 }
 
-fn tokenize<'s>(s: &'s str) -> Vec<Tok<'s>> {
+fn tokenize<'s>(s: &'s str, known_emoji: &dyn Fn(&str) -> bool) -> Vec<Tok<'s>> {
     let mut toks = Vec::new();
     let mut text_start = 0;
     let mut i = 0;
@@ -188,7 +188,7 @@ fn tokenize<'s>(s: &'s str) -> Vec<Tok<'s>> {
                 }
             }
             b':' => {
-                if let Some(len) = emoji_len(&s[i + 1..]) {
+                if let Some(len) = emoji_len(&s[i + 1..], known_emoji) {
                     flush(&mut toks, text_start, i);
                     toks.push(Tok::Emoji(&s[i + 1..i + 1 + len]));
                     i += len + 2;
@@ -228,7 +228,7 @@ fn tokenize<'s>(s: &'s str) -> Vec<Tok<'s>> {
 }
 
 /// Length of a known `:shortcode:` name at the start of `s` (after the opening colon).
-fn emoji_len(s: &str) -> Option<usize> {
+fn emoji_len(s: &str, known: &dyn Fn(&str) -> bool) -> Option<usize> {
     let end = s.find(':')?;
     let mut len = end;
     if s[end..].starts_with("::skin-tone-") {
@@ -239,11 +239,11 @@ fn emoji_len(s: &str) -> Option<usize> {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "_+-':".contains(c));
-    (valid && super::emoji::shortcode_to_unicode(name).is_some()).then_some(len)
+    (valid && known(name)).then_some(len)
 }
 
 fn render_inline(r: &mut Render<'_>, s: &str) {
-    let toks = tokenize(s);
+    let toks = tokenize(s, &|name| r.knows_emoji(name));
     render_tokens(r, &toks);
 }
 
@@ -254,10 +254,7 @@ fn render_tokens(r: &mut Render<'_>, toks: &[Tok<'_>]) {
             Tok::Text(t) => r.text(&decode_entities(t)),
             Tok::Control(inner) => render_control(r, inner),
             Tok::Code(code) => r.inline_code(|r| render_code(r, code)),
-            Tok::Emoji(name) => match super::emoji::shortcode_to_unicode(name) {
-                Some(unicode) => r.text(unicode),
-                None => r.text(&format!(":{name}:")),
-            },
+            Tok::Emoji(name) => r.emoji(name),
             Tok::Mark { c, open, .. } => {
                 if let Some(close) = open.then(|| find_closer(toks, i, c)).flatten() {
                     let tag = match c {

@@ -79,19 +79,41 @@ impl<'a> Render<'a> {
                 rest = after;
                 continue;
             };
-            match emoji::shortcode_to_unicode(&after[..len]) {
-                Some(unicode) => {
-                    self.text(&rest[..start]);
-                    self.text(unicode);
-                    rest = &after[len + 1..];
-                }
-                None => {
-                    self.text(&rest[..=start]);
-                    rest = after;
-                }
+            if self.knows_emoji(&after[..len]) {
+                self.text(&rest[..start]);
+                self.emoji(&after[..len]);
+                rest = &after[len + 1..];
+            } else {
+                self.text(&rest[..=start]);
+                rest = after;
             }
         }
         self.text(rest);
+    }
+
+    /// An emoji by its Slack name: the standard one's character, a workspace custom emoji's
+    /// image (`data-mx-emoticon`, the body keeps `:name:`), or else the name as typed.
+    pub fn emoji(&mut self, name: &str) {
+        if let Some(unicode) = emoji::shortcode_to_unicode(name) {
+            return self.text(unicode);
+        }
+        match self.ctx.emoji.get(name) {
+            Some(mxc) if self.code == 0 => {
+                let shortcode = escape_html(&format!(":{name}:"));
+                self.after_block = false;
+                self.html(&format!(
+                    "<img data-mx-emoticon src=\"{}\" alt=\"{shortcode}\" title=\"{shortcode}\" height=\"32\">",
+                    escape_html(mxc)
+                ));
+                self.body.push_str(&format!(":{name}:"));
+            }
+            _ => self.text(&format!(":{name}:")),
+        }
+    }
+
+    /// Whether `name` is an emoji this rendering can show (standard or the workspace's).
+    pub fn knows_emoji(&self, name: &str) -> bool {
+        emoji::shortcode_to_unicode(name).is_some() || self.ctx.emoji.contains_key(name)
     }
 
     /// HTML-only markup.

@@ -335,7 +335,7 @@ fn render_emoji(r: &mut Render<'_>, element: &Value) {
     };
     match from_codepoints.or_else(named) {
         Some(unicode) => r.text(&unicode),
-        None => r.text(&format!(":{name}:")),
+        None => r.emoji(name),
     }
 }
 
@@ -539,6 +539,30 @@ mod tests {
         ])));
         assert_eq!(msg.body, "🎉👍🏼👋🏻✅:partyparrot:");
         assert_eq!(msg.formatted_body, None);
+    }
+
+    #[test]
+    fn custom_emoji_are_inline_images() {
+        let mut ctx = ctx();
+        ctx.emoji
+            .insert("blobcat".into(), "mxc://example.com/blob".into());
+        let blocks = section(json!([
+            {"type":"text","text":"hi "},
+            {"type":"emoji","name":"blobcat"},
+            {"type":"emoji","name":"unknowncat"}
+        ]));
+        let msg = to_matrix(&blocks, &ctx).unwrap();
+        assert_eq!(msg.body, "hi :blobcat::unknowncat:");
+        assert_eq!(
+            msg.formatted_body.as_deref(),
+            Some(
+                "hi <img data-mx-emoticon src=\"mxc://example.com/blob\" alt=\":blobcat:\" title=\":blobcat:\" height=\"32\">:unknowncat:"
+            )
+        );
+        assert_eq!(
+            crate::format::referenced_custom_emoji(Some(&blocks)),
+            ["blobcat", "unknowncat"]
+        );
     }
 
     #[test]

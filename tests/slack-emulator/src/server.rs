@@ -220,6 +220,10 @@ const LOGIN_PAGE: &str = "<!DOCTYPE html>\n<html lang=\"en-US\"><head><meta char
 <form id=\"signin_form\" action=\"/\" method=\"post\"><input type=\"email\" name=\"email\">\
 <input type=\"password\" name=\"password\"><button type=\"submit\">Sign in</button></form></div></body></html>\n";
 
+/// The pseudo-method to install faults of file downloads for, e.g.
+/// `emu.fault("files.download").forever().http_status(503)`.
+pub const DOWNLOAD_FAULTS: &str = "files.download";
+
 /// `url_private` downloads need `Authorization: Bearer <bot token>` with files:read; anything
 /// else gets HTTP 200 with an HTML login page, exactly the trap real Slack sets.
 async fn download(
@@ -227,6 +231,19 @@ async fn download(
     Path((id, rest)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
+    // Download faults are installed for the pseudo-method `files.download` (HTTP statuses
+    // only: the edge answering 5xx).
+    if let Some(crate::faults::FaultKind::HttpStatus { status, .. }) =
+        inner.faults.lock().unwrap().take(DOWNLOAD_FAULTS, &[])
+    {
+        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        return (
+            code,
+            [(header::CONTENT_TYPE, "text/html")],
+            format!("<html><body><h1>{code}</h1></body></html>\n"),
+        )
+            .into_response();
+    }
     let ws = inner.ws.lock().unwrap();
     let auth = headers
         .get(header::AUTHORIZATION)
