@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use slack_emulator::{FileSpec, Workspace};
 use support::{
     TestDb,
-    world::{WAIT, World, body, world_with},
+    process::BridgeProcess,
+    world::{WAIT, World, body, poll, world_with},
 };
 use testkit::HomeserverKind;
 
@@ -19,6 +20,7 @@ on_every_homeserver_and_database!(
     files_that_cannot_be_carried_are_named,
     deleted_and_redelivered_files_change_matrix_once,
     matrix_files_reach_slack_once,
+    sigkill_mid_transfer_leaves_each_file_once,
 );
 
 async fn setup(hs: HomeserverKind, db: Option<TestDb>) -> World {
@@ -578,4 +580,98 @@ async fn matrix_files_reach_slack_once(hs: HomeserverKind, db: Option<TestDb>) {
     })
     .await;
     bridge.stop().await.unwrap();
+}
+
+/// SIGKILL of the bridge binary in the middle of a file download from Slack, and right after
+/// it asked Slack for an upload URL for a Matrix file, then a restart: each file is once on
+/// the other side, byte for byte.
+async fn sigkill_mid_transfer_leaves_each_file_once(hs: HomeserverKind, db: Option<TestDb>) {
+    let w = setup(hs, db).await;
+    let mut bridge = BridgeProcess::start(&w.env).await;
+    let general = w.emu.channel_id("general").unwrap();
+    let room = w.joined_room_of(&general).await;
+    let alice = w.emu.user_id("alice").unwrap();
+    let ghost = w.ghost(&alice);
+
+    // Slack → Matrix: 2 MB at 500 kB/s, killed after the download started.
+    let slow = bytes(2_000_000, 13);
+    w.emu.set_download_rate(Some(500_000));
+    let file = w
+        .emu
+        .share_file(
+            &alice,
+            &general,
+            "slow.bin",
+            slow.clone(),
+            "application/octet-stream",
+        )
+        .unwrap();
+    poll("the download started", WAIT, async || {
+        w.emu.downloads().contains(&file).then_some(())
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    bridge.kill();
+    w.emu.set_download_rate(None);
+
+    // Matrix → Slack: killed once the upload URL was asked for.
+    let mut bridge_again = BridgeProcess::start(&w.env).await;
+    let up = bytes(1_500_000, 17);
+    let mxc = w
+        .owner
+        .upload(up.clone(), "application/octet-stream", "up.bin")
+        .await
+        .unwrap();
+    w.emu.apply_then_delay(
+        "files.completeUploadExternal",
+        1,
+        std::time::Duration::from_secs(5),
+    );
+    w.owner
+        .send_event(
+            &room,
+            "m.room.message",
+            &json!({"msgtype": "m.file", "body": "up.bin", "url": mxc, "info": {"size": up.len()}}),
+        )
+        .await
+        .unwrap();
+    poll("the completion asked for", WAIT, async || {
+        (!w.emu.calls("files.completeUploadExternal").is_empty()).then_some(())
+    })
+    .await;
+    bridge_again.kill();
+    let bridge = BridgeProcess::start(&w.env).await;
+    // Events after the restart (tuwunel pushes held transactions with the next event).
+    w.owner.send_text(&room, "matrix sentinel").await.unwrap();
+    w.wait_for_post("matrix sentinel").await;
+    w.emu
+        .post_message(&alice, &general, "slack sentinel")
+        .unwrap();
+    w.owner
+        .wait_for_text(&room, "slack sentinel", WAIT)
+        .await
+        .unwrap();
+
+    let events = from(&w, &room, &ghost).await;
+    let slow_events: Vec<&Value> = events.iter().filter(|e| body(e) == "slow.bin").collect();
+    assert_eq!(slow_events.len(), 1, "the Slack file once: {events:#?}");
+    assert_same_bytes(&w, slow_events[0], &slow).await;
+    let on_slack: Vec<Value> = w
+        .emu
+        .messages(&general)
+        .into_iter()
+        .filter(|m| {
+            m["files"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|f| f["name"] == "up.bin"))
+        })
+        .collect();
+    assert_eq!(
+        on_slack.len(),
+        1,
+        "the Matrix file once on Slack: {on_slack:#?}"
+    );
+    let id = on_slack[0]["files"][0]["id"].as_str().unwrap();
+    assert!(w.emu.file_bytes(id).unwrap() == up, "its bytes");
+    bridge.stop_and_check_exit().await;
 }

@@ -710,6 +710,14 @@ impl Emulator {
     pub fn set_bot_events(&self, events: &[&str]) {
         self.with_workspace(|w| w.set_bot_events(events));
     }
+    /// Sends file downloads at `rate` bytes per second (`None`: at once).
+    pub fn set_download_rate(&self, rate: Option<u64>) {
+        self.inner.config.lock().unwrap().download_rate = rate;
+    }
+    /// The files whose download started, one entry per download, in order.
+    pub fn downloads(&self) -> Vec<String> {
+        self.inner.downloads.lock().unwrap().clone()
+    }
     /// How long after files.completeUploadExternal its share shows up (default 150 ms).
     pub fn set_file_share_delay(&self, d: Duration) {
         self.inner.config.lock().unwrap().file_share_delay = d;

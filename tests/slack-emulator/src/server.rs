@@ -31,6 +31,9 @@ pub struct Config {
     /// Delay before a files.completeUploadExternal share shows up in the channel, since Slack
     /// shares asynchronously.
     pub file_share_delay: Duration,
+    /// File downloads are sent at this many bytes per second (`None`: at once), so a test can
+    /// act in the middle of a transfer.
+    pub download_rate: Option<u64>,
 }
 
 impl Default for Config {
@@ -40,6 +43,7 @@ impl Default for Config {
             socket: SocketConfig::default(),
             history_limit_cap: Some(15),
             file_share_delay: Duration::from_millis(150),
+            download_rate: None,
         }
     }
 }
@@ -51,6 +55,8 @@ pub(crate) struct Inner {
     pub calls: Mutex<Vec<RecordedCall>>,
     pub config: Mutex<Config>,
     pub base_url: String,
+    /// File ids of the downloads that started, in order.
+    pub downloads: Mutex<Vec<String>>,
 }
 
 impl Inner {
@@ -62,6 +68,7 @@ impl Inner {
             calls: Mutex::new(Vec::new()),
             config: Mutex::new(config),
             base_url,
+            downloads: Mutex::new(Vec::new()),
         }
     }
 
@@ -262,17 +269,21 @@ async fn download(
             util::avatar_png("336699", crate::model::VIDEO_STILL_SIZE),
         )
             .into_response(),
-        (true, Some(f)) => (
-            [
+        (true, Some(f)) => {
+            inner.downloads.lock().unwrap().push(f.id.clone());
+            let headers = [
                 (header::CONTENT_TYPE, f.mimetype.clone()),
                 (
                     header::CONTENT_DISPOSITION,
                     format!("attachment; filename=\"{}\"", f.name.replace('"', "")),
                 ),
-            ],
-            f.bytes.to_vec(),
-        )
-            .into_response(),
+                (header::CONTENT_LENGTH, f.bytes.len().to_string()),
+            ];
+            match inner.config.lock().unwrap().download_rate {
+                None => (headers, f.bytes.to_vec()).into_response(),
+                Some(rate) => (headers, throttled(f.bytes.clone(), rate)).into_response(),
+            }
+        }
         (true, None) => (StatusCode::NOT_FOUND, "file not found\n").into_response(),
         (false, _) => (
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -280,6 +291,24 @@ async fn download(
         )
             .into_response(),
     }
+}
+
+/// A body sent in tenth-of-a-second chunks of `rate / 10` bytes.
+fn throttled(bytes: Arc<Vec<u8>>, rate: u64) -> axum::body::Body {
+    let chunk = (rate / 10).max(1) as usize;
+    let stream = futures_util::stream::unfold(0usize, move |at| {
+        let bytes = bytes.clone();
+        async move {
+            if at >= bytes.len() {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let end = (at + chunk).min(bytes.len());
+            let part = Bytes::copy_from_slice(&bytes[at..end]);
+            Some((Ok::<_, std::convert::Infallible>(part), end))
+        }
+    });
+    axum::body::Body::from_stream(stream)
 }
 
 /// Custom emoji images (public, like emoji.slack-edge.com): `<name>.png`.
