@@ -202,6 +202,39 @@ async fn slack_files_reach_matrix_as_media(hs: HomeserverKind, db: Option<TestDb
     assert_same_bytes(&w, by_body(&events, "one.png"), &small).await;
     assert_same_bytes(&w, by_body(&events, "build.log"), &log).await;
     assert_same_bytes(&w, by_body(&events, "voice.ogg"), &voice).await;
+
+    // A caption edit replaces the caption, not the file.
+    w.emu
+        .edit(&alice, &general, &image_ts, "the *newer* chart")
+        .unwrap();
+    let replaced = w
+        .owner
+        .wait_for_event(
+            &room,
+            |e| e["content"]["m.new_content"]["body"] == "the newer chart",
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(replaced["content"]["m.relates_to"]["rel_type"], "m.replace");
+    assert_eq!(
+        replaced["content"]["m.relates_to"]["event_id"],
+        caption["event_id"]
+    );
+    assert_eq!(replaced["sender"], ghost.as_str());
+    let chart_id = &chart["event_id"];
+    let edits_of_file = w
+        .owner
+        .messages(&room, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| {
+            e["content"]["m.relates_to"]["event_id"] == *chart_id
+                && e["content"]["m.relates_to"]["rel_type"] == "m.replace"
+        })
+        .count();
+    assert_eq!(edits_of_file, 0, "the file itself is not edited");
     bridge.stop().await.unwrap();
 }
 
@@ -455,7 +488,8 @@ async fn matrix_files_reach_slack_once(hs: HomeserverKind, db: Option<TestDb>) {
         .upload(pdf.clone(), "application/pdf", "report.pdf")
         .await
         .unwrap();
-    w.owner
+    let pdf_event = w
+        .owner
         .send_event(
             &room,
             "m.room.message",
@@ -563,7 +597,16 @@ async fn matrix_files_reach_slack_once(hs: HomeserverKind, db: Option<TestDb>) {
             .and_then(|m| m["ts"].as_str().map(str::to_owned))
     })
     .await;
-    // The echo maps the share; a marker after it proves it was handled.
+    // The echoes map the shares; a marker after them proves they were handled.
+    let (pdf_file, _) = by_title("report.pdf");
+    poll("the report's share on Slack", WAIT, async || {
+        let f = w.emu.file_json(pdf_file)?;
+        f["shares"]
+            .as_object()
+            .is_some_and(|s| !s.is_empty())
+            .then_some(())
+    })
+    .await;
     w.emu
         .post_message(&alice, &general, "after the shares")
         .unwrap();
@@ -579,6 +622,33 @@ async fn matrix_files_reach_slack_once(hs: HomeserverKind, db: Option<TestDb>) {
             .find(|c| c.param("ts").as_deref() == Some(share_ts.as_str()))
     })
     .await;
+
+    // Editing the report's caption edits its share's comment.
+    w.owner
+        .send_event(
+            &room,
+            "m.room.message",
+            &json!({"msgtype": "m.file", "body": "* the new report", "filename": "report.pdf", "url": pdf_mxc,
+                    "m.new_content": {"msgtype": "m.file", "body": "the new report",
+                                      "filename": "report.pdf", "url": pdf_mxc},
+                    "m.relates_to": {"rel_type": "m.replace", "event_id": pdf_event}}),
+        )
+        .await
+        .unwrap();
+    let update = poll("chat.update of the report's comment", WAIT, async || {
+        w.emu.calls("chat.update").into_iter().find(|c| {
+            c.param("text")
+                .is_some_and(|t| t.contains("the new report"))
+        })
+    })
+    .await;
+    assert_eq!(update.response["ok"], true, "{:?}", update.response);
+    let share_ts = w.emu.file_json(pdf_file).and_then(|f| {
+        f["shares"]["public"][general.as_str()][0]["ts"]
+            .as_str()
+            .map(str::to_owned)
+    });
+    assert_eq!(update.param("ts"), share_ts, "the share's ts");
     bridge.stop().await.unwrap();
 }
 

@@ -80,9 +80,19 @@ pub(super) async fn edit(
     let Some(rt) = gate(core, portal, room, &msg.sender, event_id, "edit").await? else {
         return Ok(());
     };
-    let Some(text) = slack_text(core, &portal.team_id, &new_content.msgtype, false).await else {
-        tracing::debug!(%target, "edit to a msgtype that is not text; ignored");
-        return Ok(());
+    // A file's edit changes its caption: the comment of its share.
+    let text = match super::media::of_msgtype(&new_content.msgtype) {
+        Some(file) => {
+            let (name, _) = super::sender_profile(core, &msg.room_id, &msg.sender).await;
+            super::media::relay_comment(&name, file.caption.as_deref())
+        }
+        None => match slack_text(core, &portal.team_id, &new_content.msgtype, false).await {
+            Some(text) => text,
+            None => {
+                tracing::debug!(%target, "edit to a msgtype that is not text; ignored");
+                return Ok(());
+            }
+        },
     };
     let update = UpdateMessage {
         channel: portal.channel_id.clone(),

@@ -215,7 +215,7 @@ async fn spool(download: reqwest::Response) -> std::result::Result<(tokio::fs::F
 }
 
 /// The comment that goes with a relayed file: who sent it, and the caption.
-fn relay_comment(display_name: &str, caption: Option<&str>) -> String {
+pub(super) fn relay_comment(display_name: &str, caption: Option<&str>) -> String {
     match caption {
         Some(c) if !c.trim().is_empty() => format!("*{display_name}*: {c}"),
         _ => format!("*{display_name}* sent a file"),
