@@ -3,6 +3,7 @@
 //! ```sh
 //! cargo run --release --example bench                    # the backlog run, 20,000 events
 //! cargo run --release --example bench -- --events 2000   # a shorter one
+//! cargo run --release --example bench -- --files 200     # a 200 MB file each way
 //! ```
 //!
 //! **Backlog**: the homeserver goes down while Slack keeps sending `--events` messages over 10
@@ -10,6 +11,10 @@
 //! must arrive, in order. The bridge runs in a child process of its own (this program started
 //! again with `--as-bridge`), so the resident memory it prints is the bridge's alone: idle,
 //! with the whole backlog stored, and its peak while delivering it.
+//!
+//! **Files** (`--files MB`): one file of that size from Slack to Matrix, then one from Matrix
+//! to Slack; both must arrive byte for byte, and the bridge's resident memory is sampled
+//! throughout: it streams files, so its peak stays far below the file's size.
 
 mod common;
 
@@ -33,6 +38,9 @@ struct Args {
     /// Slack messages sent while the homeserver is down.
     #[arg(long, default_value_t = 20_000)]
     events: usize,
+    /// Instead of the backlog: move one file of this many MB each way.
+    #[arg(long)]
+    files: Option<u64>,
     /// Internal: run the bridge with this config (the child process).
     #[arg(long, num_args = 2, value_names = ["CONFIG", "REGISTRATION"])]
     as_bridge: Option<Vec<PathBuf>>,
@@ -50,7 +58,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         ]);
         return slack_bridge::execute(cli).map_err(Into::into);
     }
-    tokio::runtime::Runtime::new()?.block_on(backlog(args.events))
+    let rt = tokio::runtime::Runtime::new()?;
+    match args.files {
+        Some(mb) => rt.block_on(files(mb)),
+        None => rt.block_on(backlog(args.events)),
+    }
 }
 
 /// Resident memory of a process in KiB: now (`VmRSS`) and its peak (`VmHWM`).
@@ -98,14 +110,32 @@ async fn wait_until<T>(
     }
 }
 
-async fn backlog(events: usize) -> Result<(), Box<dyn Error>> {
+/// Synapse, the emulator with `channels` channels and the bridge in a child process, every
+/// portal room made.
+struct Setup {
+    dir: tempfile::TempDir,
+    emu: Emulator,
+    synapse: Synapse,
+    you: testkit::TestClient,
+    alice: String,
+    channels: Vec<String>,
+    db_uri: String,
+    bridge: ChildBridge,
+    pid: u32,
+    idle: u64,
+}
+
+async fn setup(
+    channels: usize,
+    synapse_extra: serde_json::Map<String, serde_json::Value>,
+) -> Result<Setup, Box<dyn Error>> {
     let dir = tempfile::Builder::new()
         .prefix("slack-bridge-bench-")
         .tempdir()?;
     let mut ws = Workspace::new("T0BENCH001", "Bench");
     let alice = ws.add_user("alice", "Alice");
     let bot = ws.bot_user_id().to_owned();
-    let channels: Vec<String> = (0..CHANNELS)
+    let channels: Vec<String> = (0..channels)
         .map(|i| ws.add_channel(&format!("bench-{i}"), false, &[&alice, &bot]))
         .collect();
     ws.set_scopes(&slack_bridge::slack::manifest::bot_scope_names());
@@ -117,11 +147,11 @@ async fn backlog(events: usize) -> Result<(), Box<dyn Error>> {
         db_uri,
         ..
     } = common::write_config(dir.path(), SERVER_NAME, &emu, "you")?;
-    let mut synapse = Synapse::start(SynapseConfig {
+    let synapse = Synapse::start(SynapseConfig {
         server_name: SERVER_NAME.into(),
         registrations: vec![registration_path.clone()],
         port: Some(hs_port),
-        ..SynapseConfig::default()
+        extra_config: synapse_extra,
     })
     .await?;
     let you = synapse
@@ -139,6 +169,7 @@ async fn backlog(events: usize) -> Result<(), Box<dyn Error>> {
     let bridge = ChildBridge(child);
     let pid = bridge.0.id();
     let team = emu.team_id();
+    let want = channels.len();
     let portals = async || {
         let store = Store::connect(&db_uri, 1).await.ok()?;
         let n = store
@@ -152,13 +183,52 @@ async fn backlog(events: usize) -> Result<(), Box<dyn Error>> {
         Some(n)
     };
     wait_until("the portal rooms", Duration::from_secs(300), async || {
-        (portals().await? >= CHANNELS).then_some(())
+        (portals().await? >= want).then_some(())
     })
     .await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (idle, _) = rss_kib(pid).ok_or("cannot read the bridge's memory")?;
-    eprintln!("bench: {CHANNELS} portals up, bridge idle at {}", mib(idle));
+    eprintln!("bench: {want} portals up, bridge idle at {}", mib(idle));
+    Ok(Setup {
+        dir,
+        emu,
+        synapse,
+        you,
+        alice,
+        channels,
+        db_uri,
+        bridge,
+        pid,
+        idle,
+    })
+}
 
+/// The Matrix room of a channel's portal.
+async fn room_of(db_uri: &str, team: &str, channel: &str) -> Result<String, Box<dyn Error>> {
+    let store = Store::connect(db_uri, 1).await?;
+    let rooms = store.list_portals(team).await?;
+    store.close().await;
+    Ok(rooms
+        .iter()
+        .find(|p| p.channel_id == channel)
+        .and_then(|p| p.room_id.clone())
+        .ok_or("a portal without a room")?)
+}
+
+async fn backlog(events: usize) -> Result<(), Box<dyn Error>> {
+    let Setup {
+        dir,
+        emu,
+        mut synapse,
+        you,
+        alice,
+        channels,
+        db_uri,
+        bridge,
+        pid,
+        idle,
+    } = setup(CHANNELS, serde_json::Map::new()).await?;
+    let team = emu.team_id();
     synapse.stop().await;
     let sent = Instant::now();
     for i in 0..events {
@@ -203,16 +273,9 @@ async fn backlog(events: usize) -> Result<(), Box<dyn Error>> {
     let (_, hwm) = rss_kib(pid).ok_or("cannot read the bridge's memory")?;
 
     // Every message arrived once, in order, in each room.
-    let store = Store::connect(&db_uri, 1).await?;
-    let rooms = store.list_portals(&team).await?;
-    store.close().await;
     let mut checked = 0;
     for (ci, channel) in channels.iter().enumerate() {
-        let room = rooms
-            .iter()
-            .find(|p| p.channel_id == *channel)
-            .and_then(|p| p.room_id.clone())
-            .ok_or("a portal without a room")?;
+        let room = room_of(&db_uri, &team, channel).await?;
         you.join(&room).await?;
         let mut got = Vec::new();
         let mut from: Option<String> = None;
@@ -284,5 +347,133 @@ async fn backlog(events: usize) -> Result<(), Box<dyn Error>> {
     drop(bridge);
     drop(synapse);
     emu.shutdown();
+    drop(dir);
+    Ok(())
+}
+
+/// Bytes of a file that compress badly and differ from position to position.
+fn pattern(len: usize) -> Vec<u8> {
+    let mut x: u32 = 0x9e37_79b9;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+/// Samples the bridge's resident memory until `done` returns a value.
+async fn sampled<T>(
+    pid: u32,
+    what: &str,
+    mut done: impl AsyncFnMut() -> Option<T>,
+) -> Result<(T, u64, Duration), Box<dyn Error>> {
+    let started = Instant::now();
+    let mut peak = 0;
+    let v = wait_until(what, Duration::from_secs(900), async || {
+        peak = peak.max(rss_kib(pid)?.0);
+        done().await
+    })
+    .await?;
+    Ok((v, peak, started.elapsed()))
+}
+
+async fn files(mb: u64) -> Result<(), Box<dyn Error>> {
+    let len = (mb * 1_000_000) as usize;
+    let mut extra = serde_json::Map::new();
+    extra.insert("max_upload_size".into(), format!("{}M", mb * 2 + 10).into());
+    let Setup {
+        dir,
+        emu,
+        synapse,
+        you,
+        alice,
+        channels,
+        db_uri,
+        bridge,
+        pid,
+        idle,
+    } = setup(1, extra).await?;
+    let channel = &channels[0];
+    let room = room_of(&db_uri, &emu.team_id(), channel).await?;
+    you.join(&room).await?;
+    let ghost =
+        slack_bridge::ids::ghost_mxid("slack_{userid}", SERVER_NAME, &emu.team_id(), &alice);
+
+    // Slack → Matrix.
+    let from_slack = pattern(len);
+    emu.share_file(
+        &alice,
+        channel,
+        "from-slack.bin",
+        from_slack.clone(),
+        "application/octet-stream",
+    )
+    .map_err(|e| format!("{e:?}"))?;
+    let (mxc, s2m_peak, s2m_time) = sampled(pid, "the Slack file in Matrix", async || {
+        let events = you.messages(&room, 20).await.ok()?;
+        events
+            .iter()
+            .find(|e| e["content"]["msgtype"] == "m.file" && e["sender"] == ghost.as_str())
+            .and_then(|e| e["content"]["url"].as_str().map(str::to_owned))
+    })
+    .await?;
+    let (got, _) = you.download(&mxc).await?;
+    let s2m_same = got == from_slack;
+    drop(got);
+    drop(from_slack);
+
+    // Matrix → Slack.
+    let from_matrix = pattern(len + 7);
+    let up = you
+        .upload(
+            from_matrix.clone(),
+            "application/octet-stream",
+            "from-matrix.bin",
+        )
+        .await?;
+    you.send_event(
+        &room,
+        "m.room.message",
+        &serde_json::json!({"msgtype": "m.file", "body": "from-matrix.bin", "url": up,
+                            "info": {"size": from_matrix.len()}}),
+    )
+    .await?;
+    let (file, m2s_peak, m2s_time) = sampled(pid, "the Matrix file on Slack", async || {
+        let call = emu
+            .calls("files.completeUploadExternal")
+            .into_iter()
+            .next()?;
+        let files: serde_json::Value = serde_json::from_str(&call.param("files")?).ok()?;
+        files[0]["id"].as_str().map(str::to_owned)
+    })
+    .await?;
+    let m2s_same = emu.file_bytes(&file).is_some_and(|b| b == from_matrix);
+    let (_, hwm) = rss_kib(pid).ok_or("cannot read the bridge's memory")?;
+
+    println!();
+    println!("| one {mb} MB file each way | value |");
+    println!("|---|---|");
+    println!("| bridge RSS, idle | {} |", mib(idle));
+    println!(
+        "| Slack → Matrix: peak bridge RSS, time, bytes identical | {}, {:.1} s, {s2m_same} |",
+        mib(s2m_peak),
+        s2m_time.as_secs_f64()
+    );
+    println!(
+        "| Matrix → Slack: peak bridge RSS, time, bytes identical | {}, {:.1} s, {m2s_same} |",
+        mib(m2s_peak),
+        m2s_time.as_secs_f64()
+    );
+    println!("| bridge VmHWM over the whole run | {} |", mib(hwm));
+    drop(bridge);
+    drop(synapse);
+    emu.shutdown();
+    drop(dir);
+    if !(s2m_same && m2s_same) {
+        return Err("a file arrived with other bytes".into());
+    }
     Ok(())
 }
