@@ -95,7 +95,11 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
         .route("/api/{method}", any(crate::web::api))
         .route("/link", get(link))
         .route("/link/", get(link))
-        .route("/upload/v1/{ticket}", post(upload))
+        // Slack takes files up to 1 GB (axum's default body limit is 2 MB).
+        .route(
+            "/upload/v1/{ticket}",
+            post(upload).layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD)),
+        )
         .route("/files-pri/{id}/{*rest}", get(download))
         .route("/files-tmb/{id}/{*rest}", get(download))
         .route("/avatars/{file}", get(avatar))
@@ -226,6 +230,9 @@ const LOGIN_PAGE: &str = "<!DOCTYPE html>\n<html lang=\"en-US\"><head><meta char
 <title>Slack</title></head><body><div id=\"page\"><h1>Sign in to your workspace</h1>\
 <form id=\"signin_form\" action=\"/\" method=\"post\"><input type=\"email\" name=\"email\">\
 <input type=\"password\" name=\"password\"><button type=\"submit\">Sign in</button></form></div></body></html>\n";
+
+/// The largest file Slack takes.
+const MAX_UPLOAD: usize = 1 << 30;
 
 /// The pseudo-method to install faults of file downloads for, e.g.
 /// `emu.fault("files.download").forever().http_status(503)`.
