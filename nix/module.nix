@@ -61,6 +61,7 @@ let
   credentials =
     optionalAttrs (cfg.asTokenFile != null) { as_token = cfg.asTokenFile; }
     // optionalAttrs (cfg.hsTokenFile != null) { hs_token = cfg.hsTokenFile; }
+    // optionalAttrs (cfg.encryptionKeyFile != null) { encryption_key = cfg.encryptionKeyFile; }
     // optionalAttrs (cfg.database.uriFile != null) { database_uri = cfg.database.uriFile; }
     // optionalAttrs (cfg.database.passwordFile != null) {
       database_password = cfg.database.passwordFile;
@@ -96,6 +97,11 @@ let
       };
       database = {
         uri = databaseUri;
+        encryption_key_file =
+          if cfg.encryptionKeyFile != null then
+            credential "encryption_key"
+          else
+            "${stateDir}/slack-bridge.key";
       }
       // optionalAttrs (cfg.database.uriFile != null) { uri_file = credential "database_uri"; }
       // optionalAttrs (cfg.database.passwordFile != null) {
@@ -324,6 +330,9 @@ in
     };
     hsTokenFile = secretFileOption "appservice hs_token" // {
       description = "File with the hs_token. Default: generated once into the state directory.";
+    };
+    encryptionKeyFile = secretFileOption "encryption key of the stored Slack tokens" // {
+      description = "File with the key that seals the Slack tokens in the database (32 bytes, base64). Default: generated once into the state directory (back it up with the database); `slack-bridge rotate-key` replaces it there.";
     };
 
     database = {

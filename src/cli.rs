@@ -63,4 +63,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Re-seal the stored Slack tokens under a new encryption key, in one transaction, then
+    /// replace the key file with the new key. Stop the bridge first. Run it again if it was
+    /// interrupted: it finishes what it started.
+    RotateKey {
+        /// Write the new key to this new file and leave the current key file alone (needed
+        /// when the key comes from SLACK_BRIDGE_ENCRYPTION_KEY); point the config at it after.
+        #[arg(long, value_name = "PATH")]
+        new_key_file: Option<PathBuf>,
+    },
 }

@@ -27,6 +27,10 @@ pub const GENERATE: &str = "generate";
 /// The embedded default database, next to the working directory.
 pub const DEFAULT_DATABASE_URI: &str = "sqlite://slack-bridge.db";
 
+/// The encryption key file's name when `database.encryption_key_file` is unset; it sits
+/// beside the config file.
+pub const DEFAULT_KEY_FILE: &str = "slack-bridge.key";
+
 /// The domain of the example config; running or generating with it is refused.
 pub const PLACEHOLDER_DOMAIN: &str = "example.com";
 
@@ -139,8 +143,17 @@ pub struct DatabaseConfig {
     /// A password spliced into a `postgres://` URI, so the URI itself can stay in the config.
     pub password_file: Option<PathBuf>,
     pub max_connections: u32,
+    /// The key that seals the Slack tokens stored in the database (see [`crate::crypto`]);
+    /// unset, `slack-bridge.key` beside the config file.
+    pub encryption_key_file: Option<PathBuf>,
+    /// `SLACK_BRIDGE_ENCRYPTION_KEY`, which takes the place of the key file.
+    #[serde(skip)]
+    pub encryption_key: Option<Secret>,
     #[serde(skip)]
     pub uri_source: SecretSource,
+    /// Where the key file is when `encryption_key_file` is unset: beside the config file.
+    #[serde(skip)]
+    pub default_key_file: PathBuf,
 }
 
 impl Default for DatabaseConfig {
@@ -150,12 +163,22 @@ impl Default for DatabaseConfig {
             uri_file: None,
             password_file: None,
             max_connections: 5,
+            encryption_key_file: None,
+            encryption_key: None,
             uri_source: SecretSource::Absent,
+            default_key_file: PathBuf::from(DEFAULT_KEY_FILE),
         }
     }
 }
 
 impl DatabaseConfig {
+    /// The encryption key file the bridge reads (or creates).
+    pub fn key_file(&self) -> PathBuf {
+        self.encryption_key_file
+            .clone()
+            .unwrap_or_else(|| self.default_key_file.clone())
+    }
+
     pub fn uri(&self) -> &str {
         self.uri.as_ref().map(Secret::expose).unwrap_or_default()
     }
@@ -449,6 +472,10 @@ impl Config {
                 message: "unknown key".into(),
             })
             .collect();
+        config.database.default_key_file = path
+            .parent()
+            .unwrap_or(Path::new(""))
+            .join(DEFAULT_KEY_FILE);
         config.resolve_secrets(env, &mut problems);
         validate::validate(&config, mode, &mut problems);
         for p in &mut problems {
@@ -507,6 +534,7 @@ impl Config {
             d.uri = Some(Secret::new(DEFAULT_DATABASE_URI));
             d.uri_source = SecretSource::Inline;
         }
+        d.encryption_key = env(&format!("{ENV_PREFIX}ENCRYPTION_KEY")).map(Secret::new);
         let mut password = None;
         resolve_one(
             &mut password,

@@ -132,12 +132,58 @@ pub async fn run(config_path: &Path, registration: &Path, json: bool) -> Result<
             None
         }
     };
+    let store = match store {
+        Some(store) => key_check(&mut report, &config, store).await,
+        None => None,
+    };
     let matrix = homeserver_checks(&mut report, &config, registration, store.as_ref()).await?;
     slack_checks(&mut report, &config, store.as_ref(), matrix.as_deref()).await;
     if let Some(store) = store {
         store.close().await;
     }
     report.finish()
+}
+
+/// The encryption key: present and the one the database's secrets are sealed with (or none
+/// yet, for a database that has nothing sealed). Returns the store unlocked, or `None` when
+/// its secrets cannot be read.
+async fn key_check(report: &mut Report, config: &Config, store: Store) -> Option<Store> {
+    let what = "encryption key";
+    let key_file = config.database.key_file();
+    match crate::crypto::load(&config.database) {
+        Err(e) => report.push(false, what, e.to_string()),
+        Ok(None) => match store.is_sealed().await {
+            Ok(false) => {
+                report.push(
+                    true,
+                    what,
+                    format!(
+                        "none yet; the first start (or -g) creates {}",
+                        key_file.display()
+                    ),
+                );
+                return Some(store);
+            }
+            Ok(true) => report.push(
+                false,
+                what,
+                crate::store::StoreError::KeyMissing {
+                    path: key_file.display().to_string(),
+                }
+                .to_string(),
+            ),
+            Err(e) => report.push(false, what, e.to_string()),
+        },
+        Ok(Some((key, origin))) => match store.unlock(&key, &origin.to_string()).await {
+            Ok(unlocked) => {
+                report.push(true, what, format!("{origin} opens the stored secrets"));
+                return Some(unlocked);
+            }
+            Err(e) => report.push(false, what, e.to_string()),
+        },
+    }
+    store.close().await;
+    None
 }
 
 /// The homeserver checks; returns the client when the homeserver accepted the as_token.

@@ -17,6 +17,8 @@
 //! - [`bridge`]: logins, portals, ghosts and both directions of message flow, through one
 //!   durable queue per portal each way ([`bridge::queue`]);
 //! - [`retry`]: the one backoff policy every retry loop uses;
+//! - [`crypto`]: the encryption key and the sealing of stored Slack tokens; [`rotate_key`]:
+//!   `slack-bridge rotate-key`;
 //! - [`supervisor`]: owns every task, for a shutdown that leaves nothing running;
 //! - [`metrics`]: the Prometheus registry behind `/metrics`;
 //! - [`ids`]: how Slack identities map to Matrix ones.
@@ -24,6 +26,7 @@
 pub mod bridge;
 pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod doctor;
 pub mod format;
 pub mod ids;
@@ -33,6 +36,7 @@ pub mod metrics;
 pub mod notify;
 pub mod registration;
 pub mod retry;
+pub mod rotate_key;
 pub mod server;
 pub mod slack;
 pub mod store;
@@ -68,6 +72,8 @@ pub enum Error {
     Logging(#[from] logging::LogError),
     #[error(transparent)]
     Check(#[from] CheckError),
+    #[error(transparent)]
+    Key(#[from] crypto::KeyError),
     #[error(
         "cannot listen on {addr} for the homeserver: {source}. Is another slack-bridge running? Otherwise change appservice.hostname/port (and appservice.address, then regenerate the registration)"
     )]
@@ -79,6 +85,9 @@ pub enum Error {
     Serve(std::io::Error),
     #[error("{0}")]
     Doctor(String),
+    /// A command given what it cannot work with.
+    #[error("{0}")]
+    Usage(String),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -93,8 +102,12 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Config(_)
-            | Self::Registration(RegistrationError::Config(_))
-            | Self::Logging(_) => EXIT_CONFIG,
+            | Self::Registration(RegistrationError::Config(_) | RegistrationError::Key(_))
+            | Self::Logging(_)
+            | Self::Key(_)
+            | Self::Store(StoreError::WrongKey { .. } | StoreError::KeyMissing { .. }) => {
+                EXIT_CONFIG
+            }
             _ => 1,
         }
     }
@@ -113,6 +126,12 @@ pub fn execute(cli: cli::Cli) -> Result<(), Error> {
             println!(
                 "Generated {} into their appservice.*_token_file.",
                 report.generated_files.join(" and ")
+            );
+        }
+        if let Some(key) = &report.generated_key {
+            println!(
+                "Generated the encryption key of the stored Slack tokens into {} (mode 0600); back it up with the database.",
+                key.display()
             );
         }
         if report.generated_tokens.is_empty() {
@@ -142,6 +161,13 @@ pub fn execute(cli: cli::Cli) -> Result<(), Error> {
         cli::Command::Doctor { json } => {
             let rt = tokio::runtime::Runtime::new().map_err(Error::Runtime)?;
             rt.block_on(doctor::run(&cli.config, &cli.registration, json))
+        }
+        cli::Command::RotateKey { new_key_file } => {
+            let config = Config::load(&cli.config, Mode::Run)?;
+            let rt = tokio::runtime::Runtime::new().map_err(Error::Runtime)?;
+            let done = rt.block_on(rotate_key::run(&config, new_key_file.as_deref()))?;
+            println!("{done}");
+            Ok(())
         }
         cli::Command::Run => {
             let config = Config::load(&cli.config, Mode::Run)?;
@@ -264,6 +290,30 @@ pub fn matrix_client(config: &Config) -> Result<MatrixClient, Error> {
     ))
 }
 
+/// `store` unlocked with the configured encryption key. A database that has none yet gets
+/// a new key file; one whose secrets are sealed and whose key file is missing is refused
+/// (a new key could not open them).
+pub async fn unlock(store: &Store, config: &Config) -> Result<Store, Error> {
+    let (key, origin) = match crypto::load(&config.database)? {
+        Some(found) => found,
+        None if store.is_sealed().await? => {
+            return Err(StoreError::KeyMissing {
+                path: config.database.key_file().display().to_string(),
+            }
+            .into());
+        }
+        None => {
+            let (key, origin) = crypto::create(&config.database)?;
+            tracing::warn!(
+                key_file = %origin,
+                "created the encryption key for the stored Slack tokens; back it up with the database: without it the logins cannot be read"
+            );
+            (key, origin)
+        }
+    };
+    Ok(store.unlock(&key, &origin.to_string()).await?)
+}
+
 /// How long in-flight work may take to finish at shutdown.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -281,6 +331,7 @@ pub async fn run(bridge: Bridge, shutdown: impl Future<Output = ()>) -> Result<(
     tracing::debug!(?config, "effective configuration");
     notify::status("starting: database and homeserver checks");
     let store = Store::connect(config.database.uri(), config.database.max_connections).await?;
+    let store = unlock(&store, &config).await?;
     tracing::info!(
         dialect = ?store.dialect(),
         schema = store.known_version(),

@@ -20,6 +20,8 @@ const TOKEN_LEN: usize = 64;
 pub enum RegistrationError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Key(#[from] crate::crypto::KeyError),
     #[error("cannot update {path} with the generated tokens: {source}")]
     Edit {
         path: PathBuf,
@@ -144,6 +146,8 @@ pub struct GenerateReport {
     pub generated_tokens: Vec<&'static str>,
     /// Tokens generated into their (missing) `*_file`.
     pub generated_files: Vec<&'static str>,
+    /// The encryption key file, when `-g` created it.
+    pub generated_key: Option<PathBuf>,
     pub sender_localpart: String,
 }
 
@@ -202,7 +206,15 @@ pub fn generate(
     };
     let reg = build(&config);
     write_private(registration_path, &to_yaml(&reg))?;
+    let generated_key = match crate::crypto::load(&config.database)? {
+        Some(_) => None,
+        None => match crate::crypto::create(&config.database)? {
+            (_, crate::crypto::KeyOrigin::File(path)) => Some(path),
+            (_, crate::crypto::KeyOrigin::Env) => None,
+        },
+    };
     Ok(GenerateReport {
+        generated_key,
         registration_path: registration_path.to_owned(),
         generated_tokens: generated,
         generated_files,

@@ -9,6 +9,7 @@
 mod emoji;
 mod ghosts;
 mod inbox;
+mod key_check;
 mod logins;
 mod management;
 mod messages;
@@ -73,6 +74,20 @@ pub enum StoreError {
         step: &'static str,
         secs: u64,
     },
+    #[error(
+        "the encryption key in {origin} does not open this database's secrets: they were sealed with another key. Start with the key they were sealed with (restore its file from a backup), or, if `slack-bridge rotate-key` was interrupted, run it again"
+    )]
+    WrongKey { origin: String },
+    #[error(
+        "this database's secrets are sealed with an encryption key, but its key file {path} does not exist: restore it from a backup (or set database.encryption_key_file / SLACK_BRIDGE_ENCRYPTION_KEY to where the key is)"
+    )]
+    KeyMissing { path: String },
+    #[error(
+        "the stored Slack tokens are encrypted and this database was opened without its key; open it with Store::unlock"
+    )]
+    Locked,
+    #[error("cannot seal a secret: {0}")]
+    Seal(String),
     #[error("cannot open the database (SQLite file {db}): cannot lock {lock}: {source}")]
     Lock {
         db: String,
@@ -122,6 +137,8 @@ pub(crate) use on_pool;
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    /// The key the stored secrets are sealed with, once [`Store::unlock`] checked it.
+    cipher: Option<std::sync::Arc<crate::crypto::Cipher>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -198,6 +215,9 @@ impl Store {
                 // because it is acknowledged to Slack or the homeserver right after.
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
+                // What is deleted or overwritten (a command's tokens once it ran, a done
+                // event's payload) is zeroed in the file, not left in free pages.
+                .pragma("secure_delete", "on")
                 .busy_timeout(Duration::from_secs(10));
             let target = format!("SQLite file {}", opts.get_filename().display());
             // sqlx serialises migrations with an advisory lock on PostgreSQL only; two
@@ -222,6 +242,7 @@ impl Store {
                 })?;
             let store = Store {
                 pool: Pool::Sqlite(pool),
+                cipher: None,
             };
             tracing::debug!(%target, "database open; migrating");
             timed(&target, "migrating", store.migrate()).await?;
@@ -246,6 +267,7 @@ impl Store {
                 })?;
             let store = Store {
                 pool: Pool::Postgres(pool),
+                cipher: None,
             };
             tracing::debug!(%target, "database connected; migrating");
             timed(&target, "migrating", store.migrate()).await?;

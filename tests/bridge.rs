@@ -26,6 +26,7 @@ on_every_homeserver_and_database!(
     a_homeserver_outage_delays_but_loses_nothing,
     a_killed_bridge_loses_and_doubles_nothing,
     login_through_the_management_room,
+    a_login_stored_before_encryption_still_works,
 );
 
 fn bodies(events: &[Value]) -> Vec<String> {
@@ -74,6 +75,7 @@ async fn channels_become_rooms_in_a_space_once(hs: HomeserverKind, db: Option<Te
         let store = slack_bridge::store::Store::connect(config.database.uri(), 1)
             .await
             .unwrap();
+        let store = slack_bridge::unlock(&store, &config).await.unwrap();
         store
             .get_login("T0FIFTY")
             .await
@@ -390,11 +392,19 @@ async fn login_through_the_management_room(hs: HomeserverKind, db: Option<TestDb
     poll(
         "the inbox to forget the login message",
         Duration::from_secs(30),
-        async || (count_rows(&uri, &sql).await == 0).then_some(()),
+        async || (support::raw_count(&uri, &sql).await == 0).then_some(()),
     )
     .await;
     let general = w.emu.channel_id("general").unwrap();
     w.room_of(&general).await;
+    // Nor anywhere else in the database: the stored login's tokens are sealed.
+    for token in [w.emu.bot_token(), w.emu.app_token()] {
+        assert_eq!(
+            support::places_holding(&uri, &token).await,
+            Vec::<String>::new(),
+            "where the token is readable in the database"
+        );
+    }
 
     // A relay-only user is refused, with the reason.
     let eve = w
@@ -424,14 +434,56 @@ async fn login_through_the_management_room(hs: HomeserverKind, db: Option<TestDb
     bridge.stop().await.unwrap();
 }
 
-/// A `SELECT COUNT(*)` straight on the bridge's database.
-async fn count_rows(uri: &str, sql: &str) -> i64 {
-    use sqlx::Connection;
-    if uri.starts_with("sqlite") {
-        let mut c = sqlx::SqliteConnection::connect(uri).await.unwrap();
-        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
-    } else {
-        let mut c = sqlx::PgConnection::connect(uri).await.unwrap();
-        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+/// A login stored by a release from before encryption (its tokens in plain text, no key):
+/// the next start creates the key, seals the tokens, and the login works as it did.
+async fn a_login_stored_before_encryption_still_works(hs: HomeserverKind, db: Option<TestDb>) {
+    let w = world_with(hs, Workspace::demo(), db, false, vec![]).await;
+    let bridge = w.env.run_bridge_full().await;
+    let dm = management_room_of(&w.owner).await;
+    let (bot, app) = (w.emu.bot_token(), w.emu.app_token());
+    w.owner
+        .send_text(&dm, &format!("login {app} {bot}"))
+        .await
+        .unwrap();
+    let general = w.emu.channel_id("general").unwrap();
+    let room = w.joined_room_of(&general).await;
+    bridge.stop().await.unwrap();
+
+    let config = w.env.config();
+    let uri = config.database.uri().to_owned();
+    support::raw_exec(
+        &uri,
+        &format!(
+            "UPDATE logins SET bot_token = '{bot}', app_token = '{app}'; DELETE FROM key_check"
+        ),
+    )
+    .await;
+    assert!(
+        support::places_holding(&uri, &bot)
+            .await
+            .contains(&"logins.bot_token".to_owned()),
+        "the search finds a plain token"
+    );
+    std::fs::remove_file(config.database.key_file()).unwrap();
+
+    let bridge = w.env.run_bridge_full().await;
+    let alice = w.emu.user_id("alice").unwrap();
+    w.emu
+        .post_message(&alice, &general, "after the upgrade")
+        .unwrap();
+    w.owner
+        .wait_for_text(&room, "after the upgrade", support::world::WAIT)
+        .await
+        .unwrap();
+    w.owner.send_text(&room, "and back").await.unwrap();
+    w.wait_for_post("and back").await;
+    assert!(config.database.key_file().exists(), "a new key file");
+    for token in [bot, app] {
+        assert_eq!(
+            support::places_holding(&uri, &token).await,
+            Vec::<String>::new(),
+            "the plain tokens were sealed"
+        );
     }
+    bridge.stop().await.unwrap();
 }

@@ -405,6 +405,8 @@ fn secrets_never_reach_the_logs() {
         "xoxb-SECRET-3333333333",
         "xapp-SECRET-4444444444",
         "dbpassSECRET5555",
+        // The encryption key, as SLACK_BRIDGE_ENCRYPTION_KEY carries it (32 bytes, base64).
+        "U0VDUkVUa2V5LTAxMjM0NTY3ODlhYmNkZWZnaGlqa2w=",
     ];
     std::fs::write(&hs_file, secrets[1]).unwrap();
     std::fs::write(&bot_file, format!("{}\n", secrets[2])).unwrap();
@@ -451,6 +453,7 @@ fn secrets_never_reach_the_logs() {
     let mut child = Command::new(BIN)
         .args(["-c", cfg.to_str().unwrap()])
         .env("SLACK_BRIDGE_LOGINS_0_APP_TOKEN", secrets[3])
+        .env("SLACK_BRIDGE_ENCRYPTION_KEY", secrets[5])
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -534,4 +537,187 @@ fn manifest_prints_a_socket_mode_app_with_every_scope() {
         text.contains("connections:write"),
         "says how to make the app-level token"
     );
+}
+
+/// A config for `dir` (database and key file inside it) whose homeserver does not answer.
+fn in_dir(dir: &Path) -> std::path::PathBuf {
+    let cfg = dir.join("config.yaml");
+    let text = runnable()
+        .replace(
+            "  uri: sqlite://slack-bridge.db",
+            &format!("  uri: sqlite://{}", dir.join("bridge.db").display()),
+        )
+        .replace("http://127.0.0.1:8008", "http://127.0.0.1:9");
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
+/// `doctor --json`'s encryption key check: whether it passed, and what it said.
+fn key_check(cfg: &Path, env: &[(&str, &str)]) -> (bool, String) {
+    let out = Command::new(BIN)
+        .args(["doctor", "--json", "-c", cfg.to_str().unwrap()])
+        .envs(env.iter().copied())
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("doctor --json: {e}: {}", stderr(&out)));
+    let check = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "encryption key")
+        .unwrap_or_else(|| panic!("no encryption key check in {v}"))
+        .clone();
+    (
+        check["ok"].as_bool().unwrap(),
+        check["detail"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// `run` until it fails by itself or gets past its database ("database ready", logged once
+/// the key opened it; it is stopped there): (exit status, what it logged).
+fn start(cfg: &Path) -> (Option<i32>, String) {
+    let mut child = Command::new(BIN)
+        .args(["-c", cfg.to_str().unwrap()])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines() {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut all = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => {
+                all.push_str(&line);
+                all.push('\n');
+                if line.contains("database ready") {
+                    let _ = child.kill();
+                    child.wait().unwrap();
+                    return (None, all);
+                }
+            }
+            // Its stderr closed: it exited.
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                child.wait().unwrap();
+                panic!("the bridge neither failed nor opened its database within 30 s:\n{all}");
+            }
+        }
+    }
+    let status = child.wait().unwrap();
+    (status.code(), all)
+}
+
+/// The key of the stored tokens: `-g` creates it once (0600), a wrong or missing key stops
+/// the start naming the file, `rotate-key` replaces it (and finishes a rotation that was
+/// stopped between its commit and its rename), and the environment variable can carry it.
+#[test]
+fn the_encryption_key_is_created_checked_and_rotated() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = in_dir(dir.path());
+    let reg = dir.path().join("registration.yaml");
+    let key_file = dir.path().join("slack-bridge.key");
+    let out = run(&[
+        "-g",
+        "-c",
+        cfg.to_str().unwrap(),
+        "-r",
+        reg.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&key_file.display().to_string()),
+        "-g says where the key is"
+    );
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let first = std::fs::read_to_string(&key_file).unwrap();
+    generate_ok(&cfg, &reg);
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), first, "kept");
+    let (ok, detail) = key_check(&cfg, &[]);
+    assert!(ok, "{detail}");
+
+    // Rotated in place: a new key, and the database opens with it.
+    let out = run(&["rotate-key", "-c", cfg.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rotated = std::fs::read_to_string(&key_file).unwrap();
+    assert_ne!(rotated, first);
+    assert!(!dir.path().join("slack-bridge.key.new").exists());
+    let (ok, detail) = key_check(&cfg, &[]);
+    assert!(ok, "{detail}");
+
+    // The old key is refused, by doctor and at start, naming the file.
+    std::fs::write(&key_file, &first).unwrap();
+    let (ok, detail) = key_check(&cfg, &[]);
+    assert!(
+        !ok && detail.contains(&key_file.display().to_string()),
+        "{detail}"
+    );
+    let (status, err) = start(&cfg);
+    assert_eq!(status, Some(EXIT_CONFIG), "{err}");
+    assert!(
+        err.contains(&key_file.display().to_string()) && err.contains("another key"),
+        "{err}"
+    );
+    std::fs::write(&key_file, &rotated).unwrap();
+    let (status, err) = start(&cfg);
+    assert_eq!(status, None, "past the key: {err}");
+
+    // A rotation stopped after its commit, before its rename: run again, it finishes.
+    let next = dir.path().join("next.key");
+    let out = run(&[
+        "rotate-key",
+        "--new-key-file",
+        next.to_str().unwrap(),
+        "-c",
+        cfg.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(&key_file).unwrap(),
+        rotated,
+        "untouched"
+    );
+    std::fs::rename(&next, dir.path().join("slack-bridge.key.new")).unwrap();
+    assert!(!key_check(&cfg, &[]).0);
+    let out = run(&["rotate-key", "-c", cfg.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("interrupted"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let (ok, detail) = key_check(&cfg, &[]);
+    assert!(ok, "{detail}");
+
+    // The key from the environment instead of the file.
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    std::fs::remove_file(&key_file).unwrap();
+    let (ok, detail) = key_check(&cfg, &[]);
+    assert!(!ok && detail.contains("does not exist"), "{detail}");
+    let (status, err) = start(&cfg);
+    assert_eq!(status, Some(EXIT_CONFIG), "{err}");
+    assert!(!key_file.exists(), "no new key replaces the lost one");
+    let env = [("SLACK_BRIDGE_ENCRYPTION_KEY", key.trim())];
+    let (ok, detail) = key_check(&cfg, &env);
+    assert!(ok, "{detail}");
+    let out = Command::new(BIN)
+        .args(["rotate-key", "-c", cfg.to_str().unwrap()])
+        .envs(env)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--new-key-file"), "{}", stderr(&out));
 }

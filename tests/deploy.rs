@@ -351,11 +351,22 @@ fn module_with_sqlite_renders_a_hardened_unit_and_a_valid_config() {
     };
     assert_eq!(mode("state/appservice/registration.yaml"), 0o640);
     assert_eq!(mode("state/as_token"), 0o600);
+    // And the key of the stored Slack tokens, beside the database.
+    assert_eq!(
+        y["database"]["encryption_key_file"].as_str().unwrap(),
+        machine.path("state/slack-bridge.key")
+    );
+    assert_eq!(mode("state/slack-bridge.key"), 0o600);
+    let key = std::fs::read_to_string(machine.path("state/slack-bridge.key")).unwrap();
     // A restart keeps them.
     machine.start(&r);
     assert_eq!(
         std::fs::read_to_string(machine.path("state/as_token")).unwrap(),
         as_token
+    );
+    assert_eq!(
+        std::fs::read_to_string(machine.path("state/slack-bridge.key")).unwrap(),
+        key
     );
 }
 

@@ -5,6 +5,7 @@ mod support;
 
 use slack_bridge::{
     config::Secret,
+    crypto::EncryptionKey,
     store::{
         Ghost, Login, LoginState, MessageRow, NewSlackEvent, Outgoing, Portal, PortalKind,
         ReactionRow, Store, StoreError,
@@ -50,7 +51,126 @@ store_suite!(
     concurrent_first_opens_do_not_race,
     slack_events_stored_in_one_transaction,
     custom_emoji_by_name_and_mxc,
+    tokens_are_stored_sealed_and_open_with_their_key_only,
+    tokens_stored_before_encryption_are_sealed_at_unlock,
+    a_key_rotation_reseals_everything_at_once,
 );
+
+fn key() -> EncryptionKey {
+    EncryptionKey::generate().unwrap()
+}
+
+/// The tokens on disk are sealed: a store that was not unlocked cannot read them, the raw
+/// columns hold no token, and another key is refused before anything is read.
+async fn tokens_are_stored_sealed_and_open_with_their_key_only(db: &TestDb) {
+    let locked = db.connect().await;
+    assert!(matches!(
+        locked.upsert_login(&login("T1", "xoxb-sealed-1")).await,
+        Err(StoreError::Locked)
+    ));
+    let k = key();
+    let store = locked.unlock(&k, "k1").await.unwrap();
+    store
+        .upsert_login(&login("T1", "xoxb-sealed-1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_login("T1")
+            .await
+            .unwrap()
+            .unwrap()
+            .bot_token
+            .expose(),
+        "xoxb-sealed-1"
+    );
+    let raw = db
+        .raw_strings("SELECT bot_token || ' ' || app_token FROM logins")
+        .await;
+    assert_eq!(raw.len(), 1);
+    assert!(
+        raw[0].starts_with("enc:v1:") && !raw[0].contains("xoxb") && !raw[0].contains("xapp"),
+        "{raw:?}"
+    );
+    assert!(matches!(
+        locked.get_login("T1").await,
+        Err(StoreError::Locked)
+    ));
+    let e = locked.unlock(&key(), "/etc/other.key").await.unwrap_err();
+    assert!(matches!(e, StoreError::WrongKey { .. }), "{e}");
+    assert!(e.to_string().contains("/etc/other.key"), "{e}");
+    // The same key opens it again, as at every start.
+    let again = db.connect().await.unlock(&k, "k1").await.unwrap();
+    assert_eq!(again.list_logins().await.unwrap().len(), 1);
+    // A sealed token moved to another row does not open there.
+    store
+        .upsert_login(&login("T2", "xoxb-sealed-2"))
+        .await
+        .unwrap();
+    db.raw_exec(
+        "UPDATE logins SET bot_token = (SELECT bot_token FROM logins WHERE team_id = 'T1') WHERE team_id = 'T2'",
+    )
+    .await;
+    assert!(matches!(
+        store.get_login("T2").await,
+        Err(StoreError::Corrupt(_))
+    ));
+}
+
+/// A database from before encryption: its plain tokens are sealed by the first unlock, and
+/// the login reads as it was.
+async fn tokens_stored_before_encryption_are_sealed_at_unlock(db: &TestDb) {
+    db.connect().await.close().await;
+    db.raw_exec(
+        "INSERT INTO logins (team_id, team_name, bot_user_id, bot_id, app_id, owner_mxid, bot_token, app_token, state, created_at)
+         VALUES ('T9', 'Old', 'UBOT', 'B1', 'A1', '@dan:example.org', 'xoxb-plain-9', 'xapp-plain-9', 'ok', 0)",
+    )
+    .await;
+    let store = db.connect().await;
+    assert!(!store.is_sealed().await.unwrap(), "no key used yet");
+    let store = store.unlock(&key(), "k").await.unwrap();
+    assert!(store.is_sealed().await.unwrap());
+    let l = store.get_login("T9").await.unwrap().unwrap();
+    assert_eq!(
+        (l.bot_token.expose(), l.app_token.expose()),
+        ("xoxb-plain-9", "xapp-plain-9")
+    );
+    let raw = db
+        .raw_strings("SELECT bot_token || ' ' || app_token FROM logins")
+        .await;
+    assert!(!raw[0].contains("plain"), "sealed on disk: {raw:?}");
+}
+
+/// `rotate_key` re-seals under the new key: the old one is refused afterwards, the new one
+/// reads every login.
+async fn a_key_rotation_reseals_everything_at_once(db: &TestDb) {
+    let (old, new) = (key(), key());
+    let store = db.connect().await.unlock(&old, "old").await.unwrap();
+    for t in ["T1", "T2", "T3"] {
+        store
+            .upsert_login(&login(t, &format!("xoxb-{t}")))
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        db.connect().await.rotate_key(&new).await,
+        Err(StoreError::Locked)
+    ));
+    assert_eq!(store.rotate_key(&new).await.unwrap(), 3);
+    assert!(matches!(
+        db.connect().await.unlock(&old, "old").await,
+        Err(StoreError::WrongKey { .. })
+    ));
+    let reopened = db.connect().await.unlock(&new, "new").await.unwrap();
+    let tokens: Vec<String> = reopened
+        .list_logins()
+        .await
+        .unwrap()
+        .iter()
+        .map(|l| l.bot_token.expose().to_owned())
+        .collect();
+    assert_eq!(tokens, ["xoxb-T1", "xoxb-T2", "xoxb-T3"]);
+}
 
 async fn custom_emoji_by_name_and_mxc(db: &TestDb) {
     let store = db.connect().await;
@@ -250,7 +370,7 @@ fn login(team: &str, bot: &str) -> Login {
 }
 
 async fn logins_roundtrip_and_state(db: &TestDb) {
-    let store = db.connect().await;
+    let store = db.connect().await.unlock(&key(), "k").await.unwrap();
     store.upsert_login(&login("T1", "xoxb-1")).await.unwrap();
     store.upsert_login(&login("T2", "xoxb-2")).await.unwrap();
     store

@@ -34,7 +34,10 @@ impl EnvelopeStore for InboxStore {
     ) -> BoxFuture<'a, Result<Vec<bool>, String>> {
         Box::pin(async move {
             let keys: Vec<String> = envelopes.iter().map(Envelope::dedupe_key).collect();
-            let payloads: Vec<String> = envelopes.iter().map(|e| e.payload.to_string()).collect();
+            let payloads: Vec<String> = envelopes
+                .iter()
+                .map(|e| stored_payload(&e.payload))
+                .collect();
             let channels: Vec<Option<String>> =
                 envelopes.iter().map(Envelope::channel_id).collect();
             let rows: Vec<NewSlackEvent<'_>> = keys
@@ -59,5 +62,37 @@ impl EnvelopeStore for InboxStore {
             }
             Ok(new)
         })
+    }
+}
+
+/// The payload as stored: without Slack's legacy verification `token` (a secret of the app
+/// the bridge never needs; Socket Mode is authenticated by its connection).
+fn stored_payload(payload: &serde_json::Value) -> String {
+    struct WithoutToken<'a>(&'a serde_json::Map<String, serde_json::Value>);
+    impl serde::Serialize for WithoutToken<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_map(self.0.iter().filter(|(k, _)| k.as_str() != "token"))
+        }
+    }
+    match payload.as_object() {
+        Some(map) => serde_json::to_string(&WithoutToken(map)).unwrap_or_default(),
+        None => payload.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stored_payload;
+
+    #[test]
+    fn the_verification_token_is_not_stored() {
+        let payload = serde_json::json!({"token": "verification-secret", "team_id": "T1",
+            "event": {"type": "message", "text": "a \"token\" in text stays", "token": "nested stays"}});
+        let stored = stored_payload(&payload);
+        assert!(!stored.contains("verification-secret"), "{stored}");
+        let back: serde_json::Value = serde_json::from_str(&stored).unwrap();
+        assert_eq!(back["team_id"], "T1");
+        assert_eq!(back["event"], payload["event"]);
+        assert_eq!(stored_payload(&serde_json::json!([1])), "[1]");
     }
 }

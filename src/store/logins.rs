@@ -1,7 +1,9 @@
 //! `logins`: a Slack app installed in a workspace (bot + app-level token) and its Matrix owner.
+//! The tokens are stored sealed (see [`crate::crypto`]): only an unlocked store reads or
+//! writes them.
 
-use super::{Result, Store, StoreError, now_ms, on_pool};
-use crate::config::Secret;
+use super::{Result, Store, StoreError, key_check::token_aad, now_ms, on_pool};
+use crate::{config::Secret, crypto::is_sealed};
 
 const UPSERT: &str = "INSERT INTO logins
     (team_id, team_name, bot_user_id, bot_id, app_id, owner_mxid, bot_token, app_token, state, state_reason, created_at)
@@ -72,25 +74,49 @@ type LoginRow = (
     Option<String>,
 );
 
-fn from_row(r: LoginRow) -> Result<Login> {
-    Ok(Login {
-        team_id: r.0,
-        team_name: r.1,
-        bot_user_id: r.2,
-        bot_id: r.3,
-        app_id: r.4,
-        owner_mxid: r.5,
-        bot_token: Secret::new(r.6),
-        app_token: Secret::new(r.7),
-        state: LoginState::parse(&r.8)?,
-        state_reason: r.9,
-        space_room_id: r.10,
-    })
+impl Store {
+    fn login_from_row(&self, r: LoginRow) -> Result<Login> {
+        let open = |column: &str, value: String| -> Result<Secret> {
+            if !is_sealed(&value) {
+                // Stored by a release before encryption, and not unlocked yet.
+                return Ok(Secret::new(value));
+            }
+            self.cipher()?
+                .open(&token_aad(column, &r.0), &value)
+                .map_err(|_| {
+                    StoreError::Corrupt(format!(
+                        "logins.{column} of {} does not open with the key",
+                        r.0
+                    ))
+                })
+        };
+        Ok(Login {
+            bot_token: open("bot_token", r.6)?,
+            app_token: open("app_token", r.7)?,
+            team_id: r.0,
+            team_name: r.1,
+            bot_user_id: r.2,
+            bot_id: r.3,
+            app_id: r.4,
+            owner_mxid: r.5,
+            state: LoginState::parse(&r.8)?,
+            state_reason: r.9,
+            space_room_id: r.10,
+        })
+    }
+
+    fn seal_token(&self, column: &str, team_id: &str, token: &Secret) -> Result<String> {
+        self.cipher()?
+            .seal(&token_aad(column, team_id), token.expose())
+            .map_err(|e| StoreError::Seal(e.to_string()))
+    }
 }
 
 impl Store {
     /// Stores a verified login; logging in again replaces the tokens and revives the state.
     pub async fn upsert_login(&self, l: &Login) -> Result<()> {
+        let bot_token = self.seal_token("bot_token", &l.team_id, &l.bot_token)?;
+        let app_token = self.seal_token("app_token", &l.team_id, &l.app_token)?;
         on_pool!(self, pool => sqlx::query(UPSERT)
             .bind(&l.team_id)
             .bind(&l.team_name)
@@ -98,8 +124,8 @@ impl Store {
             .bind(&l.bot_id)
             .bind(&l.app_id)
             .bind(&l.owner_mxid)
-            .bind(l.bot_token.expose())
-            .bind(l.app_token.expose())
+            .bind(&bot_token)
+            .bind(&app_token)
             .bind(now_ms())
             .execute(pool)
             .await?
@@ -113,14 +139,14 @@ impl Store {
             .bind(team_id)
             .fetch_optional(pool)
             .await?);
-        row.map(from_row).transpose()
+        row.map(|r| self.login_from_row(r)).transpose()
     }
 
     pub async fn list_logins(&self) -> Result<Vec<Login>> {
         let sql = format!("{SELECT} ORDER BY team_id");
         let rows: Vec<LoginRow> =
             on_pool!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await?);
-        rows.into_iter().map(from_row).collect()
+        rows.into_iter().map(|r| self.login_from_row(r)).collect()
     }
 
     pub async fn set_login_state(

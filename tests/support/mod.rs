@@ -171,6 +171,83 @@ impl TestDb {
     pub async fn connect(&self) -> Store {
         Store::connect(&self.uri, 5).await.expect("connect store")
     }
+
+    /// Runs `sql` on the database itself, past the store (to write what an older release
+    /// wrote, or read what is on disk).
+    pub async fn raw_exec(&self, sql: &str) {
+        raw_exec(&self.uri, sql).await
+    }
+
+    /// The first column of `sql`'s rows, as text.
+    pub async fn raw_strings(&self, sql: &str) -> Vec<String> {
+        raw_strings(&self.uri, sql).await
+    }
+}
+
+/// Runs `sql` on the database at `uri` directly, past the store.
+pub async fn raw_exec(uri: &str, sql: &str) {
+    if uri.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(uri).await.unwrap();
+        sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+    } else {
+        let mut c = PgConnection::connect(uri).await.unwrap();
+        sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+    }
+}
+
+/// A `SELECT COUNT(*)` straight on the database at `uri`.
+pub async fn raw_count(uri: &str, sql: &str) -> i64 {
+    if uri.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(uri).await.unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+    } else {
+        let mut c = PgConnection::connect(uri).await.unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+    }
+}
+
+/// Every `table.column` of the database at `uri` where some row's value contains `needle`
+/// (every table and column the bridge has, whatever their type). For SQLite, the file and
+/// its write-ahead log are searched too once checkpointed: `file:` entries.
+pub async fn places_holding(uri: &str, needle: &str) -> Vec<String> {
+    let columns_sql = if uri.starts_with("sqlite:") {
+        "SELECT m.name || '.' || p.name FROM sqlite_master m, pragma_table_info(m.name) p
+         WHERE m.type = 'table'"
+    } else {
+        "SELECT table_name || '.' || column_name FROM information_schema.columns
+         WHERE table_schema = 'public'"
+    };
+    let mut found = Vec::new();
+    for column in raw_strings(uri, columns_sql).await {
+        let (table, col) = column.split_once('.').unwrap();
+        let sql = format!(
+            "SELECT COUNT(*) FROM \"{table}\" WHERE CAST(\"{col}\" AS TEXT) LIKE '%{needle}%'"
+        );
+        if raw_count(uri, &sql).await > 0 {
+            found.push(column);
+        }
+    }
+    if let Some(path) = uri.strip_prefix("sqlite://") {
+        raw_exec(uri, "PRAGMA wal_checkpoint(TRUNCATE)").await;
+        for file in [path.to_owned(), format!("{path}-wal")] {
+            let bytes = std::fs::read(&file).unwrap_or_default();
+            if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                found.push(format!("file:{file}"));
+            }
+        }
+    }
+    found
+}
+
+/// The first column of `sql`'s rows on the database at `uri`, as text.
+pub async fn raw_strings(uri: &str, sql: &str) -> Vec<String> {
+    if uri.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(uri).await.unwrap();
+        sqlx::query_scalar(sql).fetch_all(&mut c).await.unwrap()
+    } else {
+        let mut c = PgConnection::connect(uri).await.unwrap();
+        sqlx::query_scalar(sql).fetch_all(&mut c).await.unwrap()
+    }
 }
 
 impl Drop for TestDb {

@@ -77,10 +77,11 @@ pub async fn world_with(
 }
 
 impl World {
+    /// The bridge's database, unlocked with its encryption key.
     pub async fn store(&self) -> Option<Store> {
-        Store::connect(self.env.config().database.uri(), 1)
-            .await
-            .ok()
+        let config = self.env.config();
+        let store = Store::connect(config.database.uri(), 1).await.ok()?;
+        slack_bridge::unlock(&store, &config).await.ok()
     }
 
     /// The room of a Slack channel, once the bridge has created it.
