@@ -31,7 +31,7 @@ async fn setup(hs: HomeserverKind, db: Option<TestDb>) -> World {
 
 /// The owner's view of the room's latest events, oldest first.
 async fn timeline(w: &World, room: &str) -> Vec<Value> {
-    w.owner.messages(room, 100).await.unwrap()
+    w.owner.messages(room, 300).await.unwrap()
 }
 
 /// Posts `text` as alice and waits until it is in the room: everything sent before it in the
@@ -561,7 +561,9 @@ async fn matrix_threads_and_replies_reach_slack_threads(hs: HomeserverKind, db: 
 /// stopped in the middle, while both sides go on: each Slack change shows once in Matrix, and
 /// each Matrix change reaches Slack once.
 async fn redeliveries_and_a_restart_change_nothing(hs: HomeserverKind, db: Option<TestDb>) {
-    let w = setup(hs, db).await;
+    let mut ws = Workspace::demo();
+    let erin = ws.add_user("erin", "Erin Hunt");
+    let w = world_with(hs, ws, db, true, Vec::new()).await;
     w.emu.set_ack_timeout(std::time::Duration::from_millis(300));
     let bridge = w.env.run_bridge_full().await;
     let general = w.emu.channel_id("general").unwrap();
@@ -608,6 +610,14 @@ async fn redeliveries_and_a_restart_change_nothing(hs: HomeserverKind, db: Optio
         (edited && reacted).then_some(())
     })
     .await;
+    // The channel's members, pins, topic and life, redelivered too: a stale `channel_archive`
+    // handled after the `channel_unarchive` would leave the room read-only.
+    w.emu.join(&erin, &general).unwrap();
+    w.emu.pin(&alice, &general, &m1).unwrap();
+    w.emu.set_topic(&alice, &general, "topic one").unwrap();
+    w.emu.archive_channel(&alice, &general, true).unwrap();
+    w.emu.archive_channel(&alice, &general, false).unwrap();
+    sentinel(&w, &general, &room, "lifecycle done").await;
 
     // While the bridge is down, both sides go on.
     bridge.stop().await.unwrap();
@@ -617,6 +627,13 @@ async fn redeliveries_and_a_restart_change_nothing(hs: HomeserverKind, db: Optio
         .edit(&alice, &general, &m1, "m1 edited twice")
         .unwrap();
     w.owner.redact(&room, &mx1, None).await.unwrap();
+    w.emu.leave(&erin, &general).unwrap();
+    w.emu.unpin(&alice, &general, &m1).unwrap();
+    let m3 = w.emu.post_message(&alice, &general, "m3").unwrap();
+    w.emu.pin(&alice, &general, &m3).unwrap();
+    w.emu
+        .rename_channel(&alice, &general, "town-square")
+        .unwrap();
     let bridge = w.env.run_bridge_full().await;
     // A homeserver may hold what it could not deliver until the next event (tuwunel): send one.
     w.owner.send_text(&room, "after the restart").await.unwrap();
@@ -631,6 +648,7 @@ async fn redeliveries_and_a_restart_change_nothing(hs: HomeserverKind, db: Optio
 
     let events = timeline(&w, &room).await;
     let count = |f: &dyn Fn(&Value) -> bool| events.iter().filter(|e| f(e)).count();
+    assert_lifecycle_once(&w, &room, &events, &w.ghost(&erin)).await;
     // Redacted events lose their body: m2's event is the bridge's record of it.
     let store = w.store().await.unwrap();
     let m2_event = store
@@ -693,6 +711,58 @@ async fn redeliveries_and_a_restart_change_nothing(hs: HomeserverKind, db: Optio
         "no echo of the Matrix message"
     );
     bridge.stop().await.unwrap();
+}
+
+/// What the soak test's members, pins, topic, rename and archive left in the room: each
+/// change once, and the room as Slack left it (erin gone, m3 pinned, open for messages).
+async fn assert_lifecycle_once(w: &World, room: &str, events: &[Value], erin: &str) {
+    let count = |f: &dyn Fn(&Value) -> bool| events.iter().filter(|e| f(e)).count();
+    // Erin joined once and left once: her membership changes, invites aside, with repeats
+    // (a profile update is a `join` after a `join`) folded.
+    let mut erins: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "m.room.member" && e["state_key"] == erin)
+        .filter_map(|e| e["content"]["membership"].as_str())
+        .filter(|m| *m != "invite")
+        .collect();
+    erins.dedup();
+    assert_eq!(erins, ["join", "leave"], "erin's membership in the room");
+    let notices =
+        |text: &str| count(&|e: &Value| e["sender"] == bot().as_str() && body(e).contains(text));
+    assert_eq!(notices("was archived on Slack"), 1, "one archive notice");
+    assert_eq!(
+        notices("was unarchived on Slack"),
+        1,
+        "one unarchive notice"
+    );
+    assert_eq!(
+        count(&|e| e["type"] == "m.room.topic" && e["content"]["topic"] == "topic one"),
+        1,
+        "the topic set once"
+    );
+    assert_eq!(
+        count(&|e| e["type"] == "m.room.name" && e["content"]["name"] == "#town-square"),
+        1,
+        "the rename applied once"
+    );
+    let bot_client = w.env.bot_client().await;
+    let state = async |kind: &str| bot_client.state_event(room, kind, "").await.unwrap();
+    let pl = state("m.room.power_levels").await;
+    assert_eq!(
+        pl["events_default"].as_i64().unwrap_or(0),
+        0,
+        "open for messages after the unarchive"
+    );
+    let m3 = events
+        .iter()
+        .find(|e| body(e) == "m3")
+        .expect("m3 reached Matrix");
+    assert_eq!(
+        state("m.room.pinned_events").await["pinned"],
+        json!([m3["event_id"]]),
+        "m1 unpinned, m3 pinned"
+    );
+    assert_eq!(state("m.room.name").await["name"], "#town-square");
 }
 
 /// A user group from Slack mentions its members; `@here` / `@channel` / `@everyone` from
