@@ -82,6 +82,8 @@ pub struct AppserviceConfig {
     pub bot: BotConfig,
     /// Ghost localpart template; `{userid}` becomes lowercase `<team id>-<user id>`.
     pub username_template: String,
+    /// What the listener allows a client: body size, time, connections.
+    pub limits: ListenerLimits,
     #[serde(skip)]
     pub as_token_source: SecretSource,
     #[serde(skip)]
@@ -101,6 +103,7 @@ impl Default for AppserviceConfig {
             hs_token_file: None,
             bot: BotConfig::default(),
             username_template: "slack_{userid}".into(),
+            limits: ListenerLimits::default(),
             as_token_source: SecretSource::Absent,
             hs_token_source: SecretSource::Absent,
         }
@@ -111,6 +114,37 @@ impl AppserviceConfig {
     /// The listener port, valid after validation.
     pub fn listen_port(&self) -> u16 {
         u16::try_from(self.port).unwrap_or(0)
+    }
+}
+
+/// The appservice listener's limits, so that a client that is slow, large or many cannot
+/// hold the bridge: the homeserver's own requests stay well inside every one of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ListenerLimits {
+    /// Largest request body accepted; larger ones get 413 before they are read.
+    pub max_body_bytes: u64,
+    /// Time a client has to send a request's headers (also the idle time of a kept-alive
+    /// connection): a client dribbling them is cut off.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// Time a whole request may take, its body and the answer included: 408 after it.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Connections served at once; more wait, unaccepted, in the kernel's queue.
+    pub max_connections: usize,
+}
+
+impl Default for ListenerLimits {
+    fn default() -> Self {
+        Self {
+            // Synapse sends at most 100 events + 100 ephemeral + 100 to-device entries per
+            // transaction, each at most 64 KiB: this leaves room for all of them.
+            max_body_bytes: 32 * 1024 * 1024,
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            max_connections: 256,
+        }
     }
 }
 
@@ -374,11 +408,17 @@ pub enum LogFormat {
 #[serde(default)]
 pub struct MetricsConfig {
     pub enabled: bool,
+    /// `host:port` to serve `/metrics`, `/ready` and `/health` on instead of the appservice
+    /// listener (which then keeps only `/health`); unset: the appservice listener serves them.
+    pub listen: Option<String>,
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        Self { enabled: true }
+        Self {
+            enabled: true,
+            listen: None,
+        }
     }
 }
 
@@ -719,6 +759,44 @@ mod tests {
             p.iter()
                 .any(|p| p.key == "appservice.as_token_file"
                     && p.message.contains("also set inline")),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn listener_limits_and_metrics_listen_are_checked() {
+        let base = "homeserver: {domain: example.org}\nappservice: {as_token: a, hs_token: b";
+        let c = parse(&format!("{base}}}\n"), Mode::Run, &|_| None).unwrap();
+        assert_eq!(c.appservice.limits.max_body_bytes, 32 * 1024 * 1024);
+        assert_eq!(c.appservice.limits.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.metrics.listen, None);
+        let c = parse(
+            &format!("{base}, limits: {{header_timeout: 3s, max_connections: 8}}}}\nmetrics: {{listen: '[::1]:9110'}}\n"),
+            Mode::Run,
+            &|_| None,
+        )
+        .unwrap();
+        assert_eq!(c.appservice.limits.header_timeout, Duration::from_secs(3));
+        assert_eq!(c.appservice.limits.max_connections, 8);
+        assert_eq!(c.metrics.listen.as_deref(), Some("[::1]:9110"));
+        let p = problems(parse(
+            &format!(
+                "{base}, limits: {{max_body_bytes: 1000, header_timeout: 0s, request_timeout: 500ms, max_connections: 0}}}}\nmetrics: {{listen: 'localhost'}}\n"
+            ),
+            Mode::Run,
+            &|_| None,
+        ));
+        let mut keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "appservice.limits.header_timeout",
+                "appservice.limits.max_body_bytes",
+                "appservice.limits.max_connections",
+                "appservice.limits.request_timeout",
+                "metrics.listen"
+            ],
             "{p:?}"
         );
     }

@@ -219,9 +219,12 @@ async fn homeserver_checks(
             None
         }
     };
+    let stop = tokio_util::sync::CancellationToken::new();
     let server = listener.map(|(listener, store)| {
         let state = AppserviceState::new(config, store, Arc::new(Notify::new()));
-        server::spawn(listener, server::router(state, client.clone(), None, false))
+        let limits = &config.appservice.limits;
+        let routes = server::routes(state, client.clone(), None, &Default::default(), limits);
+        server::spawn(listener, routes.appservice, limits.clone(), stop.clone())
     });
     match matrix::checks::ping(&client, &config.appservice.address).await {
         Ok(rtt) => report.push(
@@ -235,8 +238,9 @@ async fn homeserver_checks(
         ),
         Err(e) => report.push(false, "appservice ping", e.to_string()),
     }
-    if let Some((stop, _)) = server {
-        let _ = stop.send(true);
+    stop.cancel();
+    if let Some(server) = server {
+        let _ = server.await;
     }
     Ok(Some(client))
 }

@@ -81,8 +81,11 @@ pub enum Error {
         addr: String,
         source: std::io::Error,
     },
-    #[error("the appservice listener stopped: {0}")]
-    Serve(std::io::Error),
+    #[error("cannot listen on {addr} (metrics.listen) for /metrics and /ready: {source}")]
+    MetricsListen {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Doctor(String),
     /// A command given what it cannot work with.
@@ -356,14 +359,31 @@ pub async fn run(bridge: Bridge, shutdown: impl Future<Output = ()>) -> Result<(
         )
     });
     let local: Option<SocketAddr> = listener.local_addr().ok();
-    let app = server::router(state, matrix.clone(), core.clone(), config.metrics.enabled);
-    let stop = sup.stop_token().clone();
-    let (served_tx, served) = tokio::sync::oneshot::channel();
+    let routes = server::routes(
+        state,
+        matrix.clone(),
+        core.clone(),
+        &config.metrics,
+        &config.appservice.limits,
+    );
+    if let (Some(addr), Some(ops)) = (&config.metrics.listen, routes.ops) {
+        let ops_listener =
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::MetricsListen {
+                    addr: addr.clone(),
+                    source,
+                })?;
+        let (limits, stop) = (config.appservice.limits.clone(), sup.stop_token().clone());
+        sup.spawn("metrics listener", async move {
+            server::serve(ops_listener, ops, &limits, stop).await;
+        });
+        tracing::info!(listen = %addr, "metrics listener started");
+    }
+    let (limits, stop) = (config.appservice.limits.clone(), sup.stop_token().clone());
+    let app = routes.appservice;
     sup.spawn("appservice listener", async move {
-        let r = axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await;
-        let _ = served_tx.send(r);
+        server::serve(listener, app, &limits, stop).await;
     });
     tracing::info!(listen = ?local, "appservice listener started");
 
@@ -417,11 +437,6 @@ pub async fn run(bridge: Bridge, shutdown: impl Future<Output = ()>) -> Result<(
         core.logins.write().expect("logins").clear();
     }
     drop(core);
-    match served.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "appservice listener failed"),
-        Err(_) => tracing::error!("appservice listener task ended without a result"),
-    }
     store.close().await;
     result
 }

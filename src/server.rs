@@ -2,19 +2,30 @@
 //! homeserver reachable) and `/metrics` (Prometheus), with Matrix-shaped errors for every
 //! unknown path or method.
 
-use std::{sync::Arc, time::Duration};
-use tracing::Instrument;
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use axum::{
     Json, Router,
-    extract::State,
+    extract::{DefaultBodyLimit, State},
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::get,
 };
+use hyper::server::conn::http1;
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    service::TowerToHyperService,
+};
 use serde_json::json;
+use tokio::{net::TcpListener, sync::Semaphore};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::Instrument;
 
 use crate::{
+    config::{ListenerLimits, MetricsConfig},
     matrix::{
         MatrixClient,
         appservice::{self, AppserviceState, MatrixErrorResponse},
@@ -31,43 +42,109 @@ struct ReadyState {
     core: Option<Arc<crate::bridge::Core>>,
 }
 
-/// Serves `app` on `listener` in a task until `true` is sent on the returned sender; the
-/// task ends with the server's result.
-pub fn spawn(
-    listener: tokio::net::TcpListener,
+/// Serves `app` on `listener` until `stop` is cancelled, within `limits`: at most
+/// `max_connections` connections at once (the rest wait unaccepted in the kernel's queue,
+/// holding no descriptor of ours), headers within `header_timeout`. At `stop` it accepts no
+/// more, lets requests in flight finish and closes idle connections.
+pub async fn serve(
+    listener: TcpListener,
     app: Router,
-) -> (
-    tokio::sync::watch::Sender<bool>,
-    tokio::task::JoinHandle<std::io::Result<()>>,
+    limits: &ListenerLimits,
+    stop: CancellationToken,
 ) {
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    // Requests are served in tasks of their own: they log inside the caller's span too.
-    let span = tracing::Span::current();
-    let app = app.layer(axum::middleware::from_fn(
-        move |req: axum::extract::Request, next: axum::middleware::Next| {
-            next.run(req).instrument(span.clone())
-        },
-    ));
-    let task = tokio::spawn(
-        async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop_rx.wait_for(|stop| *stop).await;
-                })
-                .await
-        }
-        .in_current_span(),
-    );
-    (stop_tx, task)
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let connections = TaskTracker::new();
+    let mut last_warning: Option<Instant> = None;
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+            () = stop.cancelled() => break,
+        };
+        let stream = tokio::select! {
+            r = listener.accept() => r,
+            () = stop.cancelled() => break,
+        };
+        let stream = match stream {
+            Ok((stream, _)) => stream,
+            // The peer went away between connecting and our accept: nothing to do.
+            Err(e) if is_peer_error(&e) => continue,
+            Err(e) => {
+                // Out of descriptors or memory: wait for some to be freed rather than spin.
+                if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    tracing::warn!(error = %e, "cannot accept connections; retrying");
+                    last_warning = Some(Instant::now());
+                }
+                if !crate::supervisor::sleep_or_cancel(&stop, Duration::from_millis(100)).await {
+                    break;
+                }
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let header_timeout = limits.header_timeout;
+        let stop = stop.clone();
+        connections.spawn(
+            async move {
+                let _permit = permit;
+                let conn = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(header_timeout)
+                    .serve_connection(TokioIo::new(stream), service);
+                tokio::pin!(conn);
+                let r = tokio::select! {
+                    r = conn.as_mut() => r,
+                    () = stop.cancelled() => {
+                        conn.as_mut().graceful_shutdown();
+                        conn.await
+                    }
+                };
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "connection closed with an error");
+                }
+            }
+            .in_current_span(),
+        );
+    }
+    connections.close();
+    connections.wait().await;
 }
 
-/// The listener's routes; `/metrics` only when `metrics` is on.
-pub fn router(
+/// Errors of one connection that came and went, not of the listener.
+fn is_peer_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted | WouldBlock
+    )
+}
+
+/// Serves `app` on `listener` in a task until `stop` is cancelled (the doctor's short-lived
+/// listener).
+pub fn spawn(
+    listener: TcpListener,
+    app: Router,
+    limits: ListenerLimits,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move { serve(listener, app, &limits, stop).await }.in_current_span())
+}
+
+/// The routes of the two listeners: the appservice one, and the operator's (`/metrics`,
+/// `/ready`, `/health`) when `metrics.listen` puts those on an address of their own.
+pub struct Routes {
+    pub appservice: Router,
+    pub ops: Option<Router>,
+}
+
+/// The listeners' routes; `/metrics` only when `metrics.enabled`.
+pub fn routes(
     appservice_state: AppserviceState,
     matrix: Arc<MatrixClient>,
     core: Option<Arc<crate::bridge::Core>>,
-    metrics: bool,
-) -> Router {
+    metrics: &MetricsConfig,
+    limits: &ListenerLimits,
+) -> Routes {
     let ready = ReadyState {
         store: appservice_state.store.clone(),
         matrix,
@@ -77,14 +154,67 @@ pub fn router(
     let mut ops = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready_check));
-    if metrics {
+    if metrics.enabled {
         ops = ops.route("/metrics", get(metrics_text));
     }
     let ops = ops.with_state(ready);
-    appservice::router(appservice_state)
-        .merge(ops)
-        .fallback(appservice::unrecognized)
-        .method_not_allowed_fallback(method_not_allowed)
+    let appservice = appservice::router(appservice_state);
+    let (appservice, ops) = if metrics.listen.is_some() {
+        let health = Router::new().route("/health", get(health));
+        (appservice.merge(health), Some(ops))
+    } else {
+        (appservice.merge(ops), None)
+    };
+    let finish = |r: Router| {
+        r.fallback(appservice::unrecognized)
+            .method_not_allowed_fallback(method_not_allowed)
+            .layer(DefaultBodyLimit::max(
+                usize::try_from(limits.max_body_bytes).unwrap_or(usize::MAX),
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                limits.clone(),
+                enforce_limits,
+            ))
+    };
+    Routes {
+        appservice: finish(appservice),
+        ops: ops.map(finish),
+    }
+}
+
+/// A declared body over the limit is refused before a byte of it is read (a body without a
+/// length is cut off at the limit by [`DefaultBodyLimit`]); a request that takes longer than
+/// `request_timeout`, reading its body included, is answered 408.
+async fn enforce_limits(
+    State(limits): State<ListenerLimits>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_body_bytes) {
+        return MatrixErrorResponse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "M_TOO_LARGE",
+            format!(
+                "request body too large (at most {} bytes)",
+                limits.max_body_bytes
+            ),
+        )
+        .into_response();
+    }
+    match tokio::time::timeout(limits.request_timeout, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => MatrixErrorResponse(
+            StatusCode::REQUEST_TIMEOUT,
+            "M_UNKNOWN",
+            "the request took too long".into(),
+        )
+        .into_response(),
+    }
 }
 
 async fn method_not_allowed() -> Response {

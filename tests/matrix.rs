@@ -402,10 +402,19 @@ async fn appservice_api_answers_as_the_spec_says() {
     )
     .unwrap();
     let state = AppserviceState::new(&config, store.clone(), Arc::new(tokio::sync::Notify::new()));
-    let app = server::router(state, Arc::new(matrix_client(&config).unwrap()), None, true);
+    let limits = config.appservice.limits.clone();
+    let routes = server::routes(
+        state,
+        Arc::new(matrix_client(&config).unwrap()),
+        None,
+        &config.metrics,
+        &limits,
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let stop = tokio_util::sync::CancellationToken::new();
+    let _server = server::spawn(listener, routes.appservice, limits, stop.clone());
+    let _stop_at_end = stop.drop_guard();
     let http = reqwest::Client::new();
     let txn = |id: &str| format!("{base}/_matrix/app/v1/transactions/{id}");
     let body = r#"{"events":[{"type":"m.room.message","event_id":"$1","room_id":"!r","sender":"@a:test.local","origin_server_ts":1,"content":{"msgtype":"m.text","body":"x"}}]}"#;

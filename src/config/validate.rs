@@ -113,6 +113,36 @@ pub fn validate(config: &Config, mode: Mode, problems: &mut Vec<Problem>) {
             );
         }
     }
+    let l = &a.limits;
+    if l.max_body_bytes < 1024 * 1024 {
+        push(
+            problems,
+            "appservice.limits.max_body_bytes",
+            format!(
+                "{} is below 1 MiB (1048576); the homeserver's transactions would be refused",
+                l.max_body_bytes
+            ),
+        );
+    }
+    for (key, d) in [
+        ("appservice.limits.header_timeout", l.header_timeout),
+        ("appservice.limits.request_timeout", l.request_timeout),
+    ] {
+        if d < std::time::Duration::from_secs(1) {
+            push(
+                problems,
+                key,
+                format!("{} is below 1s", humantime::format_duration(d)),
+            );
+        }
+    }
+    if l.max_connections == 0 {
+        push(
+            problems,
+            "appservice.limits.max_connections",
+            "must be at least 1",
+        );
+    }
     if !a.bot.avatar.is_empty() && !a.bot.avatar.starts_with("mxc://") {
         push(
             problems,
@@ -184,6 +214,15 @@ pub fn validate(config: &Config, mode: Mode, problems: &mut Vec<Problem>) {
         check_user_id(problems, &format!("bridge.invite.{i}"), user);
     }
 
+    if let Some(listen) = &config.metrics.listen
+        && listen.parse::<std::net::SocketAddr>().is_err()
+    {
+        push(
+            problems,
+            "metrics.listen",
+            format!("`{listen}` is not an address to listen on (ip:port, e.g. 127.0.0.1:9110)"),
+        );
+    }
     if tracing_subscriber::EnvFilter::try_new(&config.logging.level).is_err() {
         push(
             problems,

@@ -7,9 +7,7 @@ use std::sync::Arc;
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{
-        DefaultBodyLimit, FromRequestParts, Path, RawQuery, State, rejection::BytesRejection,
-    },
+    extract::{FromRequestParts, Path, RawQuery, State, rejection::BytesRejection},
     http::{StatusCode, header::AUTHORIZATION, request::Parts},
     response::{IntoResponse, Response},
     routing::{get, post, put},
@@ -19,10 +17,6 @@ use tokio::sync::Notify;
 
 use super::{Namespace, txn::Transaction};
 use crate::{config::Secret, store::Store};
-
-/// Synapse sends at most 100 events + 100 ephemeral + 100 to-device entries per transaction,
-/// each at most 64 KiB; this leaves room for all of them.
-pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
 /// What the appservice routes need.
 #[derive(Clone)]
@@ -124,7 +118,6 @@ pub fn router(state: AppserviceState) -> Router {
         .route("/_matrix/app/v1/ping", post(post_ping))
         .route("/_matrix/app/v1/users/{user_id}", get(get_user))
         .route("/_matrix/app/v1/rooms/{room_alias}", get(get_room_alias))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 

@@ -56,6 +56,11 @@ impl BridgeProcess {
         }
     }
 
+    /// The process ID, while it runs.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
