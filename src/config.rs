@@ -31,6 +31,9 @@ pub const DEFAULT_DATABASE_URI: &str = "sqlite://slack-bridge.db";
 /// beside the config file.
 pub const DEFAULT_KEY_FILE: &str = "slack-bridge.key";
 
+/// Flow collections (`[…]`, `{…}`) nested deeper than this are refused unparsed.
+const MAX_FLOW_NESTING: usize = 64;
+
 /// The domain of the example config; running or generating with it is refused.
 pub const PLACEHOLDER_DOMAIN: &str = "example.com";
 
@@ -495,6 +498,15 @@ impl Config {
         let mut unknown = Vec::new();
         // An empty file is an empty mapping, i.e. all defaults.
         let source = if text.trim().is_empty() { "{}" } else { text };
+        if let Some(line) = locate::flow_nesting_beyond(source, MAX_FLOW_NESTING) {
+            // The YAML parser takes time quadratic in this nesting: refuse before it starts.
+            return Err(ConfigError::Parse {
+                path: path.to_owned(),
+                message: format!(
+                    "`[` / `{{` nested more than {MAX_FLOW_NESTING} levels deep at line {line}"
+                ),
+            });
+        }
         let de = serde_yaml::Deserializer::from_str(source);
         let mut config: Config = serde_ignored::deserialize(de, |p| {
             unknown.push(locate::segments(&p));
@@ -799,6 +811,33 @@ mod tests {
             ],
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn deep_flow_nesting_is_refused_before_parsing() {
+        let deep = format!(
+            "homeserver:\n  domain: {}{}",
+            "[".repeat(65),
+            "]".repeat(65)
+        );
+        match parse(&deep, Mode::Run, &|_| None) {
+            Err(ConfigError::Parse { message, .. }) => {
+                assert!(
+                    message.contains("nested more than 64") && message.contains("line 2"),
+                    "{message}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        // Brackets in quotes and comments are text.
+        let text = format!(
+            "homeserver: {{domain: example.org}} # {}\nappservice: {{as_token: \"{}\", hs_token: '{}'}}\n",
+            "[".repeat(100),
+            "{".repeat(100),
+            "[".repeat(100)
+        );
+        let c = parse(&text, Mode::Run, &|_| None).unwrap();
+        assert_eq!(c.appservice.as_token.unwrap().expose(), "{".repeat(100));
     }
 
     #[test]

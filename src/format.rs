@@ -277,10 +277,13 @@ pub fn referenced_ids_with(
     (users, channels)
 }
 
-/// Converts a Matrix message to Slack mrkdwn: the HTML when present, the plain body otherwise.
+/// Converts a Matrix message to Slack mrkdwn: the HTML when present, the plain body otherwise
+/// (also when the HTML nests too deep to be a message anyone wrote).
 pub fn matrix_to_slack(body: &str, formatted_body: Option<&str>, ctx: &MatrixContext) -> String {
     match formatted_body {
-        Some(html) if !html.trim().is_empty() => html::to_slack(html, ctx),
+        Some(html) if !html.trim().is_empty() && !html::too_complex(html) => {
+            html::to_slack(html, ctx)
+        }
         _ => html::escape_slack(body),
     }
 }

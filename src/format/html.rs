@@ -8,7 +8,9 @@ use super::MatrixContext;
 /// Converts Matrix HTML to mrkdwn. Pills of bridged users and rooms become Slack mentions; the
 /// reply fallback (`<mx-reply>`) is dropped.
 pub fn to_slack(html: &str, ctx: &MatrixContext) -> String {
-    let doc = Html::parse(html);
+    let Some(doc) = parse(html) else {
+        return escape_slack(&strip_tags(html));
+    };
     let mut w = Writer::default();
     for child in doc.children() {
         walk(&child, ctx, Mode::Normal, &mut w);
@@ -28,10 +30,92 @@ pub fn link_targets(html: &str) -> Vec<String> {
             collect(&child, out);
         }
     }
-    let doc = Html::parse(html);
+    let Some(doc) = parse(html) else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     for child in doc.children() {
         collect(&child, &mut out);
+    }
+    out
+}
+
+/// Elements nested deeper than this are no message a person wrote; the parser's tree (and
+/// dropping it) would recurse once per level, so such HTML is not parsed at all.
+pub const MAX_DEPTH: usize = 100;
+
+/// More tags than this are more than a Matrix event (64 KiB) carries in practice; ruma-html
+/// finds a node's next sibling by searching its parent's children, so walking a node with n
+/// children takes n² steps, and such HTML is not parsed either.
+pub const MAX_TAGS: usize = 10_000;
+
+/// The parsed document, or `None` when it is [`too_complex`].
+fn parse(html: &str) -> Option<Html> {
+    (!too_complex(html)).then(|| Html::parse(html))
+}
+
+/// Whether `html` may nest elements deeper than [`MAX_DEPTH`] or hold more than [`MAX_TAGS`]
+/// tags, by counting start and end tags in one linear pass. Tags HTML closes implicitly (an
+/// unclosed `<li>`, `<p>`) count as open, so this can only overestimate.
+pub fn too_complex(html: &str) -> bool {
+    const VOID: &[&str] = &[
+        "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
+        "source", "track", "wbr",
+    ];
+    let mut tags = 0usize;
+    let b = html.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'<' {
+            i += 1;
+            continue;
+        }
+        i += 1;
+        if b.get(i) == Some(&b'/') {
+            depth = depth.saturating_sub(1);
+            continue;
+        }
+        let start = i;
+        while i < b.len() && b[i].is_ascii_alphanumeric() {
+            i += 1;
+        }
+        if i == start || !b[start].is_ascii_alphabetic() {
+            continue;
+        }
+        tags += 1;
+        if tags > MAX_TAGS {
+            return true;
+        }
+        let name = html[start..i].to_ascii_lowercase();
+        // The tag's end, stopping at the next `<` so that every byte is looked at once.
+        let mut self_closing = false;
+        while i < b.len() && b[i] != b'>' && b[i] != b'<' {
+            self_closing = b[i] == b'/';
+            i += 1;
+        }
+        if VOID.contains(&name.as_str()) || self_closing {
+            continue;
+        }
+        depth += 1;
+        if depth > MAX_DEPTH {
+            return true;
+        }
+    }
+    false
+}
+
+/// The text of `html` without its tags, for HTML too complex to parse.
+fn strip_tags(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => in_tag = false,
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
     }
     out
 }

@@ -165,21 +165,31 @@ fn tokenize<'s>(s: &'s str, known_emoji: &dyn Fn(&str) -> bool) -> Vec<Tok<'s>> 
             toks.push(Tok::Text(&s[from..to]));
         }
     };
+    // The next `>`, newline and backtick at or after a position, found once per stretch so
+    // that text with many unclosed `<` or backticks is still read in linear time.
+    let mut gt = NextByte::new(b'>');
+    let mut newline = NextByte::new(b'\n');
+    let mut backtick = NextByte::new(b'`');
     while i < s.len() {
         let c = bytes[i];
         match c {
             b'<' => {
-                if let Some(len) = s[i..].find('>') {
+                if let Some(end) = gt.at(bytes, i) {
                     flush(&mut toks, text_start, i);
-                    toks.push(Tok::Control(&s[i + 1..i + len]));
-                    i += len + 1;
+                    toks.push(Tok::Control(&s[i + 1..end]));
+                    i = end + 1;
                     text_start = i;
                     continue;
                 }
             }
             b'`' => {
-                let line_end = s[i + 1..].find('\n').map_or(s.len(), |n| n + i + 1);
-                if let Some(len) = s[i + 1..line_end].find('`').filter(|&len| len > 0) {
+                let line_end = newline.at(bytes, i + 1).unwrap_or(s.len());
+                if let Some(len) = backtick
+                    .at(bytes, i + 1)
+                    .filter(|&end| end < line_end)
+                    .map(|end| end - i - 1)
+                    .filter(|&len| len > 0)
+                {
                     flush(&mut toks, text_start, i);
                     toks.push(Tok::Code(&s[i + 1..i + 1 + len]));
                     i += len + 2;
@@ -227,6 +237,33 @@ fn tokenize<'s>(s: &'s str, known_emoji: &dyn Fn(&str) -> bool) -> Vec<Tok<'s>> 
     toks
 }
 
+/// The first position at or after `from` holding `byte`, remembered until `from` passes it.
+struct NextByte {
+    byte: u8,
+    /// `(searched from, found at)`: the answer for every `from` up to the found position.
+    last: Option<(usize, Option<usize>)>,
+}
+
+impl NextByte {
+    fn new(byte: u8) -> Self {
+        Self { byte, last: None }
+    }
+
+    fn at(&mut self, bytes: &[u8], from: usize) -> Option<usize> {
+        match self.last {
+            Some((searched, found)) if searched <= from && found.is_none_or(|f| from <= f) => found,
+            _ => {
+                let found = bytes
+                    .get(from..)
+                    .and_then(|rest| rest.iter().position(|&b| b == self.byte))
+                    .map(|p| p + from);
+                self.last = Some((from, found));
+                found
+            }
+        }
+    }
+}
+
 /// Length of a known `:shortcode:` name at the start of `s` (after the opening colon).
 fn emoji_len(s: &str, known: &dyn Fn(&str) -> bool) -> Option<usize> {
     let end = s.find(':')?;
@@ -244,25 +281,76 @@ fn emoji_len(s: &str, known: &dyn Fn(&str) -> bool) -> Option<usize> {
 
 fn render_inline(r: &mut Render<'_>, s: &str) {
     let toks = tokenize(s, &|name| r.knows_emoji(name));
-    render_tokens(r, &toks);
+    let closers = Closers::new(&toks);
+    render_tokens(r, &toks, 0..toks.len(), &closers);
 }
 
-fn render_tokens(r: &mut Render<'_>, toks: &[Tok<'_>]) {
-    let mut i = 0;
-    while i < toks.len() {
+/// For each token and marker, the first closing marker at or after it on the same line, so
+/// that finding an opener's closer takes one lookup (a line of openers without closers would
+/// otherwise be searched to its end once per opener).
+struct Closers {
+    /// Indexed by `[marker][token]`; `usize::MAX` for none.
+    next: [Vec<usize>; 3],
+}
+
+impl Closers {
+    const MARKERS: [char; 3] = ['*', '_', '~'];
+
+    fn new(toks: &[Tok<'_>]) -> Self {
+        let mut next = [
+            vec![usize::MAX; toks.len() + 1],
+            vec![usize::MAX; toks.len() + 1],
+            vec![usize::MAX; toks.len() + 1],
+        ];
+        for (j, tok) in toks.iter().enumerate().rev() {
+            for (m, c) in Self::MARKERS.iter().enumerate() {
+                next[m][j] = match *tok {
+                    Tok::Mark {
+                        c: t, close: true, ..
+                    } if t == *c => j,
+                    Tok::Text(t) if t.contains('\n') => usize::MAX,
+                    _ => next[m][j + 1],
+                };
+            }
+        }
+        Self { next }
+    }
+
+    /// The matching closer for the opener at `at`, on the same line, not right after it,
+    /// and before `end`.
+    fn find(&self, toks: &[Tok<'_>], at: usize, c: char, end: usize) -> Option<usize> {
+        let m = Self::MARKERS.iter().position(|&x| x == c)?;
+        if let Some(Tok::Text(t)) = toks.get(at + 1)
+            && t.contains('\n')
+        {
+            return None;
+        }
+        let found = *self.next[m].get(at + 2)?;
+        (found < end).then_some(found)
+    }
+}
+
+fn render_tokens(
+    r: &mut Render<'_>,
+    toks: &[Tok<'_>],
+    range: std::ops::Range<usize>,
+    closers: &Closers,
+) {
+    let mut i = range.start;
+    while i < range.end {
         match toks[i] {
             Tok::Text(t) => r.text(&decode_entities(t)),
             Tok::Control(inner) => render_control(r, inner),
             Tok::Code(code) => r.inline_code(|r| render_code(r, code)),
             Tok::Emoji(name) => r.emoji(name),
             Tok::Mark { c, open, .. } => {
-                if let Some(close) = open.then(|| find_closer(toks, i, c)).flatten() {
+                if let Some(close) = open.then(|| closers.find(toks, i, c, range.end)).flatten() {
                     let tag = match c {
                         '*' => "strong",
                         '_' => "em",
                         _ => "del",
                     };
-                    r.tag(tag, |r| render_tokens(r, &toks[i + 1..close]));
+                    r.tag(tag, |r| render_tokens(r, toks, i + 1..close, closers));
                     i = close + 1;
                     continue;
                 }
@@ -271,20 +359,6 @@ fn render_tokens(r: &mut Render<'_>, toks: &[Tok<'_>]) {
         }
         i += 1;
     }
-}
-
-/// The matching closer for the opener at `at`, on the same line and not right after it.
-fn find_closer(toks: &[Tok<'_>], at: usize, c: char) -> Option<usize> {
-    for (j, tok) in toks.iter().enumerate().skip(at + 1) {
-        match *tok {
-            Tok::Mark {
-                c: m, close: true, ..
-            } if m == c && j > at + 1 => return Some(j),
-            Tok::Text(t) if t.contains('\n') => return None,
-            _ => {}
-        }
-    }
-    None
 }
 
 /// Code keeps its characters; control sequences inside still show their label or target.
