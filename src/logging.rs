@@ -5,6 +5,11 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, LoggingConfig};
 
+/// Dependencies whose most verbose levels print what they carry, whatever filter the
+/// operator asks for: tungstenite's trace prints every Socket Mode frame (private file URLs
+/// in them).
+const LEAKY_TARGETS: &[&str] = &["tungstenite=debug", "tokio_tungstenite=debug"];
+
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     #[error("RUST_LOG=`{value}` is not a valid filter: {source}")]
@@ -23,10 +28,13 @@ pub fn init(cfg: &LoggingConfig) -> Result<(), LogError> {
         .ok()
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| cfg.level.clone());
-    let filter = EnvFilter::try_new(&value).map_err(|source| LogError::Filter {
+    let mut filter = EnvFilter::try_new(&value).map_err(|source| LogError::Filter {
         value: value.clone(),
         source,
     })?;
+    for cap in LEAKY_TARGETS {
+        filter = filter.add_directive(cap.parse().expect("a valid directive"));
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -17,6 +17,11 @@ impl BridgeProcess {
     /// Starts the bridge with the env's config and waits until it serves `/ready` (its
     /// startup checks passed); panics with its log when it exits first.
     pub async fn start(env: &Env) -> BridgeProcess {
+        Self::start_logging(env, "slack_bridge=debug,info").await
+    }
+
+    /// [`Self::start`] with `RUST_LOG` set to `filter`.
+    pub async fn start_logging(env: &Env, filter: &str) -> BridgeProcess {
         let n = std::fs::read_dir(env.dir.path()).map_or(0, |d| d.count());
         let log = env.dir.path().join(format!("bridge-{n}.log"));
         let out = std::fs::File::create(&log).unwrap();
@@ -25,7 +30,7 @@ impl BridgeProcess {
             .arg(&env.config_path)
             .arg("-r")
             .arg(&env.registration_path)
-            .env("RUST_LOG", "slack_bridge=debug,info")
+            .env("RUST_LOG", filter)
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out)

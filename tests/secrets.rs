@@ -1,0 +1,192 @@
+//! No secret in any log line, at trace level for every crate: the bridge binary logs in by
+//! command (once with wrong tokens), moves files both ways (with a failed download and a
+//! failed upload on the way), and its whole log is searched for every token, every
+//! pre-signed upload URL, every private file URL and every Socket Mode URL it was handed.
+
+mod support;
+
+use serde_json::json;
+use slack_emulator::Workspace;
+use support::{
+    process::BridgeProcess,
+    world::{WAIT, body, management_room_of, poll, world_with},
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_secret_reaches_the_log_at_trace_level() {
+    let w = world_with(
+        testkit::HomeserverKind::Synapse,
+        Workspace::demo(),
+        None,
+        false,
+        vec![],
+    )
+    .await;
+    let bridge = BridgeProcess::start_logging(&w.env, "trace").await;
+    let dm = management_room_of(&w.owner).await;
+
+    // A login with tokens Slack refuses, then the right one.
+    let (wrong_bot, wrong_app) = (
+        "xoxb-1-2-WRONGwrongWRONGwrong",
+        "xapp-1-A1-3-WRONGwrongWRONGwrong",
+    );
+    let refused = w
+        .command(&dm, &format!("login {wrong_app} {wrong_bot}"))
+        .await;
+    assert!(
+        !body(&refused).contains("Logged in"),
+        "wrong tokens were accepted: {refused}"
+    );
+    w.owner
+        .send_text(
+            &dm,
+            &format!("login {} {}", w.emu.app_token(), w.emu.bot_token()),
+        )
+        .await
+        .unwrap();
+    w.owner
+        .wait_for_event(
+            &dm,
+            |e| body(e).contains("Logged in to the Slack workspace"),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    let general = w.emu.channel_id("general").unwrap();
+    let room = w.joined_room_of(&general).await;
+    let alice = w.emu.user_id("alice").unwrap();
+
+    // Slack → Matrix: one file whose first download fails, one that goes through.
+    w.emu.fail_status("files.download", 1, 500);
+    for name in ["first.bin", "second.bin"] {
+        w.emu
+            .share_file(
+                &alice,
+                &general,
+                name,
+                vec![7; 5000],
+                "application/octet-stream",
+            )
+            .unwrap();
+        w.owner
+            .wait_for_event(&room, |e| body(e) == name, WAIT)
+            .await
+            .unwrap();
+    }
+
+    // Matrix → Slack: one whose completion fails once, one that goes through.
+    w.emu.fail_status("files.completeUploadExternal", 1, 500);
+    for name in ["up-one.bin", "up-two.bin"] {
+        let mxc = w
+            .owner
+            .upload(vec![9; 4000], "application/octet-stream", name)
+            .await
+            .unwrap();
+        w.owner
+            .send_event(
+                &room,
+                "m.room.message",
+                &json!({"msgtype": "m.file", "body": name, "url": mxc, "info": {"size": 4000}}),
+            )
+            .await
+            .unwrap();
+        poll(&format!("{name} on Slack"), WAIT, async || {
+            w.emu
+                .messages(&general)
+                .iter()
+                .any(|m| m["files"][0]["name"] == name)
+                .then_some(())
+        })
+        .await;
+    }
+    bridge.stop_and_check_exit().await;
+
+    let log = std::fs::read_dir(w.env.dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("bridge-"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect::<String>();
+    assert!(
+        log.contains("TRACE"),
+        "the log is at trace level:\n{}",
+        &log[..log.len().min(2000)]
+    );
+
+    let config = std::fs::read_to_string(&w.env.config_path).unwrap();
+    let token = |key: &str| {
+        config
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .unwrap_or_else(|| panic!("{key} in config.yaml"))
+            .trim()
+            .to_owned()
+    };
+    let key_file = w.env.config().database.key_file();
+    let mut secrets: Vec<(String, String)> = vec![
+        ("the bot token".into(), w.emu.bot_token()),
+        ("the app token".into(), w.emu.app_token()),
+        ("a refused bot token".into(), wrong_bot.into()),
+        ("a refused app token".into(), wrong_app.into()),
+        ("the as_token".into(), token("as_token:")),
+        ("the hs_token".into(), token("hs_token:")),
+        (
+            "the encryption key".into(),
+            std::fs::read_to_string(&key_file)
+                .unwrap()
+                .trim()
+                .to_owned(),
+        ),
+    ];
+    for call in w.emu.calls("files.getUploadURLExternal") {
+        let url = call.response["upload_url"].as_str().unwrap().to_owned();
+        secrets.push(("a pre-signed upload URL".into(), url));
+    }
+    for call in w.emu.calls("apps.connections.open") {
+        if let Some(url) = call.response["url"].as_str() {
+            secrets.push(("a Socket Mode URL".into(), url.to_owned()));
+        }
+    }
+    for m in w.emu.messages(&general) {
+        for f in m["files"].as_array().into_iter().flatten() {
+            for key in ["url_private", "url_private_download"] {
+                if let Some(url) = f[key].as_str() {
+                    secrets.push((format!("a file's {key}"), url.to_owned()));
+                }
+            }
+        }
+    }
+    assert!(
+        secrets
+            .iter()
+            .filter(|(what, _)| what.contains("upload URL"))
+            .count()
+            >= 2
+            && secrets
+                .iter()
+                .filter(|(what, _)| what.contains("url_private"))
+                .count()
+                >= 8
+            && secrets.iter().any(|(what, _)| what.contains("Socket Mode")),
+        "the run handed the bridge upload, file and socket URLs: {secrets:#?}"
+    );
+    let leaks: Vec<String> = secrets
+        .iter()
+        .filter(|(_, s)| log.contains(s.as_str()))
+        .map(|(what, s)| {
+            let line = log.lines().find(|l| l.contains(s.as_str())).unwrap();
+            let at = line.find(s.as_str()).unwrap();
+            let from = line.floor_char_boundary(at.saturating_sub(400));
+            let head = &line[..line.floor_char_boundary(600)];
+            format!("{what} ({s}) in: {head} … {}", &line[from..])
+        })
+        .collect();
+    assert!(
+        leaks.is_empty(),
+        "secrets in the log:\n{}",
+        leaks.join("\n")
+    );
+    // The private file paths, whatever their host.
+    let private = log.lines().find(|l| l.contains("/files-pri/"));
+    assert_eq!(private, None, "a private file path in the log");
+}
