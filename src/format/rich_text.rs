@@ -211,7 +211,7 @@ fn render_lists(r: &mut Render<'_>, lists: &[Value]) {
             let tag = if ordered { "ol" } else { "ul" };
             match offset {
                 0 => r.html(&format!("<{tag}>")),
-                _ => r.html(&format!("<{tag} start=\"{}\">", offset + 1)),
+                _ => r.html(&format!("<{tag} start=\"{}\">", offset.saturating_add(1))),
             }
             stack.push(OpenList {
                 indent,
@@ -220,6 +220,9 @@ fn render_lists(r: &mut Render<'_>, lists: &[Value]) {
                 li_open: false,
             });
         }
+        // The plain body indents by the lists open, not by `indent` itself: Slack's levels
+        // may skip, and a hostile one is any number.
+        let depth = stack.len().saturating_sub(1);
         let Some(top) = stack.last_mut() else {
             continue;
         };
@@ -228,14 +231,13 @@ fn render_lists(r: &mut Render<'_>, lists: &[Value]) {
                 r.html("</li>");
             }
             top.li_open = true;
-            top.items += 1;
+            top.items = top.items.saturating_add(1);
             r.html("<li>");
             let marker = if ordered {
                 format!("{}. ", top.items)
             } else {
                 "• ".to_owned()
             };
-            let depth = usize::try_from(indent).unwrap_or(0);
             r.body(&format!("{}{marker}", "    ".repeat(depth)));
             render_inline(r, elements(item));
             r.block_start();
@@ -514,6 +516,24 @@ mod tests {
         assert_eq!(
             msg.body,
             "todo:\n• one\n    • one.a\n        1. deep\n        2. deeper\n• two\n4. four\nafter"
+        );
+    }
+
+    /// Found by fuzzing: an `indent` of 2⁶³ made the plain body's indentation overflow the
+    /// allocator, and an `offset` of 2⁶⁴−1 the list's start number.
+    #[test]
+    fn hostile_indents_and_offsets() {
+        let item =
+            |t: &str| json!({"type":"rich_text_section","elements":[{"type":"text","text":t}]});
+        let blocks = block(json!([
+            {"type":"rich_text_list","style":"bullet","indent":0,"elements":[item("top")]},
+            {"type":"rich_text_list","style":"ordered","indent":u64::MAX,"offset":u64::MAX,
+             "elements":[item("far"), item("farther")]}
+        ]));
+        let msg = convert(&blocks);
+        assert_eq!(
+            msg.body,
+            format!("• top\n    {}. far\n    {}. farther", u64::MAX, u64::MAX)
         );
     }
 
