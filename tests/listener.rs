@@ -33,7 +33,8 @@ async fn bridge() -> (Env, BridgeProcess, u16, String) {
         .expect("hs_token in config.yaml")
         .trim()
         .to_owned();
-    let bridge = BridgeProcess::start(&env).await;
+    // At trace level for every crate, so the hs_token check below covers hyper and axum too.
+    let bridge = BridgeProcess::start_logging(&env, "trace").await;
     (env, bridge, ops_port, hs_token)
 }
 
