@@ -105,6 +105,9 @@ pub struct Core {
     /// Owns every task the bridge layer starts.
     pub sup: Supervisor,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The span the bridge runs in; long-lived tasks (a login's) hang under it rather than
+    /// under whatever started them.
+    pub span: tracing::Span,
     /// (room, user) pairs known to be joined, to skip the invite + join round trips.
     joined: Mutex<HashSet<(String, String)>>,
 }
@@ -129,6 +132,7 @@ impl Core {
             metrics,
             sup,
             locks: Mutex::new(HashMap::new()),
+            span: tracing::Span::current(),
             joined: Mutex::new(HashSet::new()),
         })
     }

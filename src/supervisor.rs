@@ -38,9 +38,18 @@ impl Supervisor {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let kill = self.kill.clone();
         // The task logs inside the span it was spawned from (a login's, a test's).
-        let span = tracing::info_span!("task", task = name);
+        self.spawn_in(&tracing::Span::current(), name, fut);
+    }
+
+    /// [`Self::spawn`] with its span under `parent` instead of the current one: for work
+    /// that outlives what started it (a login's socket, started by a command).
+    pub fn spawn_in<F>(&self, parent: &tracing::Span, name: &'static str, fut: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let kill = self.kill.clone();
+        let span = tracing::info_span!(parent: parent, "task", task = name);
         self.tracker.spawn(
             async move {
                 tokio::select! {

@@ -186,7 +186,37 @@ async fn no_secret_reaches_the_log_at_trace_level() {
         "secrets in the log:\n{}",
         leaks.join("\n")
     );
+    // The login's socket logs under the login, not under the `login` command that started it.
+    let plain = strip_ansi(&log);
+    let socket_lines: Vec<&str> = plain
+        .lines()
+        .filter(|l| l.contains("task=\"slack socket\""))
+        .collect();
+    assert!(!socket_lines.is_empty(), "no socket log lines");
+    for line in socket_lines {
+        assert!(
+            line.contains("login{team=") && !line.contains("queue item"),
+            "{line}"
+        );
+    }
     // The private file paths, whatever their host.
     let private = log.lines().find(|l| l.contains("/files-pri/"));
     assert_eq!(private, None, "a private file path in the log");
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

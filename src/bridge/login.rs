@@ -208,10 +208,12 @@ pub async fn start(core: &Arc<Core>, login: Login) -> Result<Arc<LoginRuntime>> 
     );
     let socket = manager.state();
     let stop = core.sup.stop_token().child_token();
+    // The login's tasks log under it, not under the command or start-up that began them.
+    let span = tracing::info_span!(parent: &core.span, "login", team = %login.team_id);
     let team = login.team_id.clone();
     let watch_core = core.clone();
     let token = stop.clone();
-    core.sup.spawn("slack socket", async move {
+    core.sup.spawn_in(&span, "slack socket", async move {
         let final_state = manager.run(token.cancelled_owned()).await;
         if let SocketState::Invalid(reason) = final_state {
             mark_invalid(&watch_core, &team, &reason).await;
@@ -224,7 +226,7 @@ pub async fn start(core: &Arc<Core>, login: Login) -> Result<Arc<LoginRuntime>> 
     let down_since = Arc::new(Mutex::new(Some(Instant::now())));
     let down = down_since.clone();
     let token = stop.clone();
-    core.sup.spawn("slack socket state", async move {
+    core.sup.spawn_in(&span, "slack socket state", async move {
         loop {
             tokio::select! {
                 _ = token.cancelled() => return,
@@ -257,12 +259,13 @@ pub async fn start(core: &Arc<Core>, login: Login) -> Result<Arc<LoginRuntime>> 
             every,
         );
         let token = stop.clone();
-        core.sup.spawn("event subscriptions check", async move {
-            tokio::select! {
-                _ = token.cancelled() => {}
-                _ = watch => {}
-            }
-        });
+        core.sup
+            .spawn_in(&span, "event subscriptions check", async move {
+                tokio::select! {
+                    _ = token.cancelled() => {}
+                    _ = watch => {}
+                }
+            });
     }
     let runtime = Arc::new(LoginRuntime {
         login,
@@ -278,7 +281,8 @@ pub async fn start(core: &Arc<Core>, login: Login) -> Result<Arc<LoginRuntime>> 
         .write()
         .expect("logins")
         .insert(runtime.login.team_id.clone(), runtime.clone());
-    core.sup.spawn(
+    core.sup.spawn_in(
+        &span,
         "member sync",
         super::members::run(
             core.clone(),
@@ -290,7 +294,7 @@ pub async fn start(core: &Arc<Core>, login: Login) -> Result<Arc<LoginRuntime>> 
     let sync_core = core.clone();
     let sync_rt = runtime.clone();
     // Logout and shutdown stop the sync too: no rooms are created for a stopped login.
-    core.sup.spawn("portal sync", async move {
+    core.sup.spawn_in(&span, "portal sync", async move {
         tokio::select! {
             _ = stop.cancelled() => {}
             _ = portal::sync_until_done(&sync_core, &sync_rt, &stop) => {}

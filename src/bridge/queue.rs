@@ -216,7 +216,27 @@ impl<H: QueueHandler> Scheduler<H> {
     async fn process(&self, item: &QueuedItem) -> bool {
         let table = self.handler.table();
         let stop = self.sup.stop_token();
-        let span = tracing::info_span!("queue item", direction = table.direction(), queue = %item.queue, event_id = %item.event_id);
+        let span = tracing::info_span!(
+            "queue item",
+            direction = table.direction(),
+            queue = %item.queue,
+            event_id = %item.event_id,
+            team = tracing::field::Empty,
+            channel = tracing::field::Empty,
+            room_id = tracing::field::Empty,
+        );
+        // Slack queues are `<team>:<channel>`, Matrix ones the room (or the command queue).
+        match table {
+            QueueTable::SlackInbox => {
+                span.record("team", item.scope.as_str());
+                if let Some((_, channel)) = item.queue.split_once(':') {
+                    span.record("channel", channel);
+                }
+            }
+            QueueTable::Outbox => {
+                span.record("room_id", item.scope.as_str());
+            }
+        }
         let mut delays = self.policy.backoff.delays();
         loop {
             let outcome = self.handler.handle(item).instrument(span.clone()).await;

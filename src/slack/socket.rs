@@ -554,6 +554,7 @@ async fn connection(
                                     connection = id,
                                     envelopes = batch.len(),
                                     new = new.iter().filter(|n| **n).count(),
+                                    envelope_id = %batch[0].envelope_id,
                                     first_event_id = %batch[0].dedupe_key(),
                                     retry_attempt = batch[0].retry_attempt,
                                     ack_ms = started.elapsed().as_millis() as u64,
@@ -562,7 +563,7 @@ async fn connection(
                             }
                             Err(e) => {
                                 // Not stored, so not acked: Slack redelivers them.
-                                tracing::error!(login = %label, envelopes = batch.len(), error = %e, "cannot store slack events; leaving them unacked for redelivery");
+                                tracing::error!(login = %label, envelopes = batch.len(), envelope_id = %batch[0].envelope_id, error = %e, "cannot store slack events; leaving them unacked for redelivery");
                             }
                         }
                     }
