@@ -393,7 +393,18 @@ async fn deleted_and_redelivered_files_change_matrix_once(hs: HomeserverKind, db
     );
 
     // Redeliveries meanwhile, then a restart with the redeliveries still coming.
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    support::world::poll(
+        "Slack redelivering the unacked envelopes",
+        WAIT,
+        async || {
+            w.emu
+                .deliveries()
+                .iter()
+                .any(|d| d.retry_attempt >= 1)
+                .then_some(())
+        },
+    )
+    .await;
     bridge.stop().await.unwrap();
     let bridge = w.env.run_bridge_full().await;
     w.emu.drop_acks(false);

@@ -200,7 +200,11 @@ async fn a_message_reaches_the_bridge_layer_exactly_once_through_errors_and_outa
     }
     sink.wait_for_body("after the restart", Duration::from_secs(30))
         .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A sentinel behind them: transactions are handled in order, so once it is in, a
+    // duplicate of anything before it would be too.
+    alice.send_text(&room, "sentinel").await.unwrap();
+    sink.wait_for_body("sentinel", Duration::from_secs(30))
+        .await;
     for body in [
         "first message",
         "sent while the bridge was down",

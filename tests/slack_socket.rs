@@ -507,13 +507,7 @@ async fn revoked_app_token_stops_without_a_reconnect_storm() {
         (1..=3).contains(&opens),
         "{opens} apps.connections.open calls after the revoke"
     );
-    // The manager has returned: nothing keeps trying.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        emu.calls("apps.connections.open").len() - opens_before,
-        opens,
-        "no apps.connections.open after the manager gave up"
-    );
+    // The manager has returned (its tasks with it): no socket is left open.
     assert_eq!(emu.connection_count(), 0, "no socket left open");
     assert_eq!(
         store
