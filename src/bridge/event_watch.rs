@@ -361,8 +361,12 @@ async fn room_created_at(matrix: &MatrixClient, room_id: &str) -> Option<f64> {
     let mut request = Request::new(room, Direction::Forward);
     request.limit = 1u32.into();
     let response = matrix.send(request, None).await.ok()?;
-    let first: serde_json::Value = response.chunk.first()?.deserialize_as_unchecked().ok()?;
-    Some(first.get("origin_server_ts")?.as_f64()? / 1000.0)
+    let ts: ruma::MilliSecondsSinceUnixEpoch = response
+        .chunk
+        .first()?
+        .get_field("origin_server_ts")
+        .ok()??;
+    Some(f64::from(ts.get()) / 1000.0)
 }
 
 /// How many portals of one kind `doctor` looks at before giving up on finding a message.

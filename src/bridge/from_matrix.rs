@@ -168,9 +168,15 @@ impl QueueHandler for Outbound {
             if let Err(e) = core.store.fail_outgoing(&item.event_id, reason).await {
                 tracing::error!(error = %e, "cannot record a failed send");
             }
-            let what = serde_json::from_str::<serde_json::Value>(&item.payload)
+            let what = serde_json::from_str::<Raw<AnyTimelineEvent>>(&item.payload)
                 .ok()
-                .and_then(|v| v["content"]["body"].as_str().map(snippet))
+                .and_then(|raw| raw.deserialize().ok())
+                .and_then(|ev| match ev {
+                    AnyTimelineEvent::MessageLike(AnyMessageLikeEvent::RoomMessage(
+                        MessageLikeEvent::Original(m),
+                    )) => Some(snippet(m.content.body())),
+                    _ => None,
+                })
                 .map_or_else(
                     || "Your message".to_owned(),
                     |s| format!("Your message “{s}”"),

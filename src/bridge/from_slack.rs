@@ -152,9 +152,8 @@ async fn handle_event(core: &Arc<Core>, rt: &Arc<LoginRuntime>, event: SlackEven
             Some(file) => changes::on_file_deleted(core, rt, file).await,
             None => Ok(()),
         },
-        SlackEvent::Other(v) if v["type"] == "pin_added" || v["type"] == "pin_removed" => {
-            super::lifecycle::pin(core, rt, &v, v["type"] == "pin_added").await
-        }
+        SlackEvent::PinAdded(p) => super::lifecycle::pin(core, rt, &p, true).await,
+        SlackEvent::PinRemoved(p) => super::lifecycle::pin(core, rt, &p, false).await,
         _ => Ok(()),
     }
 }

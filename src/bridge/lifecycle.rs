@@ -5,13 +5,18 @@
 
 use std::sync::Arc;
 
-use ruma::RoomId;
-use serde_json::Value;
+use ruma::{
+    EventId, Int, RoomId,
+    events::room::{
+        pinned_events::RoomPinnedEventsEventContent, power_levels::RoomPowerLevelsEventContent,
+    },
+};
 
 use super::{BridgeError, Core, LoginRuntime, Result, from_matrix::notice};
+use crate::slack::events::PinEvent;
 
 /// The power level needed to post in a read-only portal: the bot's.
-const READ_ONLY_LEVEL: i64 = 100;
+const READ_ONLY_LEVEL: i32 = 100;
 
 /// `event_ts` names the Slack event, so a retry sends the same notice once.
 pub async fn archived(
@@ -93,15 +98,9 @@ where
 /// `pin_added` / `pin_removed`: the message's event joins or leaves the room's pinned events
 /// (once: pinning a pinned message changes nothing). Messages the bridge never saw are
 /// ignored.
-pub async fn pin(core: &Core, rt: &LoginRuntime, event: &Value, added: bool) -> Result<()> {
-    let channel = event["channel_id"]
-        .as_str()
-        .or_else(|| event["item"]["channel"].as_str())
-        .unwrap_or_default();
-    let Some(ts) = event["item"]["message"]["ts"]
-        .as_str()
-        .or_else(|| event["item"]["ts"].as_str())
-    else {
+pub async fn pin(core: &Core, rt: &LoginRuntime, event: &PinEvent, added: bool) -> Result<()> {
+    let channel = event.channel().unwrap_or_default();
+    let Some(ts) = event.message_ts() else {
         // A pinned file: nothing to point at yet.
         return Ok(());
     };
@@ -112,35 +111,25 @@ pub async fn pin(core: &Core, rt: &LoginRuntime, event: &Value, added: bool) -> 
     };
     let room = RoomId::parse(&row.room_id)
         .map_err(|e| BridgeError::Other(format!("stored room id: {e}")))?;
-    let current = core
+    let event_id = EventId::parse(&row.event_id)
+        .map_err(|e| BridgeError::Other(format!("stored event id: {e}")))?;
+    let mut pinned = core
         .matrix
-        .state_json(&room, "m.room.pinned_events", "")
-        .await?;
-    let mut pinned: Vec<String> = current
-        .as_ref()
-        .and_then(|c| c["pinned"].as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
+        .state::<RoomPinnedEventsEventContent>(&room, "")
+        .await?
+        .map(|c| c.pinned)
         .unwrap_or_default();
-    let has = pinned.contains(&row.event_id);
+    let has = pinned.contains(&event_id);
     if has == added {
         return Ok(());
     }
     if added {
-        pinned.push(row.event_id.clone());
+        pinned.push(event_id);
     } else {
-        pinned.retain(|e| *e != row.event_id);
+        pinned.retain(|e| *e != event_id);
     }
     core.matrix
-        .put_state_json(
-            &room,
-            "m.room.pinned_events",
-            "",
-            &serde_json::json!({ "pinned": pinned }),
-        )
+        .put_state(&room, "", &RoomPinnedEventsEventContent::new(pinned))
         .await?;
     Ok(())
 }
@@ -149,16 +138,14 @@ pub async fn pin(core: &Core, rt: &LoginRuntime, event: &Value, added: bool) -> 
 async fn set_read_only(core: &Core, room: &RoomId, read_only: bool) -> Result<()> {
     let mut levels = core
         .matrix
-        .state_json(room, "m.room.power_levels", "")
+        .state::<RoomPowerLevelsEventContent>(room, "")
         .await?
         .ok_or_else(|| BridgeError::Other(format!("{room} has no power levels")))?;
-    let want = if read_only { READ_ONLY_LEVEL } else { 0 };
-    if levels["events_default"].as_i64().unwrap_or(0) == want {
+    let want = Int::from(if read_only { READ_ONLY_LEVEL } else { 0 });
+    if levels.events_default == want {
         return Ok(());
     }
-    levels["events_default"] = Value::from(want);
-    core.matrix
-        .put_state_json(room, "m.room.power_levels", "", &levels)
-        .await?;
+    levels.events_default = want;
+    core.matrix.put_state(room, "", &levels).await?;
     Ok(())
 }

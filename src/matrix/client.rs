@@ -518,6 +518,39 @@ impl MatrixClient {
         Ok(self.send(req, None).await?.event_id)
     }
 
+    /// A state event's typed content; None when the room has no such state.
+    pub async fn state<C>(
+        &self,
+        room_id: &RoomId,
+        state_key: &str,
+    ) -> Result<Option<C>, MatrixError>
+    where
+        C: ruma::events::StaticEventContent + serde::de::DeserializeOwned,
+    {
+        self.state_json(room_id, C::TYPE, state_key)
+            .await?
+            .map(|v| {
+                serde_json::from_value(v)
+                    .map_err(|e| MatrixError::Build(format!("{} state: {e}", C::TYPE)))
+            })
+            .transpose()
+    }
+
+    /// Sets a state event from typed content, as the bot.
+    pub async fn put_state<C>(
+        &self,
+        room_id: &RoomId,
+        state_key: &str,
+        content: &C,
+    ) -> Result<OwnedEventId, MatrixError>
+    where
+        C: ruma::events::StaticEventContent + serde::Serialize,
+    {
+        let json = serde_json::to_value(content).map_err(|e| MatrixError::Build(e.to_string()))?;
+        self.put_state_json(room_id, C::TYPE, state_key, &json)
+            .await
+    }
+
     /// Sends a message-like event given as JSON (for fields ruma's types do not carry, like
     /// `com.beeper.reaction.shortcode`).
     pub async fn send_raw(

@@ -71,6 +71,8 @@ pub enum SlackEvent {
     ChannelDeleted(ChannelIdEvent),
     ChannelArchive(ChannelIdEvent),
     ChannelUnarchive(ChannelIdEvent),
+    PinAdded(PinEvent),
+    PinRemoved(PinEvent),
     UserChange(UserEvent),
     TeamJoin(UserEvent),
     EmojiChanged(EmojiChangedEvent),
@@ -119,6 +121,8 @@ impl SlackEvent {
             "emoji_changed" => typed(&v).map(SlackEvent::EmojiChanged),
             "file_shared" => typed(&v).map(SlackEvent::FileShared),
             "tokens_revoked" => typed(&v).map(SlackEvent::TokensRevoked),
+            "pin_added" => typed(&v).map(SlackEvent::PinAdded),
+            "pin_removed" => typed(&v).map(SlackEvent::PinRemoved),
             "app_uninstalled" => Some(SlackEvent::AppUninstalled),
             _ => None,
         };
@@ -145,6 +149,8 @@ impl SlackEvent {
             SlackEvent::FileShared(_) => "file_shared",
             SlackEvent::TokensRevoked(_) => "tokens_revoked",
             SlackEvent::AppUninstalled => "app_uninstalled",
+            SlackEvent::PinAdded(_) => "pin_added",
+            SlackEvent::PinRemoved(_) => "pin_removed",
             SlackEvent::Other(v) => v.get("type").and_then(Value::as_str).unwrap_or("other"),
         }
     }
@@ -173,6 +179,7 @@ impl SlackEvent {
             | SlackEvent::EmojiChanged(_)
             | SlackEvent::TokensRevoked(_)
             | SlackEvent::AppUninstalled => None,
+            SlackEvent::PinAdded(p) | SlackEvent::PinRemoved(p) => p.channel(),
             // Unknown events usually name their conversation in one of these places.
             SlackEvent::Other(v) => v
                 .get("channel")
@@ -422,6 +429,46 @@ pub struct ChannelIdEvent {
     pub event_ts: Option<String>,
 }
 
+/// `pin_added` / `pin_removed`: who pinned what where.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct PinEvent {
+    pub user: Option<String>,
+    pub channel_id: Option<String>,
+    #[serde(deserialize_with = "null_default")]
+    pub item: PinItem,
+    pub event_ts: Option<String>,
+}
+
+impl PinEvent {
+    /// The conversation, from the event or its item.
+    pub fn channel(&self) -> Option<&str> {
+        self.channel_id.as_deref().or(self.item.channel.as_deref())
+    }
+
+    /// The pinned message's ts; None for a pinned file.
+    pub fn message_ts(&self) -> Option<&str> {
+        self.item
+            .message
+            .as_ref()
+            .map(|m| m.ts.as_str())
+            .filter(|ts| !ts.is_empty())
+            .or(self.item.ts.as_deref())
+    }
+}
+
+/// What a pin points at: a message (with the message itself) or a file.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct PinItem {
+    /// `message` or `file`.
+    #[serde(rename = "type", deserialize_with = "null_default")]
+    pub kind: String,
+    pub channel: Option<String>,
+    pub ts: Option<String>,
+    pub message: Option<Box<Message>>,
+}
+
 /// `user_change` / `team_join`: the full user object.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
@@ -484,6 +531,35 @@ mod tests {
 
     fn ev(v: Value) -> SlackEvent {
         serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn pins_of_messages_and_files() {
+        // The shapes of Slack's pin_added docs: the message inside the item, and the channel
+        // both at the top and in the item.
+        let added = SlackEvent::from_value(json!({"type": "pin_added", "user": "U1",
+            "channel_id": "C1", "item": {"type": "message", "channel": "C1", "created": 1,
+            "created_by": "U1", "message": {"type": "message", "ts": "1360782804.083113",
+            "text": "pin me", "user": "U2"}}, "event_ts": "1360782804.083113"}));
+        let SlackEvent::PinAdded(p) = &added else {
+            panic!("{added:?}")
+        };
+        assert_eq!(p.channel(), Some("C1"));
+        assert_eq!(p.message_ts(), Some("1360782804.083113"));
+        assert_eq!(added.channel(), Some("C1"));
+        assert_eq!(added.event_type(), "pin_added");
+        let removed = SlackEvent::from_value(json!({"type": "pin_removed", "user": "U1",
+            "item": {"type": "message", "channel": "C9", "ts": "2.0"}, "has_pins": false}));
+        let SlackEvent::PinRemoved(p) = &removed else {
+            panic!("{removed:?}")
+        };
+        assert_eq!((p.channel(), p.message_ts()), (Some("C9"), Some("2.0")));
+        let file = SlackEvent::from_value(json!({"type": "pin_added", "channel_id": "C1",
+            "item": {"type": "file", "file": {"id": "F1"}}}));
+        let SlackEvent::PinAdded(p) = &file else {
+            panic!("{file:?}")
+        };
+        assert_eq!(p.message_ts(), None);
     }
 
     #[test]
