@@ -6,20 +6,25 @@
 //! - [`store`]: the database (SQLite or PostgreSQL) with versioned migrations;
 //! - [`logging`]: tracing setup;
 //! - [`matrix`]: homeserver client, appservice API, transaction inbox, startup checks;
-//! - [`server`]: the HTTP listener (appservice API, `/health`, `/ready`);
+//! - [`server`]: the HTTP listeners (appservice API, `/health`, `/ready`, `/metrics`, the
+//!   latter optionally on `metrics.listen`), served by hyper within `appservice.limits`
+//!   (connection cap, header and request timeouts, body size checked before reading);
 //! - [`doctor`]: every startup check, run without starting the bridge;
 //! - [`notify`]: systemd's `sd_notify` (READY, STATUS, watchdog);
 //! - [`slack`]: Slack wire types and the client's request/answer types ([`slack::types`],
 //!   [`slack::requests`], no I/O); the Web API client [`slack::web`], one job per file
 //!   (`error`, `pacing`: tier buckets and per-channel FIFO lanes, `transport`: the one
 //!   request/retry path and file transfers, `methods`); Socket Mode ([`slack::socket`]);
-//! - [`format`]: message formatting between Slack and Matrix;
+//! - [`format`]: message formatting between Slack and Matrix, pure and linear in its input
+//!   (HTML too deep or too large to parse goes as its plain body; `tests/fuzz.rs` checks);
 //! - [`bridge`]: logins, portals, ghosts and both directions of message flow, through one
 //!   durable queue per portal each way ([`bridge::queue`]);
 //! - [`retry`]: the one backoff policy every retry loop uses;
 //! - [`crypto`]: the encryption key and the sealing of stored Slack tokens; [`rotate_key`]:
 //!   `slack-bridge rotate-key`;
-//! - [`supervisor`]: owns every task, for a shutdown that leaves nothing running;
+//! - [`supervisor`]: owns every task, for a shutdown that leaves nothing running; each task
+//!   logs in a `task` span under the bridge's (a login's under `login{team}`), queue items in
+//!   `queue item{team, channel | room_id}`, transactions in `transaction{txn_id}`;
 //! - [`metrics`]: the Prometheus registry behind `/metrics`;
 //! - [`ids`]: how Slack identities map to Matrix ones.
 
