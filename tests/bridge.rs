@@ -359,26 +359,7 @@ async fn login_through_the_management_room(hs: HomeserverKind, db: Option<TestDb
         )
         .await
         .unwrap();
-    let login = w
-        .owner
-        .send_text(
-            &dm,
-            &format!("login {} {}", w.emu.app_token(), w.emu.bot_token()),
-        )
-        .await
-        .unwrap();
-    w.owner
-        .wait_for_event(
-            &dm,
-            |e| {
-                e["content"]["body"]
-                    .as_str()
-                    .is_some_and(|b| b.contains("Logged in to the Slack workspace Acme Demo"))
-            },
-            Duration::from_secs(30),
-        )
-        .await
-        .unwrap();
+    let login = w.login_by_command(&dm).await;
     let redacted = w.owner.event(&dm, &login).await.unwrap();
     assert_eq!(
         redacted["content"],

@@ -282,13 +282,7 @@ async fn a_login_interrupted_by_a_crash_is_not_run_again(hs: HomeserverKind, db:
     // team.info comes last in the login's checks; it hangs, and the bridge dies meanwhile.
     w.emu
         .apply_then_delay("team.info", 1, Duration::from_secs(30));
-    w.owner
-        .send_text(
-            &mgmt,
-            &format!("login {} {}", w.emu.app_token(), w.emu.bot_token()),
-        )
-        .await
-        .unwrap();
+    w.send_login(&mgmt).await;
     poll("the login's checks under way", WAIT, async || {
         (!w.emu.calls("team.info").is_empty()).then_some(())
     })

@@ -37,21 +37,7 @@ async fn no_secret_reaches_the_log_at_trace_level() {
         !body(&refused).contains("Logged in"),
         "wrong tokens were accepted: {refused}"
     );
-    w.owner
-        .send_text(
-            &dm,
-            &format!("login {} {}", w.emu.app_token(), w.emu.bot_token()),
-        )
-        .await
-        .unwrap();
-    w.owner
-        .wait_for_event(
-            &dm,
-            |e| body(e).contains("Logged in to the Slack workspace"),
-            WAIT,
-        )
-        .await
-        .unwrap();
+    w.login_by_command(&dm).await;
     let general = w.emu.channel_id("general").unwrap();
     let room = w.joined_room_of(&general).await;
     let alice = w.emu.user_id("alice").unwrap();

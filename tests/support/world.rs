@@ -147,6 +147,30 @@ impl World {
             .unwrap_or_else(|| panic!("the bot never answered `{text}` in {room}"))
     }
 
+    /// The owner's `login` command with the emulator's tokens, in `room`; returns the
+    /// command's event id.
+    pub async fn send_login(&self, room: &str) -> String {
+        self.owner
+            .send_text(
+                room,
+                &format!("login {} {}", self.emu.app_token(), self.emu.bot_token()),
+            )
+            .await
+            .unwrap()
+    }
+
+    /// [`Self::send_login`], then waits for the bot's "Logged in to the Slack workspace
+    /// <name>"; returns the command's id.
+    pub async fn login_by_command(&self, room: &str) -> String {
+        let sent = self.send_login(room).await;
+        let done = format!("Logged in to the Slack workspace {}", self.emu.team_name());
+        self.owner
+            .wait_for_event(room, |e| body(e).contains(&done), WAIT)
+            .await
+            .unwrap();
+        sent
+    }
+
     /// Texts the bridge posted to `channel` on Slack.
     pub fn slack_texts(&self, channel: &str) -> Vec<String> {
         self.emu

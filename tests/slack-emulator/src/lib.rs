@@ -178,6 +178,9 @@ impl Emulator {
     pub fn team_id(&self) -> String {
         self.ws(|w| w.team_id.clone())
     }
+    pub fn team_name(&self) -> String {
+        self.ws(|w| w.team_name.clone())
+    }
     pub fn bot_user_id(&self) -> String {
         self.ws(|w| w.bot_user_id.clone())
     }
