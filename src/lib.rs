@@ -51,10 +51,7 @@ use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
 
 use config::{Config, ConfigError, Mode};
 use matrix::{
-    MatrixClient,
-    appservice::AppserviceState,
-    checks::CheckError,
-    inbox::{InboxProcessor, MatrixEventSink},
+    MatrixClient, appservice::AppserviceState, checks::CheckError, inbox::InboxProcessor,
 };
 use registration::RegistrationError;
 use store::{Store, StoreError};
@@ -255,14 +252,12 @@ pub async fn bind(config: &Config) -> Result<TcpListener, Error> {
         .map_err(|source| Error::Listen { addr, source })
 }
 
-/// What [`run`] needs: the config, where the registration lives (for messages), the bound
-/// listener (tests bind port 0), and optionally a stand-in for the bridge layer (tests of the
-/// Matrix side alone); without one the full bridge runs.
+/// What [`run`] needs: the config, where the registration lives (for messages), and the
+/// bound listener (tests bind port 0).
 pub struct Bridge {
     pub config: Config,
     pub registration_path: PathBuf,
     pub listener: TcpListener,
-    pub sink: Option<Arc<dyn MatrixEventSink>>,
 }
 
 impl Bridge {
@@ -271,13 +266,7 @@ impl Bridge {
             config,
             registration_path,
             listener,
-            sink: None,
         }
-    }
-
-    pub fn with_sink(mut self, sink: Arc<dyn MatrixEventSink>) -> Self {
-        self.sink = Some(sink);
-        self
     }
 }
 
@@ -334,7 +323,6 @@ pub async fn run(bridge: Bridge, shutdown: impl Future<Output = ()>) -> Result<(
         config,
         registration_path,
         listener,
-        sink,
     } = bridge;
     tracing::debug!(?config, "effective configuration");
     notify::status("starting: database and homeserver checks");
@@ -354,20 +342,18 @@ pub async fn run(bridge: Bridge, shutdown: impl Future<Output = ()>) -> Result<(
     let namespace = matrix::Namespace::from_config(&config);
     let state = AppserviceState::new(&config, store.clone(), notify.clone());
     let metrics = state.metrics.clone();
-    let core = sink.is_none().then(|| {
-        bridge::Core::new(
-            config.clone(),
-            store.clone(),
-            matrix.clone(),
-            metrics.clone(),
-            sup.clone(),
-        )
-    });
+    let core = bridge::Core::new(
+        config.clone(),
+        store.clone(),
+        matrix.clone(),
+        metrics.clone(),
+        sup.clone(),
+    );
     let local: Option<SocketAddr> = listener.local_addr().ok();
     let routes = server::routes(
         state,
         matrix.clone(),
-        core.clone(),
+        Some(core.clone()),
         &config.metrics,
         &config.appservice.limits,
     );
@@ -404,25 +390,16 @@ pub async fn run(bridge: Bridge, shutdown: impl Future<Output = ()>) -> Result<(
         {
             tracing::warn!(error = %e, "cannot set the bot's display name");
         }
-        let sink: Arc<dyn MatrixEventSink> = match (sink, &core) {
-            (Some(sink), _) => sink,
-            (None, Some(core)) => {
-                core.start_queues();
-                Arc::new(bridge::from_matrix::MatrixSide(core.clone()))
-            }
-            (None, None) => unreachable!("a core exists without a sink"),
-        };
+        core.start_queues();
         let processor = InboxProcessor {
             store: store.clone(),
-            sink,
+            sink: Arc::new(bridge::from_matrix::MatrixSide(core.clone())),
             namespace,
             notify,
         };
         sup.spawn("transaction inbox", processor.run(sup.stop_token().clone()));
-        if let Some(core) = &core {
-            bridge::login::start_all(core).await;
-        }
-        let logins = core.as_ref().map_or(0, |c| c.all_logins().len());
+        bridge::login::start_all(&core).await;
+        let logins = core.all_logins().len();
         tracing::info!(logins, "bridge running");
         notify::ready(&format!("running; {logins} Slack login(s) started"));
         Ok::<(), Error>(())
@@ -438,9 +415,7 @@ pub async fn run(bridge: Bridge, shutdown: impl Future<Output = ()>) -> Result<(
             "some work did not finish within the shutdown grace period; it resumes at the next start"
         );
     }
-    if let Some(core) = &core {
-        core.logins.write().expect("logins").clear();
-    }
+    core.logins.write().expect("logins").clear();
     drop(core);
     store.close().await;
     result

@@ -21,7 +21,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use ruma::{
-    MilliSecondsSinceUnixEpoch, OwnedRoomId, UInt, UserId,
+    MilliSecondsSinceUnixEpoch, UInt, UserId,
     api::client::room::create_room,
     events::{
         reaction::ReactionEventContent,
@@ -31,7 +31,11 @@ use ruma::{
 };
 use serde_json::{Value, json};
 use slack_bridge::{matrix::appservice::AppserviceState, matrix_client, server, store::Store};
-use support::bridge::{DOMAIN, Env, EnvOptions, RecordingSink};
+use slack_emulator::Workspace;
+use support::{
+    bridge::{DOMAIN, Env, EnvOptions},
+    world::{World, world_with_env},
+};
 use testkit::{HomeserverKind, free_port};
 
 on_both_homeservers!(
@@ -126,48 +130,41 @@ async fn wait_healthy(port: u16) {
     }
 }
 
-fn count(sink: &RecordingSink, body: &str) -> usize {
-    sink.bodies().iter().filter(|b| *b == body).count()
+/// How often the bridge posted `text` to `channel` on Slack.
+fn posted(w: &World, channel: &str, text: &str) -> usize {
+    w.slack_texts(channel).iter().filter(|t| *t == text).count()
 }
 
 async fn a_message_reaches_the_bridge_layer_exactly_once_through_errors_and_outages(
     hs: HomeserverKind,
 ) {
     let proxy_port = support::bridge::restartable_port();
-    let env = Env::start_with(EnvOptions {
-        homeserver: hs,
-        registration_url_port: Some(proxy_port),
-        ..EnvOptions::default()
-    })
+    let w = world_with_env(
+        Workspace::demo(),
+        None,
+        true,
+        EnvOptions {
+            homeserver: hs,
+            registration_url_port: Some(proxy_port),
+            ..EnvOptions::default()
+        },
+    )
     .await;
+    let env = &w.env;
     let proxy = start_proxy(proxy_port, env.as_port, 1).await;
-    let sink = Arc::new(RecordingSink::default());
-    let bridge = env.run_bridge(sink.clone()).await;
+    let bridge = env.run_bridge_full().await;
     wait_healthy(env.as_port).await;
+    let general = w.emu.channel_id("general").unwrap();
+    let room = w.joined_room_of(&general).await;
 
-    let config = env.config();
-    let bot_client = matrix_client(&config).unwrap();
-    let alice = env
-        .hs
-        .register_user("alice", "pw-alice", false)
-        .await
-        .unwrap();
-    let room = alice.create_room().await.unwrap();
-    let bot = config.bot_mxid();
-    alice.invite(&room, &bot).await.unwrap();
-    let room_id = OwnedRoomId::try_from(room.as_str()).unwrap();
-    bot_client.join(None, &room_id).await.unwrap();
-
-    // The first transaction is answered 500; Synapse retries it with the same txnId.
-    alice.send_text(&room, "first message").await.unwrap();
-    sink.wait_for_body("first message", Duration::from_secs(30))
-        .await;
+    // The first transaction is answered 500; the homeserver retries it with the same txnId.
+    w.owner.send_text(&room, "first message").await.unwrap();
+    w.wait_for_post("first message").await;
     let seen = proxy.seen.lock().unwrap().clone();
     assert!(
         seen.len() >= 2 && seen[0] == seen[1],
         "the failed transaction was retried with the same txnId: {seen:?}"
     );
-    assert_eq!(count(&sink, "first message"), 1);
 
     let ready = reqwest::get(format!("http://127.0.0.1:{}/ready", env.as_port))
         .await
@@ -179,46 +176,35 @@ async fn a_message_reaches_the_bridge_layer_exactly_once_through_errors_and_outa
     // flushes nothing before 1.8.3: the held transaction goes out with the next event for the
     // appservice, which is what a user sees when someone talks next.
     bridge.stop().await.unwrap();
-    alice
+    w.owner
         .send_text(&room, "sent while the bridge was down")
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let bridge = env.run_bridge(sink.clone()).await;
+    let bridge = env.run_bridge_full().await;
     match hs {
         HomeserverKind::Synapse => {
-            sink.wait_for_body("sent while the bridge was down", Duration::from_secs(30))
-                .await;
-            alice.send_text(&room, "after the restart").await.unwrap();
+            w.wait_for_post("sent while the bridge was down").await;
+            w.owner.send_text(&room, "after the restart").await.unwrap();
         }
         HomeserverKind::Tuwunel => {
             wait_healthy(env.as_port).await;
-            alice.send_text(&room, "after the restart").await.unwrap();
-            sink.wait_for_body("sent while the bridge was down", Duration::from_secs(30))
-                .await;
+            w.owner.send_text(&room, "after the restart").await.unwrap();
+            w.wait_for_post("sent while the bridge was down").await;
         }
     }
-    sink.wait_for_body("after the restart", Duration::from_secs(30))
-        .await;
-    // A sentinel behind them: transactions are handled in order, so once it is in, a
-    // duplicate of anything before it would be too.
-    alice.send_text(&room, "sentinel").await.unwrap();
-    sink.wait_for_body("sentinel", Duration::from_secs(30))
-        .await;
-    for body in [
+    w.wait_for_post("after the restart").await;
+    // A sentinel behind them: the room's messages go to Slack in order, so once it is there,
+    // a duplicate of anything before it would be too.
+    w.owner.send_text(&room, "sentinel").await.unwrap();
+    w.wait_for_post("sentinel").await;
+    for text in [
         "first message",
         "sent while the bridge was down",
         "after the restart",
     ] {
-        assert_eq!(count(&sink, body), 1, "{body} handled once");
+        assert_eq!(posted(&w, &general, text), 1, "{text} once on Slack");
     }
-    // The bot's own membership events are ours: never handed to the bridge layer.
-    let events = sink.events.lock().unwrap().clone();
-    assert!(
-        events.iter().all(|e| e["sender"] != bot.as_str()),
-        "{events:?}"
-    );
-    assert!(events.iter().any(|e| e["sender"] == alice.user_id()));
     bridge.stop().await.unwrap();
 }
 
@@ -828,30 +814,29 @@ async fn rate_limited_sends_are_retried_until_they_pass(hs: HomeserverKind) {
 /// register` with the YAML in `#admins`. It takes effect at once, no restart: the bridge starts
 /// and a user's message reaches it.
 async fn an_admin_room_registration_works_without_a_restart(hs: HomeserverKind) {
-    let env = Env::start_with(EnvOptions {
-        homeserver: hs,
-        register_in_admin_room: true,
-        ..EnvOptions::default()
-    })
+    let w = world_with_env(
+        Workspace::demo(),
+        None,
+        true,
+        EnvOptions {
+            homeserver: hs,
+            register_in_admin_room: true,
+            ..EnvOptions::default()
+        },
+    )
     .await;
-    let sink = Arc::new(RecordingSink::default());
-    let bridge = env.run_bridge(sink.clone()).await;
-    wait_healthy(env.as_port).await;
-    let bot = env.bot_client().await;
-    assert_eq!(bot.user_id(), env.config().bot_mxid());
-    let alice = env.hs.register_unique_user("alice").await.unwrap();
-    let room = alice.create_room().await.unwrap();
-    alice.invite(&room, bot.user_id()).await.unwrap();
-    bot.join(&room).await.unwrap();
-    alice
+    let bridge = w.env.run_bridge_full().await;
+    wait_healthy(w.env.as_port).await;
+    let bot = w.env.bot_client().await;
+    assert_eq!(bot.user_id(), w.env.config().bot_mxid());
+    let general = w.emu.channel_id("general").unwrap();
+    let room = w.joined_room_of(&general).await;
+    w.owner
         .send_text(&room, "hello through an admin-room registration")
         .await
         .unwrap();
-    sink.wait_for_body(
-        "hello through an admin-room registration",
-        Duration::from_secs(30),
-    )
-    .await;
+    w.wait_for_post("hello through an admin-room registration")
+        .await;
     assert!(!bridge.is_finished());
     bridge.stop().await.unwrap();
 }

@@ -223,7 +223,18 @@ mod tests {
                 r#"{{"type":"m.room.message","event_id":"{id}","room_id":"!r","sender":"@u:x","origin_server_ts":1,"content":{{"msgtype":"m.text","body":"{id}"}}}}"#
             )
         };
-        let body = format!(r#"{{"events":[{},{},{}]}}"#, ev("$a"), ev("$b"), ev("$c"));
+        // The bot's and a ghost's own events are the bridge's: never handed on (no echo).
+        let own = |id: &str, sender: &str| {
+            ev(id).replace(r#""sender":"@u:x""#, &format!(r#""sender":"{sender}""#))
+        };
+        let body = format!(
+            r#"{{"events":[{},{},{},{},{}]}}"#,
+            ev("$a"),
+            own("$bot", "@slackbot:x"),
+            ev("$b"),
+            own("$ghost", "@slack_t1-u1:x"),
+            ev("$c")
+        );
         store.insert_hs_txn("1", &body).await.unwrap();
         let sink = Arc::new(FlakySink::default());
         let text = "homeserver: {domain: x}\nappservice: {as_token: a, hs_token: b}\n";

@@ -3,17 +3,11 @@
 //! `app_service_config_files`, tuwunel's `[global.appservice.<id>]`), and the bridge run
 //! in-process.
 
-use std::{
-    path::PathBuf,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::path::PathBuf;
 
-use ruma::{events::AnyTimelineEvent, serde::Raw};
 use slack_bridge::{
     Bridge,
     config::{Config, Mode},
-    matrix::inbox::{BoxFuture, MatrixEventSink, SinkError},
 };
 use testkit::{Homeserver, HomeserverConfig, HomeserverKind};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
@@ -201,30 +195,12 @@ impl Env {
         std::fs::write(&self.config_path, text.replacen(from, to, 1)).unwrap();
     }
 
-    /// The bridge with a stand-in for the bridge layer (Matrix-side tests).
-    pub async fn run_bridge(&self, sink: Arc<dyn MatrixEventSink>) -> RunningBridge {
-        self.run(Some(sink)).await
-    }
-
-    /// The whole bridge.
+    /// The whole bridge, in this process.
     pub async fn run_bridge_full(&self) -> RunningBridge {
-        self.run(None).await
-    }
-
-    /// A client acting as the bridge bot (the as_token's user).
-    pub async fn bot_client(&self) -> testkit::TestClient {
-        let token = self.config().appservice.as_token.unwrap();
-        self.hs.client_with_token(token.expose()).await.unwrap()
-    }
-
-    async fn run(&self, sink: Option<Arc<dyn MatrixEventSink>>) -> RunningBridge {
         let listener = TcpListener::bind(("127.0.0.1", self.as_port))
             .await
             .unwrap();
-        let mut bridge = Bridge::new(self.config(), self.registration_path.clone(), listener);
-        if let Some(sink) = sink {
-            bridge = bridge.with_sink(sink);
-        }
+        let bridge = Bridge::new(self.config(), self.registration_path.clone(), listener);
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(
             async {
@@ -245,6 +221,12 @@ impl Env {
             task: Some(task),
         }
     }
+
+    /// A client acting as the bridge bot (the as_token's user).
+    pub async fn bot_client(&self) -> testkit::TestClient {
+        let token = self.config().appservice.as_token.unwrap();
+        self.hs.client_with_token(token.expose()).await.unwrap()
+    }
 }
 
 pub struct RunningBridge {
@@ -261,48 +243,5 @@ impl RunningBridge {
     /// Whether the bridge task has ended (startup failure).
     pub fn is_finished(&self) -> bool {
         self.task.as_ref().is_none_or(|t| t.is_finished())
-    }
-}
-
-/// Records every Matrix event the bridge layer receives.
-#[derive(Default)]
-pub struct RecordingSink {
-    pub events: Mutex<Vec<serde_json::Value>>,
-}
-
-impl RecordingSink {
-    pub fn bodies(&self) -> Vec<String> {
-        self.events
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|e| e["content"]["body"].as_str().map(str::to_owned))
-            .collect()
-    }
-
-    pub async fn wait_for_body(&self, body: &str, timeout: Duration) {
-        let deadline = tokio::time::Instant::now() + timeout;
-        while !self.bodies().iter().any(|b| b == body) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the bridge layer never received {body:?}; it got {:?}",
-                self.bodies()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl MatrixEventSink for RecordingSink {
-    fn handle_event<'a>(
-        &'a self,
-        _txn_id: &'a str,
-        event: &'a Raw<AnyTimelineEvent>,
-    ) -> BoxFuture<'a, Result<(), SinkError>> {
-        Box::pin(async move {
-            let v: serde_json::Value = event.deserialize_as_unchecked().unwrap();
-            self.events.lock().unwrap().push(v);
-            Ok(())
-        })
     }
 }

@@ -51,9 +51,29 @@ pub async fn world_with(
     declarative: bool,
     permissions: Vec<(String, String)>,
 ) -> World {
+    world_with_env(
+        ws,
+        db,
+        declarative,
+        EnvOptions {
+            homeserver: hs,
+            permissions,
+            ..EnvOptions::default()
+        },
+    )
+    .await
+}
+
+/// [`world_with`] from the env's options (a proxied registration URL, an admin-room
+/// registration, …); the emulator's address, the database and the login are filled in.
+pub async fn world_with_env(
+    ws: Workspace,
+    db: Option<TestDb>,
+    declarative: bool,
+    opts: EnvOptions,
+) -> World {
     let emu = Emulator::start(ws).await;
     let env = Env::start_with(EnvOptions {
-        homeserver: hs,
         database: db.as_ref().map(|d| d.uri.clone()),
         slack_api_url: Some(emu.api_url()),
         login: declarative.then(|| {
@@ -63,8 +83,7 @@ pub async fn world_with(
                 format!("@{OWNER}:{DOMAIN}"),
             )
         }),
-        permissions,
-        ..EnvOptions::default()
+        ..opts
     })
     .await;
     let owner = env.hs.register_user(OWNER, "pw-dan", false).await.unwrap();
