@@ -1142,13 +1142,18 @@ fn config_loader() {
 /// Deeper than [`html::MAX_DEPTH`], the message goes as its plain body.
 #[test]
 fn deeply_nested_html_is_sent_as_its_plain_body() {
-    for (open, close) in [
-        ("<b>", "</b>"),
-        ("<blockquote>", ""),
-        ("<ul><li>", ""),
-        ("<a href=\"https://x\">", "</a>"),
+    // 100,000 levels (also past the tag limit), and 200 (past the depth limit only; `<b/>`
+    // opens a `<b>` in HTML, it closes nothing).
+    for (open, close, n) in [
+        ("<b>", "</b>", 100_000),
+        ("<blockquote>", "", 100_000),
+        ("<ul><li>", "", 100_000),
+        ("<a href=\"https://x\">", "</a>", 100_000),
+        ("<b>", "", 200),
+        ("<b/>", "", 200),
+        ("<i  / >", "", 200),
     ] {
-        let html_body = format!("{}deep{}", open.repeat(100_000), close.repeat(100_000));
+        let html_body = format!("{}deep{}", open.repeat(n), close.repeat(n));
         assert_eq!(
             format::matrix_to_slack("deep *body*", Some(&html_body), &matrix_context()),
             "deep *body*"

@@ -507,8 +507,14 @@ async fn revoked_app_token_stops_without_a_reconnect_storm() {
         (1..=3).contains(&opens),
         "{opens} apps.connections.open calls after the revoke"
     );
-    // The manager has returned (its tasks with it): no socket is left open.
-    assert_eq!(emu.connection_count(), 0, "no socket left open");
+    // The manager has returned (its tasks with it): the emulator sees its socket closed, and
+    // no new one opens meanwhile.
+    until(&emu, "the socket closed", |e| e.connection_count() == 0).await;
+    assert_eq!(
+        emu.calls("apps.connections.open").len() - opens_before,
+        opens,
+        "no apps.connections.open after the manager gave up"
+    );
     assert_eq!(
         store
             .pending_slack_events(0, 100)

@@ -89,12 +89,11 @@ pub fn too_complex(html: &str) -> bool {
         }
         let name = html[start..i].to_ascii_lowercase();
         // The tag's end, stopping at the next `<` so that every byte is looked at once.
-        let mut self_closing = false;
+        // A `/>` does not close an HTML element (`<b/>` opens a `<b>`), so it is not looked at.
         while i < b.len() && b[i] != b'>' && b[i] != b'<' {
-            self_closing = b[i] == b'/';
             i += 1;
         }
-        if VOID.contains(&name.as_str()) || self_closing {
+        if VOID.contains(&name.as_str()) {
             continue;
         }
         depth += 1;
