@@ -12,8 +12,6 @@ use tokio::{
     net::TcpStream,
 };
 
-const HS_TOKEN_LINE: &str = "  hs_token: ";
-
 /// The bridge with `max_connections: 32`, `header_timeout: 2s`, `request_timeout: 4s`, and
 /// the operator's endpoints on a listener of their own.
 async fn bridge() -> (Env, BridgeProcess, u16, String) {
@@ -26,12 +24,12 @@ async fn bridge() -> (Env, BridgeProcess, u16, String) {
         "  # listen: 127.0.0.1:9110",
         &format!("  listen: 127.0.0.1:{ops_port}"),
     );
-    let config = std::fs::read_to_string(&env.config_path).unwrap();
-    let hs_token = config
-        .lines()
-        .find_map(|l| l.strip_prefix(HS_TOKEN_LINE))
-        .expect("hs_token in config.yaml")
-        .trim()
+    let hs_token = env
+        .config()
+        .appservice
+        .hs_token
+        .unwrap()
+        .expose()
         .to_owned();
     // At trace level for every crate, so the hs_token check below covers hyper and axum too.
     let bridge = BridgeProcess::start_logging(&env, "trace").await;
@@ -70,8 +68,8 @@ fn open_descriptors(pid: u32) -> usize {
 /// lock it up for longer than that either.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn slow_clients_are_cut_off() {
-    let (_env, bridge, _, _) = bridge().await;
-    let port = _env.as_port;
+    let (env, bridge, _, _) = bridge().await;
+    let port = env.as_port;
     let request = get("/health");
 
     let dribble = |request: Vec<u8>| async move {

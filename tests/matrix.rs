@@ -34,7 +34,7 @@ use slack_bridge::{matrix::appservice::AppserviceState, matrix_client, server, s
 use slack_emulator::Workspace;
 use support::{
     bridge::{DOMAIN, Env, EnvOptions},
-    world::{World, world_with_env},
+    world::world_with_env,
 };
 use testkit::{HomeserverKind, free_port};
 
@@ -130,11 +130,6 @@ async fn wait_healthy(port: u16) {
     }
 }
 
-/// How often the bridge posted `text` to `channel` on Slack.
-fn posted(w: &World, channel: &str, text: &str) -> usize {
-    w.slack_texts(channel).iter().filter(|t| *t == text).count()
-}
-
 async fn a_message_reaches_the_bridge_layer_exactly_once_through_errors_and_outages(
     hs: HomeserverKind,
 ) {
@@ -203,7 +198,7 @@ async fn a_message_reaches_the_bridge_layer_exactly_once_through_errors_and_outa
         "sent while the bridge was down",
         "after the restart",
     ] {
-        assert_eq!(posted(&w, &general, text), 1, "{text} once on Slack");
+        assert_eq!(w.posted(&general, text), 1, "{text} once on Slack");
     }
     bridge.stop().await.unwrap();
 }

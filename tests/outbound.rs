@@ -36,15 +36,10 @@ async fn setup(hs: HomeserverKind, db: Option<TestDb>) -> World {
     world_with(hs, Workspace::demo(), db, true, Vec::new()).await
 }
 
-/// How often `text` was posted to Slack by the bridge (in the channel's history).
-fn posted(w: &World, channel: &str, text: &str) -> usize {
-    w.slack_texts(channel).iter().filter(|t| *t == text).count()
-}
-
 /// Waits until `text` is in the channel's history, and returns when it got there.
 async fn wait_posted(w: &World, channel: &str, text: &str, timeout: Duration) -> Instant {
     poll(&format!("{text:?} on Slack"), timeout, async || {
-        (posted(w, channel, text) > 0).then(Instant::now)
+        (w.posted(channel, text) > 0).then(Instant::now)
     })
     .await
 }
@@ -83,7 +78,7 @@ async fn a_rate_limited_channel_holds_back_only_itself(hs: HomeserverKind, db: O
         got_b - sent_b
     );
     assert_eq!(
-        posted(&w, &a, "to A"),
+        w.posted(&a, "to A"),
         0,
         "A is still waiting for Retry-After"
     );
@@ -91,7 +86,7 @@ async fn a_rate_limited_channel_holds_back_only_itself(hs: HomeserverKind, db: O
     // Per-portal order: a sentinel after A's message means nothing else is on its way.
     w.owner.send_text(&room_a, "A sentinel").await.unwrap();
     wait_posted(&w, &a, "A sentinel", WAIT).await;
-    assert_eq!(posted(&w, &a, "to A"), 1);
+    assert_eq!(w.posted(&a, "to A"), 1);
     bridge.stop().await.unwrap();
 }
 
@@ -134,12 +129,12 @@ async fn a_failing_channel_holds_back_only_itself(hs: HomeserverKind, db: Option
             got - sent
         );
     }
-    assert_eq!(posted(&w, &a, "to failing A"), 0);
+    assert_eq!(w.posted(&a, "to failing A"), 0);
     w.emu.clear_faults();
     wait_posted(&w, &a, "to failing A", Duration::from_secs(90)).await;
     w.owner.send_text(&room_a, "A sentinel").await.unwrap();
     wait_posted(&w, &a, "A sentinel", WAIT).await;
-    assert_eq!(posted(&w, &a, "to failing A"), 1);
+    assert_eq!(w.posted(&a, "to failing A"), 1);
     bridge.stop().await.unwrap();
 }
 
@@ -161,8 +156,8 @@ async fn posts_whose_answer_is_lost_appear_once(hs: HomeserverKind, db: Option<T
     w.owner.send_text(&room, "applied then slow").await.unwrap();
     w.owner.send_text(&room, "sentinel").await.unwrap();
     wait_posted(&w, &general, "sentinel", Duration::from_secs(60)).await;
-    assert_eq!(posted(&w, &general, "applied then 503"), 1);
-    assert_eq!(posted(&w, &general, "applied then slow"), 1);
+    assert_eq!(w.posted(&general, "applied then 503"), 1);
+    assert_eq!(w.posted(&general, "applied then slow"), 1);
     let history = w.emu.calls("conversations.history");
     assert!(
         history
@@ -229,7 +224,7 @@ async fn a_channel_failing_for_good_is_given_up_with_a_notice(
     w.emu.clear_faults();
     w.owner.send_text(&room, "after recovery").await.unwrap();
     wait_posted(&w, &general, "after recovery", WAIT).await;
-    assert_eq!(posted(&w, &general, "doomed message"), 0);
+    assert_eq!(w.posted(&general, "doomed message"), 0);
     bridge.stop().await.unwrap();
 }
 
@@ -254,7 +249,7 @@ async fn sigkill_with_messages_in_flight_loses_and_doubles_nothing(
         w.owner.send_text(&room, t).await.unwrap();
     }
     poll("the first slow post", WAIT, async || {
-        (posted(&w, &general, &texts[0]) > 0).then_some(())
+        (w.posted(&general, &texts[0]) > 0).then_some(())
     })
     .await;
     bridge.kill();
@@ -356,8 +351,8 @@ async fn sigterm_lets_sends_in_flight_finish(hs: HomeserverKind, db: Option<Test
             "{id} was recorded as sent before the bridge exited"
         );
     }
-    assert_eq!(posted(&w, &general, "slow to general"), 1);
-    assert_eq!(posted(&w, &random, "slow to random"), 1);
+    assert_eq!(w.posted(&general, "slow to general"), 1);
+    assert_eq!(w.posted(&random, "slow to random"), 1);
 }
 
 /// The bridge started and stopped in-process twice, each time in a runtime of its own: after

@@ -99,23 +99,22 @@ async fn no_secret_reaches_the_log_at_trace_level() {
         &log[..log.len().min(2000)]
     );
 
-    let config = std::fs::read_to_string(&w.env.config_path).unwrap();
-    let token = |key: &str| {
-        config
-            .lines()
-            .find_map(|l| l.trim().strip_prefix(key))
-            .unwrap_or_else(|| panic!("{key} in config.yaml"))
-            .trim()
-            .to_owned()
-    };
-    let key_file = w.env.config().database.key_file();
+    let config = w.env.config();
+    let token = |t: Option<slack_bridge::config::Secret>| t.unwrap().expose().to_owned();
+    let key_file = config.database.key_file();
     let mut secrets: Vec<(String, String)> = vec![
         ("the bot token".into(), w.emu.bot_token()),
         ("the app token".into(), w.emu.app_token()),
         ("a refused bot token".into(), wrong_bot.into()),
         ("a refused app token".into(), wrong_app.into()),
-        ("the as_token".into(), token("as_token:")),
-        ("the hs_token".into(), token("hs_token:")),
+        (
+            "the as_token".into(),
+            token(config.appservice.as_token.clone()),
+        ),
+        (
+            "the hs_token".into(),
+            token(config.appservice.hs_token.clone()),
+        ),
         (
             "the encryption key".into(),
             std::fs::read_to_string(&key_file)

@@ -190,6 +190,14 @@ impl World {
         sent
     }
 
+    /// How often the bridge posted `text` to `channel` on Slack.
+    pub fn posted(&self, channel: &str, text: &str) -> usize {
+        self.slack_texts(channel)
+            .iter()
+            .filter(|t| *t == text)
+            .count()
+    }
+
     /// Texts the bridge posted to `channel` on Slack.
     pub fn slack_texts(&self, channel: &str) -> Vec<String> {
         self.emu
