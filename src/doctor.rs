@@ -223,7 +223,12 @@ async fn homeserver_checks(
     let server = listener.map(|(listener, store)| {
         let state = AppserviceState::new(config, store, Arc::new(Notify::new()));
         let limits = &config.appservice.limits;
-        let routes = server::routes(state, client.clone(), None, &Default::default(), limits);
+        // Only what the homeserver's ping needs: no /metrics.
+        let metrics = crate::config::MetricsConfig {
+            enabled: false,
+            listen: None,
+        };
+        let routes = server::routes(state, client.clone(), None, &metrics, limits);
         server::spawn(listener, routes.appservice, limits.clone(), stop.clone())
     });
     match matrix::checks::ping(&client, &config.appservice.address).await {
