@@ -10,12 +10,18 @@
 //! status, apply then delay; within one kind a channel-scoped fault wins over an unscoped one.
 //! Installing a fault of the same kind for the same method and channel replaces the old one.
 //!
+//! Besides scripted faults, [`HistoryTier1`] models Slack's 2025 limit on conversations.history
+//! and conversations.replies for non-Marketplace apps; it decides before the scripted faults
+//! (a call it refuses consumes none) and is not affected by [`Faults::clear`].
+//!
 //! (Socket Mode faults live on the dispatcher: drop acks, redeliver, forced disconnects; token
 //! revocation and scope removal live on the workspace.)
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Serialize;
+use tokio::time::Instant;
 
 /// `times` value for a fault that lasts until `clear_faults`.
 pub const FOREVER: u32 = u32::MAX;
@@ -102,6 +108,51 @@ pub struct Fault {
 #[derive(Debug, Default)]
 pub(crate) struct Faults {
     list: Vec<Fault>,
+    pub tier1: HistoryTier1,
+}
+
+/// Slack's 2025 rate limit for non-Marketplace apps: conversations.history and
+/// conversations.replies each allow one call per `interval`, with pages of at most
+/// [`HistoryTier1::PAGE_CAP`] messages. Time is tokio's, so a paused test clock drives it.
+#[derive(Debug, Default)]
+pub(crate) struct HistoryTier1 {
+    interval: Option<Duration>,
+    /// When each method's previous call was accepted.
+    last: HashMap<String, Instant>,
+}
+
+impl HistoryTier1 {
+    const METHODS: [&str; 2] = ["conversations.history", "conversations.replies"];
+    /// Largest page while the limit is on.
+    pub const PAGE_CAP: usize = 15;
+
+    /// Turns the limit on (`Some`) or off, forgetting earlier calls.
+    pub fn set(&mut self, interval: Option<Duration>) {
+        self.interval = interval;
+        self.last.clear();
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.interval.is_some()
+    }
+
+    /// Accepts (and remembers) a call of `method` at `now`, or refuses it with the rate limit
+    /// to answer when it comes less than `interval` after the method's previous accepted call.
+    pub fn check(&mut self, method: &str, now: Instant) -> Option<FaultKind> {
+        let interval = self.interval.filter(|_| Self::METHODS.contains(&method))?;
+        if let Some(last) = self.last.get(method) {
+            let wait = interval.saturating_sub(now.duration_since(*last));
+            if !wait.is_zero() {
+                // Whole seconds, rounded up, and never 0 (which would invite a busy retry).
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                return Some(FaultKind::RateLimit {
+                    retry_after: secs.max(1),
+                });
+            }
+        }
+        self.last.insert(method.to_string(), now);
+        None
+    }
 }
 
 impl Faults {
@@ -211,6 +262,35 @@ mod tests {
         assert_eq!(f.take("m", &["C1".into()]), rl(9));
         assert_eq!(f.take("m", &["C1".into()]), rl(2));
         assert_eq!(f.take("m", &["C1".into()]), None);
+    }
+
+    #[test]
+    fn history_tier1_spaces_calls_per_method() {
+        let mut t = HistoryTier1::default();
+        let t0 = Instant::now();
+        assert_eq!(t.check("conversations.history", t0), None, "off by default");
+        assert_eq!(t.check("conversations.history", t0), None);
+        t.set(Some(Duration::from_millis(2500)));
+        assert_eq!(t.check("conversations.history", t0), None);
+        assert_eq!(t.check("conversations.replies", t0), None, "counted apart");
+        assert_eq!(t.check("chat.postMessage", t0), None);
+        assert_eq!(
+            t.check("chat.postMessage", t0),
+            None,
+            "other methods are free"
+        );
+        let at = |ms| t0 + Duration::from_millis(ms);
+        assert_eq!(t.check("conversations.history", at(400)), rl(3));
+        // Refused calls do not restart the interval.
+        assert_eq!(t.check("conversations.history", at(1600)), rl(1));
+        assert_eq!(t.check("conversations.history", at(2499)), rl(1));
+        assert_eq!(t.check("conversations.history", at(2500)), None);
+        assert_eq!(t.check("conversations.history", at(2600)), rl(3));
+        t.set(Some(Duration::from_millis(200)));
+        assert_eq!(t.check("conversations.replies", at(2600)), None, "reset");
+        assert_eq!(t.check("conversations.replies", at(2601)), rl(1));
+        t.set(None);
+        assert_eq!(t.check("conversations.replies", at(2602)), None);
     }
 
     #[test]

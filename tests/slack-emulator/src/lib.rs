@@ -17,7 +17,8 @@
 //!
 //! [`Emulator::fault`] builds any of them with `.channel()`, `.times()`, `.forever()` and
 //! `.body()`; [`Emulator::faults`] (`GET /_emulator/faults`) lists what is installed, and each
-//! [`RecordedCall`] names the fault that hit it.
+//! [`RecordedCall`] names the fault that hit it. [`Emulator::set_history_tier1`] rate-limits
+//! conversations.history / replies as Slack does for non-Marketplace apps.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -478,6 +479,11 @@ impl Emulator {
     pub fn events(&self) -> Vec<EventRecord> {
         self.inner.disp.lock().unwrap().events.clone()
     }
+    /// Events dropped by [`Emulator::drop_events_while_disconnected`], oldest first; they are
+    /// not in [`Emulator::events`] and were never sent (so neither acked nor given up).
+    pub fn dropped_events(&self) -> Vec<EventRecord> {
+        self.inner.disp.lock().unwrap().dropped.clone()
+    }
     /// Envelopes queued or awaiting an ack.
     pub fn pending_events(&self) -> usize {
         self.inner.disp.lock().unwrap().pending_count()
@@ -662,6 +668,14 @@ impl Emulator {
     pub fn drop_acks(&self, drop: bool) {
         self.inner.disp.lock().unwrap().drop_acks = drop;
     }
+    /// While on, Slack gives up on events it cannot deliver: an event generated while no
+    /// Socket Mode connection is open is dropped instead of waiting for one, is never sent
+    /// (not even after a socket connects) and is listed in [`Emulator::dropped_events`].
+    /// Events queued or in flight while a socket was open are still redelivered, and a socket
+    /// told to `disconnect` counts as open until it closes. Default off: events wait.
+    pub fn drop_events_while_disconnected(&self, on: bool) {
+        self.inner.disp.lock().unwrap().drop_while_disconnected = on;
+    }
     /// Sends an event again as a retry (`retry_attempt` + 1) even if it was acked.
     pub fn redeliver(&self, event_id: &str) -> bool {
         self.inner.disp.lock().unwrap().redeliver(event_id)
@@ -673,6 +687,14 @@ impl Emulator {
     /// Sends `disconnect` to one socket (see [`Target`]).
     pub fn disconnect(&self, target: Target, reason: &str) -> usize {
         self.inner.disconnect(target, reason)
+    }
+    /// Ends every open socket abruptly, like a network drop: no `disconnect` frame and no
+    /// close frame, so the client sees the connection end (1006, abnormal closure). Tokens
+    /// stay valid and the app may reconnect through apps.connections.open; to keep it out a
+    /// while, add `emu.fault("apps.connections.open").forever().http_status(503)` until
+    /// [`Emulator::clear_faults`]. Unacked envelopes are redelivered once a socket is back.
+    pub fn close_sockets(&self) {
+        self.inner.drop_all_sockets();
     }
     /// Bot token now answers `token_revoked`; file downloads get the login page.
     pub fn revoke_bot_token(&self) {
@@ -740,6 +762,17 @@ impl Emulator {
     }
     pub fn set_history_limit_cap(&self, cap: Option<u32>) {
         self.inner.config.lock().unwrap().history_limit_cap = cap;
+    }
+    /// Slack's 2025 limits for non-Marketplace apps: while `Some(interval)`,
+    /// conversations.history and conversations.replies (each on its own) accept one call per
+    /// `interval`. A call sooner than `interval` after that method's previous accepted call
+    /// does not run and gets HTTP 429, `Retry-After` in whole seconds (rounded up, at least 1)
+    /// and `{"ok":false,"error":"ratelimited"}`; [`Emulator::calls`] records it with the fault
+    /// label `rate_limit:<secs>`. Accepted calls return at most 15 messages a page (replies:
+    /// the root, repeated on every page, plus 14). This check comes before scripted faults, so
+    /// a refused call consumes none. Setting it forgets earlier calls; `None` (default) is off.
+    pub fn set_history_tier1(&self, interval: Option<Duration>) {
+        self.inner.faults.lock().unwrap().tier1.set(interval);
     }
     /// Whether a thread reply also emits `message_changed` for its root (default on).
     pub fn set_thread_parent_updates(&self, on: bool) {

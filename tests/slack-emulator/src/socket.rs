@@ -102,6 +102,8 @@ pub enum Target {
 pub(crate) enum Outbound {
     Text(String),
     Close(u16, String),
+    /// Ends the socket with no close frame, like a network drop.
+    Drop,
 }
 
 struct Conn {
@@ -140,6 +142,10 @@ pub(crate) struct Dispatcher {
     pub acks: Vec<AckRecord>,
     pub deliveries: Vec<DeliveryRecord>,
     pub events: Vec<EventRecord>,
+    /// While set, events generated with no socket open are dropped, not queued.
+    pub drop_while_disconnected: bool,
+    /// Events dropped that way, never sent.
+    pub dropped: Vec<EventRecord>,
     tickets: HashSet<String>,
     used_tickets: HashSet<String>,
     pub drop_acks: bool,
@@ -159,6 +165,8 @@ impl Dispatcher {
             acks: Vec::new(),
             deliveries: Vec::new(),
             events: Vec::new(),
+            drop_while_disconnected: false,
+            dropped: Vec::new(),
             tickets: HashSet::new(),
             used_tickets: HashSet::new(),
             drop_acks: false,
@@ -244,15 +252,21 @@ impl Dispatcher {
         self.tick(now);
     }
 
-    /// Queues a new event payload for delivery.
+    /// Queues a new event payload for delivery, or drops it when no socket is open and
+    /// `drop_while_disconnected` is set.
     pub fn enqueue(&mut self, payload: Value) {
         let event_id = payload["event_id"].as_str().unwrap_or_default().to_string();
-        self.events.push(EventRecord {
+        let record = EventRecord {
             event_id: event_id.clone(),
             payload: payload.clone(),
             acked: false,
             given_up: false,
-        });
+        };
+        if self.drop_while_disconnected && self.conns.is_empty() {
+            self.dropped.push(record);
+            return;
+        }
+        self.events.push(record);
         self.queue.push_back(Queued {
             event_id,
             payload,
@@ -482,6 +496,15 @@ impl Inner {
         let ids = d.targets(Target::All);
         d.close(&ids, 1008, reason);
     }
+
+    /// Ends every socket without a disconnect or close frame, like a network drop (the client
+    /// sees 1006, abnormal closure). Unacked envelopes are redelivered once a socket is back.
+    pub(crate) fn drop_all_sockets(&self) {
+        let d = self.disp.lock().unwrap();
+        for c in &d.conns {
+            let _ = c.tx.send(Outbound::Drop);
+        }
+    }
 }
 
 /// Background timer driving ack deadlines.
@@ -546,7 +569,8 @@ pub(crate) async fn run_socket(mut ws: WebSocket, inner: Arc<Inner>, debug_recon
                     let _ = ws.send(WsMessage::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
                     break;
                 }
-                None => break,
+                // Dropping `ws` ends the TCP connection without a close handshake.
+                Some(Outbound::Drop) | None => break,
             },
             _ = ping.tick() => {
                 let payload = format!("Ping from {host}");

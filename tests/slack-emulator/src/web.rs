@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::actions::BotPost;
-use crate::faults::{FaultBody, FaultKind};
+use crate::faults::{FaultBody, FaultKind, HistoryTier1};
 use crate::model::{Channel, ChannelKind, File, Workspace};
 use crate::server::Inner;
 use crate::util;
@@ -61,7 +61,8 @@ pub struct RecordedCall {
     pub response: Value,
     /// The injected fault that hit this call, as a label such as `rate_limit:7`,
     /// `error:not_in_channel`, `http_status:503`, `apply_then_status:502` or
-    /// `apply_then_delay:800ms`.
+    /// `apply_then_delay:800ms`. A call refused by [`crate::Emulator::set_history_tier1`] is
+    /// labelled `rate_limit:<Retry-After>` as well.
     pub fault: Option<String>,
     /// For `apply_then_*` faults: the JSON response the method really produced (the client got
     /// `response` instead, or got it late).
@@ -451,7 +452,12 @@ fn run(
         return (Err(e), None);
     }
     let channels = call_channels(inner, p);
-    let fault = inner.faults.lock().unwrap().take(method, &channels);
+    // The history Tier 1 limit refuses a call like a rate-limit fault, before scripted faults.
+    let fault = {
+        let mut faults = inner.faults.lock().unwrap();
+        let limited = faults.tier1.check(method, tokio::time::Instant::now());
+        limited.or_else(|| faults.take(method, &channels))
+    };
     let result = match &fault {
         Some(FaultKind::RateLimit { retry_after }) => Err(ApiError {
             code: "ratelimited".into(),
@@ -737,11 +743,14 @@ fn history_access<'a>(ws: &'a Workspace, p: &Params) -> Result<&'a Channel, ApiE
     Ok(c)
 }
 
+/// The default and maximum `limit`, after the configured cap and the history Tier 1 cap.
 fn history_limits(inner: &Arc<Inner>, default: usize, max: usize) -> (usize, usize) {
-    match inner.config.lock().unwrap().history_limit_cap {
-        Some(cap) => (default.min(cap as usize), max.min(cap as usize)),
-        None => (default, max),
+    let configured = inner.config.lock().unwrap().history_limit_cap;
+    let mut cap = configured.map_or(usize::MAX, |c| c as usize);
+    if inner.faults.lock().unwrap().tier1.is_on() {
+        cap = cap.min(HistoryTier1::PAGE_CAP);
     }
+    (default.min(cap), max.min(cap))
 }
 
 fn conversations_history(inner: &Arc<Inner>, p: &Params) -> ApiResult {

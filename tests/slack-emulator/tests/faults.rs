@@ -341,3 +341,99 @@ async fn apply_then_delay_follows_the_tokio_clock() {
     assert!(virtual_start.elapsed() >= Duration::from_secs(3600));
     assert!(real_start.elapsed() < Duration::from_secs(30));
 }
+
+#[tokio::test]
+async fn history_tier1_allows_one_call_per_interval_per_method() {
+    // Without the configured page cap, Tier 1 still caps pages at 15.
+    let f = fixture_with(|c| c.history_limit_cap = None).await;
+    let root = f.emu.post_message(&f.alice, &f.general, "root").unwrap();
+    for i in 0..20 {
+        let n = i.to_string();
+        f.emu.post_message(&f.alice, &f.general, &n).unwrap();
+        f.emu.reply(&f.bob, &f.general, &root, &n).unwrap();
+    }
+    f.emu.set_history_tier1(Some(Duration::from_secs(2)));
+    let history = [("channel", f.general.as_str()), ("limit", "100")];
+    let r = f.api("conversations.history", &history).await;
+    assert_eq!(r.body["ok"], true);
+    assert_eq!(r.body["messages"].as_array().unwrap().len(), 15);
+    assert_eq!(r.body["has_more"], true);
+    let r = f.api("conversations.history", &history).await;
+    assert_eq!(r.status, 429);
+    // Whole seconds, rounded up: the 2 s interval has barely begun.
+    let history_wait = r.headers["retry-after"].to_str().unwrap().to_string();
+    assert!(
+        ["1", "2"].contains(&history_wait.as_str()),
+        "{history_wait}"
+    );
+    assert_eq!(r.body, json!({"ok": false, "error": "ratelimited"}));
+
+    // conversations.replies has its own allowance; the root tops every page.
+    let replies = [
+        ("channel", f.general.as_str()),
+        ("ts", root.as_str()),
+        ("limit", "100"),
+    ];
+    let r = f.api("conversations.replies", &replies).await;
+    assert_eq!(r.body["ok"], true);
+    let page = r.body["messages"].as_array().unwrap();
+    assert_eq!(page.len(), 15);
+    assert_eq!(page[0]["ts"], root.as_str());
+    let cursor = r.body["response_metadata"]["next_cursor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let next = [replies[0], replies[1], ("cursor", cursor.as_str())];
+    let r = f.api("conversations.replies", &next).await;
+    assert_eq!(r.status, 429);
+    let wait: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&wait), "{wait}");
+    tokio::time::sleep(Duration::from_secs(wait)).await;
+    let r = f.api("conversations.replies", &next).await;
+    assert_eq!(r.body["ok"], true, "accepted after Retry-After");
+    let page = r.body["messages"].as_array().unwrap();
+    assert_eq!(page.len(), 1 + 20 - 14);
+    assert_eq!(page[0]["ts"], root.as_str());
+
+    let seen = |m: &str| -> Vec<(u16, Option<String>)> {
+        f.emu
+            .calls(m)
+            .into_iter()
+            .map(|c| (c.status, c.fault))
+            .collect()
+    };
+    assert_eq!(
+        seen("conversations.history"),
+        [
+            (200, None),
+            (429, Some(format!("rate_limit:{history_wait}")))
+        ]
+    );
+    assert_eq!(
+        seen("conversations.replies"),
+        [
+            (200, None),
+            (429, Some(format!("rate_limit:{wait}"))),
+            (200, None)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn history_tier1_sub_second_interval_and_off() {
+    let f = fixture().await;
+    f.emu.set_history_tier1(Some(Duration::from_millis(300)));
+    let history = [("channel", f.general.as_str())];
+    assert_eq!(f.api("conversations.history", &history).await.status, 200);
+    let r = f.api("conversations.history", &history).await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.headers["retry-after"], "1", "rounded up, never 0");
+    // Other methods are not limited.
+    for _ in 0..3 {
+        assert_eq!(f.api("conversations.info", &history).await.status, 200);
+    }
+    f.emu.set_history_tier1(None);
+    for _ in 0..3 {
+        assert_eq!(f.api("conversations.history", &history).await.status, 200);
+    }
+}

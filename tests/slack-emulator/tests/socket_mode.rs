@@ -308,3 +308,95 @@ async fn oversized_acks_are_dropped() {
     let again = s.next_event(SEC).await.expect("redelivered");
     assert_eq!(again["retry_attempt"], 1);
 }
+
+/// Reads `s` until the connection ends: true if the server sent a close frame, false if the
+/// connection just went away. Any other frame is a failure.
+async fn ends_with_close_frame(s: &mut Sock) -> bool {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match tokio::time::timeout(SEC, s.ws.next()).await.expect("ends") {
+            Some(Ok(Message::Close(_))) => return true,
+            Some(Ok(Message::Text(t))) => panic!("unexpected frame {t}"),
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return false,
+        }
+    }
+}
+
+#[tokio::test]
+async fn close_sockets_drops_connections_and_the_app_can_come_back() {
+    let f = fixture().await;
+    let mut a = f.connect().await;
+    let mut b = f.connect().await;
+    a.next(SEC).await.unwrap();
+    b.next(SEC).await.unwrap();
+    f.emu.close_sockets();
+    // Like a network drop: no `disconnect` frame, no close frame.
+    assert!(!ends_with_close_frame(&mut a).await);
+    assert!(!ends_with_close_frame(&mut b).await);
+    assert!(f.emu.wait_for_connections(0, SEC).await);
+
+    // A fault on apps.connections.open keeps the app out until it is cleared.
+    f.emu
+        .fault("apps.connections.open")
+        .forever()
+        .http_status(503);
+    let app = f.emu.app_token();
+    let r = f.api_token("apps.connections.open", Some(&app), &[]).await;
+    assert_eq!(r.status, 503);
+    f.emu.clear_faults();
+    let mut c = f.connect().await;
+    assert_eq!(c.next(SEC).await.unwrap()["num_connections"], 1);
+    f.emu.post_message(&f.alice, &f.general, "back").unwrap();
+    let env = c.next_event(SEC).await.unwrap();
+    assert_eq!(env["payload"]["event"]["text"], "back");
+}
+
+#[tokio::test]
+async fn events_generated_while_disconnected_can_be_dropped() {
+    let f = fixture().await;
+    f.emu.drop_events_while_disconnected(true);
+    let mut s = f.connect().await;
+    s.next(SEC).await.unwrap();
+    f.emu
+        .post_message(&f.alice, &f.general, "in flight")
+        .unwrap();
+    let in_flight = s.next_event(SEC).await.unwrap(); // never acked on this socket
+    f.emu.close_sockets();
+    assert!(f.emu.wait_for_connections(0, SEC).await);
+
+    let ts = f
+        .emu
+        .post_message(&f.alice, &f.general, "while offline")
+        .unwrap();
+    let dropped = f.emu.dropped_events();
+    assert_eq!(dropped.len(), 1);
+    assert_eq!(dropped[0].payload["event"]["ts"], ts.as_str());
+    let lost = dropped[0].event_id.clone();
+    assert!(f.emu.events().iter().all(|e| e.event_id != lost));
+    assert_eq!(f.emu.pending_events(), 1, "only the in-flight event waits");
+
+    // After reconnecting: the in-flight event is redelivered, the dropped one never comes.
+    let mut s = f.connect().await;
+    s.next(SEC).await.unwrap();
+    f.emu
+        .post_message(&f.alice, &f.general, "back online")
+        .unwrap();
+    let mut got = Vec::new();
+    while !got
+        .iter()
+        .any(|e: &Value| e["event"]["text"] == "back online")
+    {
+        let env = s.next_event(SEC).await.expect("an event");
+        s.ack(&env).await;
+        got.push(env["payload"].clone());
+    }
+    assert!(
+        got.iter()
+            .any(|e| e["event_id"] == in_flight["payload"]["event_id"])
+    );
+    assert!(got.iter().all(|e| e["event_id"] != lost.as_str()));
+    assert!(f.emu.deliveries().iter().all(|d| d.event_id != lost));
+    assert_eq!(f.emu.dropped_events().len(), 1);
+}
