@@ -12,6 +12,7 @@ pub mod files;
 pub mod from_matrix;
 pub mod from_slack;
 pub mod ghost;
+pub mod history;
 pub mod lifecycle;
 pub mod login;
 pub mod members;
@@ -108,6 +109,8 @@ pub struct Core {
     /// The span the bridge runs in; long-lived tasks (a login's) hang under it rather than
     /// under whatever started them.
     pub span: tracing::Span,
+    /// Which portals run or need no initial backfill.
+    pub history: history::Registry,
     /// (room, user) pairs known to be joined, to skip the invite + join round trips.
     joined: Mutex<HashSet<(String, String)>>,
 }
@@ -133,6 +136,7 @@ impl Core {
             sup,
             locks: Mutex::new(HashMap::new()),
             span: tracing::Span::current(),
+            history: history::Registry::default(),
             joined: Mutex::new(HashSet::new()),
         })
     }

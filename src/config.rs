@@ -294,6 +294,7 @@ pub struct BridgeConfig {
     /// Matrix users invited to every portal room.
     pub invite: Vec<String>,
     pub outbound: OutboundConfig,
+    pub backfill: BackfillConfig,
 }
 
 impl Default for BridgeConfig {
@@ -304,6 +305,29 @@ impl Default for BridgeConfig {
             relay: RelayConfig::default(),
             invite: Vec::new(),
             outbound: OutboundConfig::default(),
+            backfill: BackfillConfig::default(),
+        }
+    }
+}
+
+/// History: what a new portal starts with, and what is fetched after the bridge was away.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct BackfillConfig {
+    /// The newest messages a new portal gets from Slack's history; 0 turns backfill off.
+    pub initial_messages: u32,
+    /// Per backfilled thread, its newest replies.
+    pub thread_replies: u32,
+    /// After downtime, at most this many messages per portal are fetched (the newest).
+    pub catchup_max: u32,
+}
+
+impl Default for BackfillConfig {
+    fn default() -> Self {
+        Self {
+            initial_messages: 50,
+            thread_replies: 20,
+            catchup_max: 500,
         }
     }
 }

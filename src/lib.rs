@@ -18,7 +18,8 @@
 //! - [`format`]: message formatting between Slack and Matrix, pure and linear in its input
 //!   (HTML too deep or too large to parse goes as its plain body; `tests/fuzz.rs` checks);
 //! - [`bridge`]: logins, portals, ghosts and both directions of message flow, through one
-//!   durable queue per portal each way ([`bridge::queue`]);
+//!   durable queue per portal each way ([`bridge::queue`]); a new portal's backfill and the
+//!   catch-up after a gap run as tasks in those queues ([`bridge::history`]);
 //! - [`retry`]: the one backoff policy every retry loop uses;
 //! - [`crypto`]: the encryption key and the sealing of stored Slack tokens; [`rotate_key`]:
 //!   `slack-bridge rotate-key`;

@@ -16,11 +16,16 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::store::{QueueTable, Store};
+use crate::store::{HistoryRun, QueueTable, Store};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Direction {
     direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Run {
+    run: &'static str,
 }
 
 fn dir(t: QueueTable) -> Direction {
@@ -49,6 +54,7 @@ pub struct Metrics {
     database_up: Gauge,
     slack_ack_latency: Histogram,
     send_latency: Family<Direction, Histogram, fn() -> Histogram>,
+    history: Family<Run, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -81,6 +87,7 @@ impl Metrics {
             database_up: Gauge::default(),
             slack_ack_latency: latency_histogram(),
             send_latency: Family::new_with_constructor(latency_histogram),
+            history: Family::default(),
         };
         let r = &mut registry;
         r.register(
@@ -148,12 +155,27 @@ impl Metrics {
             "Duration of one send: a Matrix event to Slack, or a Slack message to the homeserver",
             m.send_latency.clone(),
         );
+        r.register(
+            "history_messages",
+            "Slack messages bridged from history: a new portal's backfill, or the catch-up after the bridge was away",
+            m.history.clone(),
+        );
         // Every series exists from the start, at zero, so dashboards and alerts see it.
+        for run in [HistoryRun::Backfill, HistoryRun::CatchUp] {
+            let _ = m.history.get_or_create(&Run { run: run.as_str() });
+        }
         for t in [QueueTable::SlackInbox, QueueTable::Outbox] {
             let _ = m.given_up.get_or_create(&dir(t));
             let _ = m.send_latency.get_or_create(&dir(t));
         }
         Metrics { registry, ..m }
+    }
+
+    /// `n` messages came from Slack's history.
+    pub fn from_history(&self, run: HistoryRun, n: u64) {
+        self.history
+            .get_or_create(&Run { run: run.as_str() })
+            .inc_by(n);
     }
 
     pub fn given_up(&self, t: QueueTable) {

@@ -8,6 +8,7 @@
 
 mod emoji;
 mod ghosts;
+mod history;
 mod inbox;
 mod key_check;
 mod logins;
@@ -29,6 +30,7 @@ use sqlx::{
 
 pub use emoji::CustomEmoji;
 pub use ghosts::Ghost;
+pub use history::{Backfill, HistoryRun};
 pub use inbox::{HsTxn, InboxDepths, NewSlackEvent, SlackInboxEntry};
 pub use logins::{Login, LoginState};
 pub use messages::MessageRow;

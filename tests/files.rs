@@ -40,14 +40,21 @@ fn bytes(n: usize, seed: u8) -> Vec<u8> {
     (0..n).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect()
 }
 
-/// The room's messages from `sender`, oldest first.
+/// The room's messages from `sender` posted during the test, oldest first: the demo
+/// workspace's history (backfilled into new portals) is at least ten minutes old.
 async fn from(w: &World, room: &str, sender: &str) -> Vec<Value> {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        - 600_000;
     w.owner
         .messages(room, 100)
         .await
         .unwrap()
         .into_iter()
         .filter(|e| e["type"] == "m.room.message" && e["sender"] == sender)
+        .filter(|e| e["origin_server_ts"].as_u64().is_some_and(|t| t > since))
         .collect()
 }
 

@@ -105,6 +105,7 @@ fn start_manager(emu: &Emulator, store: Store, app_token: String) -> Running {
         store,
         team_id: emu.team_id(),
         waker: Arc::default(),
+        catchup_max: 500,
     };
     let manager = SocketManager::new(
         "socket-test",

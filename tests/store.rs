@@ -7,8 +7,8 @@ use slack_bridge::{
     config::Secret,
     crypto::EncryptionKey,
     store::{
-        Ghost, Login, LoginState, MessageRow, NewSlackEvent, Outgoing, Portal, PortalKind,
-        ReactionRow, Store, StoreError,
+        Ghost, HistoryRun, Login, LoginState, MessageRow, NewSlackEvent, Outgoing, Portal,
+        PortalKind, ReactionRow, Store, StoreError,
     },
 };
 use support::TestDb;
@@ -54,6 +54,7 @@ store_suite!(
     tokens_are_stored_sealed_and_open_with_their_key_only,
     tokens_stored_before_encryption_are_sealed_at_unlock,
     a_key_rotation_reseals_everything_at_once,
+    history_state_per_portal,
 );
 
 fn key() -> EncryptionKey {
@@ -756,4 +757,104 @@ async fn a_fresh_sqlite_file_opened_by_many_at_once() {
         assert_eq!(store.schema_version().await.unwrap(), store.known_version());
         poller.await.unwrap().expect("the other opens succeed");
     }
+}
+
+/// A portal's history state: recorded once, the backfill's bound fixed, progress and the
+/// catch-up point kept; the newest bridged message and the recently active threads found.
+async fn history_state_per_portal(db: &TestDb) {
+    let store = db.connect().await;
+    assert!(store.get_backfill("T1", "C1").await.unwrap().is_none());
+    assert!(
+        store
+            .insert_backfill("T1", "C1", true, "100.000000")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .insert_backfill("T1", "C1", false, "200.000000")
+            .await
+            .unwrap(),
+        "recorded once"
+    );
+    assert!(
+        store
+            .insert_backfill("T1", "C2", false, "100.000000")
+            .await
+            .unwrap()
+    );
+    let pending = store.pending_backfills("T1").await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].channel_id, "C1");
+    store
+        .set_backfill_until("T1", "C1", "150.000001")
+        .await
+        .unwrap();
+    store
+        .set_history_progress("T1", "C1", HistoryRun::Backfill, 20, 50)
+        .await
+        .unwrap();
+    let b = store.get_backfill("T1", "C1").await.unwrap().unwrap();
+    assert!(b.initial_pending());
+    assert_eq!(b.until_ts.as_deref(), Some("150.000001"));
+    assert_eq!(
+        (b.run.as_str(), b.run_done, b.run_total),
+        ("backfill", 20, 50)
+    );
+    store
+        .finish_history_run("T1", "C1", 50, 50, 48, "150.000001")
+        .await
+        .unwrap();
+    // A run that saw nothing keeps the catch-up point.
+    store
+        .finish_history_run("T1", "C1", 0, 0, 0, "")
+        .await
+        .unwrap();
+    let b = store.get_backfill("T1", "C1").await.unwrap().unwrap();
+    assert!(!b.initial_pending());
+    assert_eq!(b.caught_up_ts.as_deref(), Some("150.000001"));
+    assert_eq!(b.bridged, 48);
+    assert!(store.pending_backfills("T1").await.unwrap().is_empty());
+    assert_eq!(store.list_backfills("T1").await.unwrap().len(), 2);
+
+    assert_eq!(store.newest_message_ts("T1", "C1").await.unwrap(), None);
+    let row = |ts: &str, thread: Option<&str>, event: &str| MessageRow {
+        team_id: "T1".into(),
+        channel_id: "C1".into(),
+        ts: ts.into(),
+        event_id: event.into(),
+        room_id: "!r".into(),
+        thread_ts: thread.map(str::to_owned),
+        sender: "U1".into(),
+        ..MessageRow::default()
+    };
+    for m in [
+        row("1700000000.000100", Some("1700000000.000100"), "$a"),
+        row("1700000000.000200", Some("1700000000.000100"), "$b"),
+        row("1700000000.000300", None, "$c"),
+        row("1700000000.000400", Some("1700000000.000300"), "$d"),
+    ] {
+        store.insert_message(&m).await.unwrap();
+    }
+    assert_eq!(
+        store
+            .newest_message_ts("T1", "C1")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("1700000000.000400")
+    );
+    assert_eq!(
+        store.recent_threads("T1", "C1", 5).await.unwrap(),
+        vec![
+            (
+                "1700000000.000300".to_owned(),
+                "1700000000.000400".to_owned()
+            ),
+            (
+                "1700000000.000100".to_owned(),
+                "1700000000.000200".to_owned()
+            ),
+        ]
+    );
 }

@@ -35,17 +35,21 @@ enum Command {
     Logout,
     /// state of the Slack connection(s), the queues and the homeserver
     Ping,
-    /// the bridged conversations of your login(s), and what did not get through
+    /// the bridged conversations of your login(s), their history, and what did not get through
     List,
+    /// (in a portal room) fetch what Slack has after the newest bridged message
+    Backfill,
 }
 
 impl Command {
     fn needs(&self) -> PermissionLevel {
         match self {
             Command::Help => PermissionLevel::Relay,
-            Command::Login { .. } | Command::Logout | Command::Ping | Command::List => {
-                PermissionLevel::User
-            }
+            Command::Login { .. }
+            | Command::Logout
+            | Command::Ping
+            | Command::List
+            | Command::Backfill => PermissionLevel::User,
         }
     }
 }
@@ -186,6 +190,7 @@ pub async fn run(
         Command::Logout => logout_command(core, sender).await?,
         Command::Ping => ping_command(core, sender).await,
         Command::List => list_command(core, sender).await?,
+        Command::Backfill => backfill_command(core, room, sender).await?,
     };
     notice(core, room, &reply_txn, &answer).await;
     Ok(())
@@ -376,6 +381,13 @@ async fn list_command(core: &Arc<Core>, sender: &str) -> Result<String> {
             continue;
         }
         let portals = core.store.list_portals(rt.team_id()).await?;
+        let history: std::collections::HashMap<String, crate::store::Backfill> = core
+            .store
+            .list_backfills(rt.team_id())
+            .await?
+            .into_iter()
+            .map(|b| (b.channel_id.clone(), b))
+            .collect();
         lines.push(format!(
             "{} ({} conversations):",
             rt.login.team_name,
@@ -394,8 +406,12 @@ async fn list_command(core: &Arc<Core>, sender: &str) -> Result<String> {
             .into_iter()
             .flatten()
             .collect::<String>();
+            let history = history
+                .get(&p.channel_id)
+                .map(history_state)
+                .unwrap_or_default();
             lines.push(format!(
-                "  {} [{}] → {}{problems}",
+                "  {} [{}] → {}{history}{problems}",
                 if p.name.is_empty() {
                     &p.channel_id
                 } else {
@@ -410,6 +426,49 @@ async fn list_command(core: &Arc<Core>, sender: &str) -> Result<String> {
         lines.push("No bridged conversations.".into());
     }
     Ok(lines.join("\n"))
+}
+
+/// A portal's history for `list`: "; backfill 30/50", "; 50 messages from history".
+fn history_state(b: &crate::store::Backfill) -> String {
+    let running = b.run_done < b.run_total;
+    if b.initial_pending() {
+        return match b.run.as_str() {
+            "backfill" if b.run_total > 0 => format!("; backfill {}/{}", b.run_done, b.run_total),
+            _ => "; backfill pending".to_owned(),
+        };
+    }
+    let mut out = format!("; {} messages from history", b.bridged);
+    if running && b.run == "catch-up" {
+        out.push_str(&format!(", catching up {}/{}", b.run_done, b.run_total));
+    }
+    out
+}
+
+/// Queues a catch-up of the portal the command was sent in.
+async fn backfill_command(core: &Arc<Core>, room: &str, sender: &str) -> Result<String> {
+    let Some(portal) = core.store.get_portal_by_room(room).await? else {
+        return Ok("Send this in a portal room: it fetches that conversation's Slack messages after the newest one bridged.".into());
+    };
+    let owner = core
+        .login(&portal.team_id)
+        .map(|rt| rt.login.owner_mxid.clone());
+    if owner.as_deref() != Some(sender) && require(core, sender, PermissionLevel::Admin).is_err() {
+        return Ok(
+            "Only the owner of this workspace's login or a bridge admin can do that.".into(),
+        );
+    }
+    super::history::enqueue(
+        &core.store,
+        &core.inbound,
+        &portal.team_id,
+        std::slice::from_ref(&portal.channel_id),
+        super::history::TaskKind::CatchUp,
+    )
+    .await?;
+    Ok(
+        "Catching up: Slack messages after the newest one bridged here will appear in order."
+            .into(),
+    )
 }
 
 #[cfg(test)]

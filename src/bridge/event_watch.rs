@@ -272,6 +272,10 @@ impl<S: EnvelopeStore> EnvelopeStore for Watched<S> {
         }
         self.inner.store_batch(envelopes)
     }
+
+    fn connected_after_gap(&self) -> BoxFuture<'_, ()> {
+        self.inner.connected_after_gap()
+    }
 }
 
 /// The newest message of a channel that is evidence: not the bridge's own post.

@@ -11,7 +11,7 @@ mod changes;
 mod reactions;
 
 use super::{
-    BridgeError, Core, LoginRuntime, Result, files, ghost, portal,
+    BridgeError, Core, LoginRuntime, Result, files, ghost, history, portal,
     queue::{Handled, QueueHandler},
 };
 use crate::{
@@ -90,13 +90,29 @@ async fn given_up_notice(core: &Core, item: &QueuedItem, reason: &str) {
 
 async fn handle_entry(core: &Arc<Core>, entry: &QueuedItem) -> Result<()> {
     let rt = core.running_login(&entry.scope).await?;
+    if entry.event_id.starts_with(history::TASK_PREFIX) {
+        let task: history::Task = serde_json::from_str(&entry.payload)
+            .map_err(|e| BridgeError::Other(format!("stored history task: {e}")))?;
+        return history::run_task(core, &rt, &task).await;
+    }
+    // A portal whose initial backfill is pending gets it before this event.
+    if let Some((_, channel)) = entry.queue.split_once(':')
+        && channel != "-"
+    {
+        history::before_live(core, &rt, channel).await?;
+    }
     let callback: EventCallback = serde_json::from_str(&entry.payload).map_err(|e| {
         BridgeError::Other(format!("stored slack event is not an event_callback: {e}"))
     })?;
     handle_event(core, &rt, callback.event).await
 }
 
-async fn handle_event(core: &Arc<Core>, rt: &Arc<LoginRuntime>, event: SlackEvent) -> Result<()> {
+/// Handles one Slack event, live or from history.
+pub(super) async fn handle_event(
+    core: &Arc<Core>,
+    rt: &Arc<LoginRuntime>,
+    event: SlackEvent,
+) -> Result<()> {
     let l = &rt.login;
     let ours = event.is_from_bot(&l.bot_id, &l.app_id, &l.bot_user_id);
     match event {
@@ -190,6 +206,9 @@ async fn handle_message(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: MessageEven
     {
         return Ok(());
     }
+    let sender = sender_of(msg)?;
+    // First: creating the portal runs its backfill, which may bridge this very message.
+    let target = Target::of(core, rt, &m.channel, &sender).await?;
     let done: Vec<i64> = core
         .store
         .get_message(rt.team_id(), &m.channel, &msg.ts)
@@ -197,8 +216,6 @@ async fn handle_message(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: MessageEven
         .iter()
         .map(|r| r.part)
         .collect();
-    let sender = sender_of(msg)?;
-    let target = Target::of(core, rt, &m.channel, &sender).await?;
     let is_me = m.subtype == MessageSubtype::MeMessage;
     let content = if huddle {
         // A huddle is live audio on Slack only: say so, from whoever started it.
@@ -269,6 +286,16 @@ async fn handle_message(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: MessageEven
     Ok(())
 }
 
+/// Applies the edit a history message shows, unless it was bridged already.
+pub(super) async fn apply_edit(
+    core: &Arc<Core>,
+    rt: &Arc<LoginRuntime>,
+    channel: &str,
+    message: &Message,
+) -> Result<()> {
+    changes::on_changed(core, rt, channel, message, None).await
+}
+
 /// One Matrix event of a Slack message.
 enum Part<'a> {
     Text(Box<RoomMessageEventContent>),
@@ -298,6 +325,8 @@ impl Target {
         slack_user: &str,
     ) -> Result<Target> {
         let portal = portal::ensure_portal(core, rt, channel).await?;
+        // A portal created just now gets its history before this message.
+        Box::pin(history::before_live(core, rt, channel)).await?;
         let room = portal
             .room_id
             .clone()

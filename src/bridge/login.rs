@@ -198,6 +198,7 @@ pub async fn start(core: &Arc<Core>, login: Login) -> Result<Arc<LoginRuntime>> 
                 store: core.store.clone(),
                 team_id: login.team_id.clone(),
                 waker: core.inbound.clone(),
+                catchup_max: core.config.bridge.backfill.catchup_max,
             },
             watch: events.clone(),
         }),

@@ -225,6 +225,7 @@ pub async fn ensure_portal_from(
         topic,
         dm_user_id: c.user.clone(),
     };
+    super::history::on_portal_created(core, rt.team_id(), &c.id).await?;
     if !core.store.insert_portal(&portal).await? {
         core.store
             .set_portal_room(rt.team_id(), &c.id, room.as_str())
@@ -245,6 +246,8 @@ pub async fn ensure_portal_from(
         tracing::warn!(room = %room, error = %e, "cannot add the portal to the workspace space");
     }
     tracing::info!(team = %rt.team_id(), channel = %c.id, room = %room, name = %name, "portal created");
+    // Runs in the portal's queue (at once, when a live event created the portal).
+    super::history::queue_backfill(core, rt.team_id(), &c.id).await?;
     rt.members_wake.notify_one();
     Ok(portal)
 }

@@ -18,6 +18,9 @@ pub struct InboxStore {
     pub team_id: String,
     /// Told which queues got new events.
     pub waker: Arc<QueueWaker>,
+    /// `bridge.backfill.catchup_max`: after a gap, each portal catches up on at most this
+    /// many messages (0: no catch-up).
+    pub catchup_max: u32,
 }
 
 impl EnvelopeStore for InboxStore {
@@ -61,6 +64,26 @@ impl EnvelopeStore for InboxStore {
                     .wake(slack_queue(&self.team_id, channel.as_deref()));
             }
             Ok(new)
+        })
+    }
+
+    fn connected_after_gap(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            match super::history::catch_up_all(
+                &self.store,
+                &self.waker,
+                &self.team_id,
+                self.catchup_max,
+            )
+            .await
+            {
+                Ok(n) => {
+                    tracing::info!(team = %self.team_id, portals = n, "connected to Slack: catching up on what it sent while the bridge was away")
+                }
+                Err(e) => {
+                    tracing::error!(team = %self.team_id, error = %e, "cannot queue the catch-up after connecting to Slack")
+                }
+            }
         })
     }
 }

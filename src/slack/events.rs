@@ -307,12 +307,9 @@ impl MessageEvent {
     pub fn from_value(v: &Value) -> Option<MessageEvent> {
         let extras: MessageExtras = typed(v)?;
         let message: Message = typed(v)?;
+        let posting = posting_subtype(message.subtype.as_deref());
         let subtype = match message.subtype.as_deref() {
-            None | Some("") => MessageSubtype::Normal,
-            Some("bot_message") => MessageSubtype::BotMessage,
-            Some("me_message") => MessageSubtype::MeMessage,
-            Some("file_share") => MessageSubtype::FileShare,
-            Some("thread_broadcast") => MessageSubtype::ThreadBroadcast,
+            _ if posting.is_some() => posting?,
             Some("message_changed") => MessageSubtype::Changed {
                 // Without the new message there is nothing to apply.
                 message: extras.message?,
@@ -339,6 +336,7 @@ impl MessageEvent {
             },
             Some("channel_leave") | Some("group_leave") => MessageSubtype::ChannelLeave,
             Some(other) => MessageSubtype::Other(other.to_string()),
+            None => MessageSubtype::Normal,
         };
         Some(MessageEvent {
             channel: extras.channel,
@@ -347,6 +345,21 @@ impl MessageEvent {
             subtype,
             message,
         })
+    }
+
+    /// A message from conversations.history or conversations.replies as the event that
+    /// posted it. History holds posted messages only; a subtype that announces something
+    /// (a join, a topic change) keeps its name as [`MessageSubtype::Other`].
+    pub fn from_history(channel: &str, message: Message) -> MessageEvent {
+        let subtype = posting_subtype(message.subtype.as_deref())
+            .unwrap_or_else(|| MessageSubtype::Other(message.subtype.clone().unwrap_or_default()));
+        MessageEvent {
+            channel: channel.to_owned(),
+            channel_type: None,
+            event_ts: message.ts.clone(),
+            subtype,
+            message,
+        }
     }
 
     /// Whether this event posts a new message (as opposed to editing, deleting or announcing
@@ -361,6 +374,18 @@ impl MessageEvent {
                 | MessageSubtype::ThreadBroadcast
         )
     }
+}
+
+/// The subtypes that post a message (the ones [`MessageEvent::is_new_message`] accepts).
+fn posting_subtype(subtype: Option<&str>) -> Option<MessageSubtype> {
+    Some(match subtype {
+        None | Some("") => MessageSubtype::Normal,
+        Some("bot_message") => MessageSubtype::BotMessage,
+        Some("me_message") => MessageSubtype::MeMessage,
+        Some("file_share") => MessageSubtype::FileShare,
+        Some("thread_broadcast") => MessageSubtype::ThreadBroadcast,
+        Some(_) => return None,
+    })
 }
 
 /// `reaction_added` / `reaction_removed`.

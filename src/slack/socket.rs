@@ -70,6 +70,14 @@ pub trait EnvelopeStore: Send + Sync {
             Ok(out)
         })
     }
+
+    /// Slack is connected after a time with no connection open (the first connection, or a
+    /// reconnect after a drop): events of that time may never come. Runs before the
+    /// connection's first envelope is stored, so whatever it queues comes first. By default
+    /// nothing.
+    fn connected_after_gap(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// The production connector: tokio-tungstenite over rustls.
@@ -250,6 +258,8 @@ impl SocketManager {
         let mut need_new = true;
         let mut not_before = Instant::now();
         let mut last_reason = String::from("starting");
+        // Connections that said hello and are still open.
+        let live = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         // The connections belong to the manager: none outlives `run`.
         let mut tasks = tokio::task::JoinSet::new();
         tokio::pin!(shutdown);
@@ -302,6 +312,7 @@ impl SocketManager {
                                 self.store.clone(),
                                 tx.clone(),
                                 close_rx,
+                                live.clone(),
                                 self.config.clone(),
                                 self.label.clone(),
                             )
@@ -452,9 +463,19 @@ async fn connection(
     store: Arc<dyn EnvelopeStore>,
     events: mpsc::Sender<ConnEvent>,
     mut close_rx: oneshot::Receiver<()>,
+    live: Arc<std::sync::atomic::AtomicUsize>,
     config: SocketConfig,
     label: String,
 ) {
+    use std::sync::atomic::Ordering;
+    /// Counts this connection as live from its hello until it ends, however it ends.
+    struct Live(Arc<std::sync::atomic::AtomicUsize>);
+    impl Drop for Live {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let mut counted: Option<Live> = None;
     let opened = Instant::now();
     let mut last_seen = opened;
     let mut said_hello = false;
@@ -509,6 +530,13 @@ async fn connection(
                     Ok(Frame::Hello { num_connections }) => {
                         said_hello = true;
                         tracing::debug!(login = %label, connection = id, ?num_connections, "hello");
+                        if counted.is_none() {
+                            let gap = live.fetch_add(1, Ordering::SeqCst) == 0;
+                            counted = Some(Live(live.clone()));
+                            if gap {
+                                store.connected_after_gap().await;
+                            }
+                        }
                         let _ = events.send(ConnEvent::Hello(id)).await;
                     }
                     Ok(Frame::Disconnect { reason }) => {

@@ -167,6 +167,17 @@ impl Bucket {
         }
     }
 
+    /// Lowers the rate to `rate` (when it is slower), starting with no token saved.
+    fn slow_to(&mut self, rate: Rate, now: Instant) -> bool {
+        if rate.interval <= self.rate.interval {
+            return false;
+        }
+        self.rate = rate;
+        self.tokens = 0.0;
+        self.last = now;
+        true
+    }
+
     /// Takes one token and returns how long to wait before using it.
     fn reserve(&mut self, now: Instant) -> Duration {
         if self.rate.is_unlimited() {
@@ -199,7 +210,16 @@ pub(super) struct Pacer {
     /// Per method: no request before this instant (a 429's Retry-After applies to every
     /// caller of the method, not just the one that got it).
     blocked_until: Mutex<HashMap<String, Instant>>,
+    /// Per method: its last few accepted calls within [`LEARN_WINDOW`], to tell a method
+    /// Slack limits far below its tier (see [`Pacer::limited`]).
+    accepted: Mutex<HashMap<String, std::collections::VecDeque<Instant>>>,
 }
+
+/// Slack's rate-limit window.
+const LEARN_WINDOW: Duration = Duration::from_secs(60);
+/// A 429 after at most this many accepted calls in the window means a per-minute limit of
+/// about that many calls.
+const LEARN_MAX_CALLS: usize = 2;
 
 impl Pacer {
     pub(super) fn new(pacing: Pacing) -> Pacer {
@@ -208,7 +228,55 @@ impl Pacer {
             methods: Mutex::default(),
             lanes: Mutex::default(),
             blocked_until: Mutex::default(),
+            accepted: Mutex::default(),
         }
+    }
+
+    /// Slack accepted a call of `method`.
+    pub(super) fn accepted(&self, method: &str) {
+        let now = Instant::now();
+        let mut all = lock(&self.accepted);
+        let recent = all.entry(method.to_string()).or_default();
+        recent.push_back(now);
+        while recent.len() > LEARN_MAX_CALLS + 1
+            || recent
+                .front()
+                .is_some_and(|t| now.saturating_duration_since(*t) > LEARN_WINDOW)
+        {
+            recent.pop_front();
+        }
+    }
+
+    /// Slack answered a call of `method` with a 429 asking to wait `retry_after`. When that
+    /// came after only one or two accepted calls in the last minute, the method is limited
+    /// far below its tier (conversations.history and .replies at 1 a minute for apps outside
+    /// the Marketplace since 2025): its bucket slows to the rate Slack showed, so later calls
+    /// wait their turn instead of being refused. Returns the new rate when it changed.
+    pub(super) fn limited(&self, method: &str, retry_after: Duration) -> Option<Rate> {
+        let now = Instant::now();
+        let (calls, first) = {
+            let all = lock(&self.accepted);
+            let recent = all.get(method)?;
+            let in_window: Vec<Instant> = recent
+                .iter()
+                .copied()
+                .filter(|t| now.saturating_duration_since(*t) <= LEARN_WINDOW)
+                .collect();
+            (in_window.len(), *in_window.first()?)
+        };
+        if calls > LEARN_MAX_CALLS {
+            return None;
+        }
+        let window = now.saturating_duration_since(first) + retry_after;
+        let rate = Rate {
+            interval: window / calls as u32,
+            burst: 1,
+        };
+        let mut methods = lock(&self.methods);
+        let bucket = methods
+            .entry(method.to_string())
+            .or_insert_with(|| Bucket::new(self.pacing.rate_for(method), now));
+        bucket.slow_to(rate, now).then_some(rate)
     }
 
     /// Waits for a slot for `method` (and for `lane`, when given). The returned guard keeps
@@ -292,6 +360,31 @@ mod tests {
             Duration::from_secs(60)
         );
         assert_eq!(Rate::per_second(20).interval, Duration::from_millis(50));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_method_limited_below_its_tier_is_paced_to_what_slack_showed() {
+        let pacer = Pacer::new(Pacing::default());
+        let m = "conversations.history";
+        // A Tier 3 method that Slack allows once a minute: accepted, then refused 1 s later.
+        pacer.acquire(m, None).await;
+        pacer.accepted(m);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let rate = pacer.limited(m, Duration::from_secs(59)).expect("slowed");
+        assert_eq!(rate.interval, Duration::from_secs(60));
+        // The next call waits a whole interval.
+        let t0 = Instant::now();
+        pacer.acquire(m, None).await;
+        assert_eq!(Instant::now() - t0, Duration::from_secs(60));
+        // A burst's 429 after many accepted calls is the tier's window, not a lower limit.
+        let other = "chat.update";
+        for _ in 0..5 {
+            pacer.acquire(other, None).await;
+            pacer.accepted(other);
+        }
+        assert_eq!(pacer.limited(other, Duration::from_secs(30)), None);
+        // Nothing accepted yet: nothing to learn from.
+        assert_eq!(pacer.limited("users.info", Duration::from_secs(30)), None);
     }
 
     #[test]

@@ -101,6 +101,11 @@ impl SlackClient {
         loop {
             attempt += 1;
             inner.pacer.wait_unblocked(&block_key).await;
+            if attempt > 1 && lane.is_none() {
+                // A retry after a 429 takes a slot like any call: at a rate learned from
+                // the 429, waiting retries go one by one instead of all at once.
+                inner.pacer.acquire(method, None).await;
+            }
             let token = match auth {
                 Auth::Bot => &inner.bot_token,
                 Auth::App => &inner.app_token,
@@ -157,6 +162,15 @@ impl SlackClient {
                     "slack rate limit: waiting"
                 );
                 inner.pacer.block(&block_key, Instant::now() + wait);
+                if lane.is_none()
+                    && let Some(rate) = inner.pacer.limited(method, wait)
+                {
+                    tracing::warn!(
+                        method,
+                        interval_s = rate.interval.as_secs_f32(),
+                        "Slack limits this method far below its tier (as it does conversations.history for apps outside the Marketplace): pacing it to what Slack allows"
+                    );
+                }
                 continue;
             }
             let Some(json) = json else {
@@ -181,6 +195,9 @@ impl SlackClient {
                     method: method.to_string(),
                     reason: format!("no `ok` in {}", snippet(&body)),
                 });
+            }
+            if lane.is_none() {
+                inner.pacer.accepted(method);
             }
             if let Some(w) = json.pointer("/response_metadata/warnings") {
                 tracing::debug!(method, warnings = %w, "slack warnings");
