@@ -81,7 +81,7 @@ fn ts_key(ts: &str) -> (u64, u64) {
     (s.parse().unwrap(), f.parse().unwrap())
 }
 
-/// The bodies of the room's messages from Slack ghosts, oldest first.
+/// The room's messages from Slack ghosts (edits left out), oldest first.
 async fn ghost_messages(w: &World, room: &str) -> Vec<Value> {
     w.owner
         .messages(room, 500)
@@ -93,6 +93,7 @@ async fn ghost_messages(w: &World, room: &str) -> Vec<Value> {
                 && e["sender"]
                     .as_str()
                     .is_some_and(|s| s.starts_with("@slack_"))
+                && e["content"]["m.relates_to"]["rel_type"] != "m.replace"
         })
         .collect()
 }
@@ -234,6 +235,11 @@ async fn a_new_portal_starts_with_its_history_in_order(hs: HomeserverKind, db: O
         .await
         .unwrap();
 
+    // DMs are backfilled too: the demo's DM from alice.
+    let dm = w.joined_room_of(&w.emu.dm_id(&alice).unwrap()).await;
+    let dm_events = wait_for_ghost_text(&w, &dm, "hi bot").await;
+    assert_eq!(dm_events[0]["sender"], w.ghost(&alice));
+
     // `list` shows it, and /metrics counts it.
     let mgmt = w.management_room().await;
     let answer = w.command(&mgmt, "list").await;
@@ -255,21 +261,59 @@ async fn what_slack_sent_while_the_bridge_was_stopped_arrives_once(
     let alice = w.emu.user_id("alice").unwrap();
     let bridge = w.env.run_bridge_full().await;
     let room = w.joined_room_of(&general).await;
-    w.emu
+    let before = w
+        .emu
         .post_message(&alice, &general, "before the stop")
         .unwrap();
-    wait_for_ghost_text(&w, &room, "before the stop").await;
+    let events = wait_for_ghost_text(&w, &room, "before the stop").await;
+    let before_id = events
+        .iter()
+        .find(|e| body(e) == "before the stop")
+        .unwrap()["event_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let welcome = welcome_ts(&w, &general);
     bridge.stop().await.unwrap();
 
     w.emu.drop_events_while_disconnected(true);
+    // Meanwhile the last bridged message is edited and gets a reaction.
+    w.emu
+        .edit(&alice, &general, &before, "before the stop, edited")
+        .unwrap();
+    let bob = w.emu.user_id("bob").unwrap();
+    w.emu.react(&bob, &general, &before, "eyes").unwrap();
     let want = post_while_away(&w, &general, &welcome, 30);
     assert!(
-        w.emu.dropped_events().len() >= want.len(),
+        w.emu.dropped_events().len() >= want.len() + 2,
         "Slack dropped the events of the time the bridge was away"
     );
     let _bridge = w.env.run_bridge_full().await;
     assert_arrive_once_in_order(&w, &room, "before the stop", &want).await;
+
+    // The edit and the reaction Slack's history shows, once each.
+    let all = w.owner.messages(&room, 500).await.unwrap();
+    let edits: Vec<&Value> = all
+        .iter()
+        .filter(|e| {
+            e["content"]["m.relates_to"]["rel_type"] == "m.replace"
+                && e["content"]["m.relates_to"]["event_id"] == before_id.as_str()
+        })
+        .collect();
+    assert_eq!(edits.len(), 1, "one m.replace for the edit made while away");
+    assert_eq!(
+        edits[0]["content"]["m.new_content"]["body"],
+        "before the stop, edited"
+    );
+    let reactions = all
+        .iter()
+        .filter(|e| {
+            e["type"] == "m.reaction"
+                && e["sender"] == w.ghost(&bob).as_str()
+                && e["content"]["m.relates_to"]["event_id"] == before_id.as_str()
+        })
+        .count();
+    assert_eq!(reactions, 1, "the reaction added while away");
 }
 
 /// The same with the socket dropped (and kept down) instead of the process stopped.

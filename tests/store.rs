@@ -845,6 +845,14 @@ async fn history_state_per_portal(db: &TestDb) {
         Some("1700000000.000400")
     );
     assert_eq!(
+        store.recent_top_level("T1", "C1", 2).await.unwrap(),
+        vec![
+            "1700000000.000300".to_owned(),
+            "1700000000.000100".to_owned()
+        ],
+        "thread replies are not top-level"
+    );
+    assert_eq!(
         store.recent_threads("T1", "C1", 5).await.unwrap(),
         vec![
             (

@@ -38,6 +38,8 @@ const PAGE: u32 = 200;
 const KNOWN_THREADS: i64 = 3;
 /// Only threads active this recently are looked at.
 const KNOWN_THREAD_AGE: Duration = Duration::from_secs(24 * 3600);
+/// Bridged messages a catch-up fetches again, for the edits and reactions they got.
+const OVERLAP: i64 = 10;
 /// A page that took longer than this makes the fetch log its progress.
 const SLOW_PAGE: Duration = Duration::from_secs(3);
 
@@ -254,7 +256,7 @@ async fn backfill(
     let (name, _) = label(core, team, channel).await?;
     let started = Instant::now();
     let mut fetch = Fetch::new(core, rt, channel, &name, HistoryRun::Backfill);
-    let fetched = match fetch.history(None, until, cfg.initial_messages).await {
+    let fetched = match fetch.history(None, until, true, cfg.initial_messages).await {
         Ok(f) => f,
         Err(e) => return history_unavailable(core, rt, channel, &name, e).await,
     };
@@ -336,9 +338,28 @@ async fn catch_up(core: &Arc<Core>, rt: &Arc<LoginRuntime>, channel: &str) -> Re
         // Never bridged anything, and from before history was tracked: nothing to go by.
         return Ok(());
     };
+    // The last few bridged messages are fetched again: Slack's history shows the edits and
+    // reactions they got meanwhile.
+    let overlap = core
+        .store
+        .recent_top_level(team, channel, OVERLAP)
+        .await?
+        .pop()
+        .filter(|ts| ids::ts_key(ts) < ids::ts_key(&oldest));
     let started = Instant::now();
     let mut fetch = Fetch::new(core, rt, channel, &name, HistoryRun::CatchUp);
-    let fetched = fetch.history(Some(&oldest), None, cfg.catchup_max).await?;
+    let fetched = match &overlap {
+        Some(from) => {
+            fetch
+                .history(Some(from), None, true, cfg.catchup_max + OVERLAP as u32)
+                .await?
+        }
+        None => {
+            fetch
+                .history(Some(&oldest), None, false, cfg.catchup_max)
+                .await?
+        }
+    };
     let newest = fetched
         .messages
         .first()
@@ -529,12 +550,13 @@ impl<'a> Fetch<'a> {
         }
     }
 
-    /// Up to `max` top-level messages after `oldest` or up to `latest` (inclusive), newest
-    /// first, page by page.
+    /// Up to `max` top-level messages after `oldest` or before `latest` (or at them, with
+    /// `inclusive`), newest first, page by page.
     async fn history(
         &mut self,
         oldest: Option<&str>,
         latest: Option<&str>,
+        inclusive: bool,
         max: u32,
     ) -> Result<Fetched> {
         let max = max as usize;
@@ -542,7 +564,7 @@ impl<'a> Fetch<'a> {
             channel: self.channel.to_owned(),
             oldest: oldest.map(str::to_owned),
             latest: latest.map(str::to_owned),
-            inclusive: latest.is_some(),
+            inclusive,
             ..HistoryQuery::default()
         };
         let mut messages: Vec<Message> = Vec::new();

@@ -15,6 +15,9 @@ const FINISH: &str = "UPDATE backfill SET initial = 'done', run_done = $3, run_t
     caught_up_ts = COALESCE(NULLIF($6, ''), caught_up_ts), updated_at = $7
     WHERE team_id = $1 AND channel_id = $2";
 const NEWEST_MESSAGE: &str = "SELECT MAX(ts) FROM messages WHERE team_id = $1 AND channel_id = $2";
+const RECENT_TOP_LEVEL: &str = "SELECT DISTINCT ts FROM messages
+    WHERE team_id = $1 AND channel_id = $2 AND deleted = 0 AND (thread_ts IS NULL OR thread_ts = ts)
+    ORDER BY ts DESC LIMIT $3";
 const RECENT_THREADS: &str = "SELECT thread_ts, MAX(ts) AS newest FROM messages
     WHERE team_id = $1 AND channel_id = $2 AND thread_ts IS NOT NULL
     GROUP BY thread_ts ORDER BY newest DESC LIMIT $3";
@@ -182,6 +185,22 @@ impl Store {
             .fetch_one(pool)
             .await?);
         Ok(row.0)
+    }
+
+    /// The newest bridged top-level messages of a conversation (not deleted), newest first.
+    pub async fn recent_top_level(
+        &self,
+        team_id: &str,
+        channel_id: &str,
+        limit: i64,
+    ) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = on_pool!(self, pool => sqlx::query_as(RECENT_TOP_LEVEL)
+            .bind(team_id)
+            .bind(channel_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?);
+        Ok(rows.into_iter().map(|r| r.0).collect())
     }
 
     /// The threads of a conversation with the most recent bridged activity: (root ts, newest
