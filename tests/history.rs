@@ -248,6 +248,20 @@ async fn a_new_portal_starts_with_its_history_in_order(hs: HomeserverKind, db: O
         "{}",
         body(&answer)
     );
+    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", w.env.as_port))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let backfilled: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("slack_bridge_history_messages_total{run=\"backfill\"} "))
+        .unwrap_or_else(|| panic!("no backfill count in\n{metrics}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(backfilled >= 73, "{backfilled} backfilled messages counted");
 }
 
 /// Stops the bridge, posts in Slack while it is away (Slack drops those events), starts it
@@ -346,6 +360,19 @@ async fn what_slack_sent_while_the_socket_was_down_arrives_once(
     assert!(!w.emu.dropped_events().is_empty());
     w.emu.clear_faults();
     assert_arrive_once_in_order(&w, &room, "before the drop", &want).await;
+
+    // A message Slack never sent an event for, fetched on demand by `backfill` in the room.
+    let bob = w.emu.user_id("bob").unwrap();
+    w.emu
+        .with_workspace(|ws| ws.seed_message(&general, &bob, "never sent as an event", 0));
+    let answer = w.command(&room, "!slack backfill").await;
+    assert!(
+        body(&answer).starts_with("Catching up"),
+        "{}",
+        body(&answer)
+    );
+    let events = wait_for_ghost_text(&w, &room, "never sent as an event").await;
+    assert_eq!(events.last().map(body), Some("never sent as an event"));
 }
 
 /// The demo's welcome thread root in #general, bridged by the backfill: a reply into it is
