@@ -209,8 +209,12 @@ pub async fn queue_backfill(core: &Core, team_id: &str, channel: &str) -> Result
     .await
 }
 
-/// Runs a stored task.
+/// Runs a stored task. It looks at the stored state itself, whatever live events found: a
+/// portal created by the login's sync while its queue was handling an event may have been
+/// taken for one without a backfill.
 pub async fn run_task(core: &Arc<Core>, rt: &Arc<LoginRuntime>, task: &Task) -> Result<()> {
+    core.history
+        .unsettle(&slack_queue(rt.team_id(), Some(&task.channel)));
     before_live(core, rt, &task.channel).await?;
     if task.task == TaskKind::CatchUp {
         catch_up(core, rt, &task.channel).await?;
@@ -345,19 +349,27 @@ async fn catch_up(core: &Arc<Core>, rt: &Arc<LoginRuntime>, channel: &str) -> Re
         .recent_top_level(team, channel, OVERLAP)
         .await?
         .pop()
-        .filter(|ts| ids::ts_key(ts) < ids::ts_key(&oldest));
+        .filter(|ts| ids::ts_key(ts) <= ids::ts_key(&oldest));
     let started = Instant::now();
     let mut fetch = Fetch::new(core, rt, channel, &name, HistoryRun::CatchUp);
     let fetched = match &overlap {
         Some(from) => {
-            fetch
-                .history(Some(from), None, true, cfg.catchup_max + OVERLAP as u32)
-                .await?
+            let max = cfg.catchup_max + OVERLAP as u32;
+            fetch.history(Some(from), None, true, max).await
         }
         None => {
             fetch
                 .history(Some(&oldest), None, false, cfg.catchup_max)
-                .await?
+                .await
+        }
+    };
+    let fetched = match fetched {
+        Ok(f) => f,
+        Err(e) if e.is_retryable() => return Err(e),
+        Err(e) => {
+            // The bot left, the channel is gone: nothing to catch up on, nothing to retry.
+            tracing::warn!(team, %channel, portal = %name, error = %e, "cannot catch up on this conversation's history");
+            return Ok(());
         }
     };
     let newest = fetched
@@ -424,15 +436,13 @@ async fn send(
             .await?
             .is_empty();
         let event = MessageEvent::from_history(channel, m.clone());
-        let result = if known {
-            // Only an edit can be new; on_changed skips edits already bridged.
-            match m.edited.is_some() {
-                true => from_slack::apply_edit(core, rt, channel, m).await,
-                false => Ok(()),
-            }
-        } else {
-            from_slack::handle_event(core, rt, SlackEvent::Message(event)).await
-        };
+        // Parts bridged before are skipped (a crash between a message's text and its files
+        // leaves the files to send); of a known message, only an edit can be new, and
+        // on_changed skips edits already bridged.
+        let mut result = from_slack::handle_event(core, rt, SlackEvent::Message(event)).await;
+        if result.is_ok() && known && m.edited.is_some() {
+            result = from_slack::apply_edit(core, rt, channel, m).await;
+        }
         match result {
             Ok(()) => {}
             Err(e) if e.is_retryable() => return Err(e),
