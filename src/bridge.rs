@@ -90,14 +90,22 @@ impl BridgeError {
 
 pub type Result<T, E = BridgeError> = std::result::Result<T, E>;
 
+/// A login as the bridge holds it.
+enum LoginSlot {
+    /// Stored as valid, not running yet (the bridge is starting): its events wait.
+    Starting,
+    Running(Arc<LoginRuntime>),
+}
+
 /// Everything the bridge parts share.
 pub struct Core {
     pub config: Config,
     pub store: Store,
     pub matrix: Arc<MatrixClient>,
     pub namespace: Namespace,
-    /// Running logins by team id.
-    pub logins: RwLock<BTreeMap<String, Arc<LoginRuntime>>>,
+    /// Every login the bridge runs or is about to run, by team id: the one place that says
+    /// whether a team's events can be handled now, later, or not at all.
+    logins: RwLock<BTreeMap<String, LoginSlot>>,
     /// Told which Slack → Matrix queue has new work.
     pub inbound: Arc<queue::QueueWaker>,
     /// Told which Matrix → Slack queue has new work.
@@ -186,20 +194,18 @@ impl Core {
 
     /// The running login of a team, or why there is none: `NotReady` while a valid stored
     /// login is starting (retry later), `NoLogin` when there is no valid login at all.
-    pub async fn running_login(&self, team_id: &str) -> Result<Arc<LoginRuntime>> {
-        if let Some(rt) = self.login(team_id) {
-            return Ok(rt);
-        }
-        match self.store.get_login(team_id).await? {
-            Some(l) if l.state == crate::store::LoginState::Ok => Err(BridgeError::NotReady(
-                format!("slack login for team {team_id} is starting"),
-            )),
-            _ => Err(BridgeError::NoLogin(team_id.to_owned())),
+    pub fn running_login(&self, team_id: &str) -> Result<Arc<LoginRuntime>> {
+        match self.logins.read().expect("logins").get(team_id) {
+            Some(LoginSlot::Running(rt)) => Ok(rt.clone()),
+            Some(LoginSlot::Starting) => Err(BridgeError::NotReady(format!(
+                "slack login for team {team_id} is starting"
+            ))),
+            None => Err(BridgeError::NoLogin(team_id.to_owned())),
         }
     }
 
     pub fn login(&self, team_id: &str) -> Option<Arc<LoginRuntime>> {
-        self.logins.read().expect("logins").get(team_id).cloned()
+        self.running_login(team_id).ok()
     }
 
     pub fn all_logins(&self) -> Vec<Arc<LoginRuntime>> {
@@ -207,8 +213,41 @@ impl Core {
             .read()
             .expect("logins")
             .values()
-            .cloned()
+            .filter_map(|slot| match slot {
+                LoginSlot::Running(rt) => Some(rt.clone()),
+                LoginSlot::Starting => None,
+            })
             .collect()
+    }
+
+    /// A valid stored login that is about to start: its events wait for it.
+    pub fn login_starting(&self, team_id: &str) {
+        self.logins
+            .write()
+            .expect("logins")
+            .entry(team_id.to_owned())
+            .or_insert(LoginSlot::Starting);
+    }
+
+    pub fn login_running(&self, rt: Arc<LoginRuntime>) {
+        self.logins
+            .write()
+            .expect("logins")
+            .insert(rt.team_id().to_owned(), LoginSlot::Running(rt));
+    }
+
+    /// The team has no login any more (logged out, invalid, failed to start); returns the
+    /// runtime that was running, to stop.
+    pub fn login_gone(&self, team_id: &str) -> Option<Arc<LoginRuntime>> {
+        match self.logins.write().expect("logins").remove(team_id)? {
+            LoginSlot::Running(rt) => Some(rt),
+            LoginSlot::Starting => None,
+        }
+    }
+
+    /// Forgets every login (shutdown).
+    pub fn clear_logins(&self) {
+        self.logins.write().expect("logins").clear();
     }
 
     pub fn is_joined(&self, room: &str, user: &str) -> bool {

@@ -25,7 +25,9 @@
 //!   `slack-bridge rotate-key`;
 //! - [`supervisor`]: owns every task, for a shutdown that leaves nothing running; each task
 //!   logs in a `task` span under the bridge's (a login's under `login{team}`), queue items in
-//!   `queue item{team, channel | room_id}`, transactions in `transaction{txn_id}`;
+//!   `queue item{team, channel | room_id}`, transactions in `transaction{txn_id}`, stored
+//!   Socket Mode envelopes in `envelopes{envelope_id, event_id}`, portal creation in
+//!   `portal{team, channel}`, history runs in `backfill` / `catch-up{team, channel}`;
 //! - [`metrics`]: the Prometheus registry behind `/metrics`;
 //! - [`ids`]: how Slack identities map to Matrix ones.
 
@@ -391,6 +393,8 @@ pub async fn run(bridge: Bridge, shutdown: impl Future<Output = ()>) -> Result<(
         {
             tracing::warn!(error = %e, "cannot set the bot's display name");
         }
+        // Before any queue runs: the events of stored logins wait for them to start.
+        bridge::login::expect_stored(&core).await?;
         core.start_queues();
         let processor = InboxProcessor {
             store: store.clone(),
@@ -416,7 +420,7 @@ pub async fn run(bridge: Bridge, shutdown: impl Future<Output = ()>) -> Result<(
             "some work did not finish within the shutdown grace period; it resumes at the next start"
         );
     }
-    core.logins.write().expect("logins").clear();
+    core.clear_logins();
     drop(core);
     store.close().await;
     result

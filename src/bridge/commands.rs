@@ -276,7 +276,7 @@ async fn logout_command(core: &Arc<Core>, sender: &str) -> Result<String> {
     let mut names = Vec::new();
     for rt in mine {
         rt.stop();
-        core.logins.write().expect("logins").remove(rt.team_id());
+        core.login_gone(rt.team_id());
         core.store
             .set_login_state(
                 rt.team_id(),

@@ -551,7 +551,7 @@ async fn gate(
         .await;
         return Ok(None);
     }
-    let rt = match core.running_login(&portal.team_id).await {
+    let rt = match core.running_login(&portal.team_id) {
         Ok(rt) => rt,
         Err(BridgeError::NoLogin(_)) => {
             notice(
@@ -737,7 +737,7 @@ async fn matrix_context(core: &Core, team_id: &str, html: Option<&str>) -> Matri
                 continue;
             }
             if domain.is_none() {
-                domain = Some(match core.running_login(team_id).await {
+                domain = Some(match core.running_login(team_id) {
                     Ok(rt) => rt.slack.team_info().await.ok().map(|t| t.domain),
                     Err(_) => None,
                 });

@@ -89,7 +89,7 @@ async fn given_up_notice(core: &Core, item: &QueuedItem, reason: &str) {
 }
 
 async fn handle_entry(core: &Arc<Core>, entry: &QueuedItem) -> Result<()> {
-    let rt = core.running_login(&entry.scope).await?;
+    let rt = core.running_login(&entry.scope)?;
     if entry.event_id.starts_with(history::TASK_PREFIX) {
         let task: history::Task = serde_json::from_str(&entry.payload)
             .map_err(|e| BridgeError::Other(format!("stored history task: {e}")))?;

@@ -249,6 +249,7 @@ async fn label(core: &Core, team: &str, channel: &str) -> Result<(String, Option
     Ok((name, room))
 }
 
+#[tracing::instrument(name = "backfill", skip_all, fields(team = %rt.team_id(), channel = %channel))]
 async fn backfill(
     core: &Arc<Core>,
     rt: &Arc<LoginRuntime>,
@@ -322,6 +323,7 @@ async fn history_unavailable(
     Ok(())
 }
 
+#[tracing::instrument(name = "catch-up", skip_all, fields(team = %rt.team_id(), channel = %channel))]
 async fn catch_up(core: &Arc<Core>, rt: &Arc<LoginRuntime>, channel: &str) -> Result<()> {
     let cfg = &core.config.bridge.backfill;
     if cfg.catchup_max == 0 {

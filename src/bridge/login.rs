@@ -278,10 +278,9 @@ pub async fn start(core: &Arc<Core>, login: Login) -> Result<Arc<LoginRuntime>> 
         members_wake: Arc::new(tokio::sync::Notify::new()),
         usergroups: tokio::sync::Mutex::new(None),
     });
-    core.logins
-        .write()
-        .expect("logins")
-        .insert(runtime.login.team_id.clone(), runtime.clone());
+    core.login_running(runtime.clone());
+    // The socket may have connected before the login was listed: say it now.
+    crate::notify::status(&status_line(core));
     core.sup.spawn_in(
         &span,
         "member sync",
@@ -324,7 +323,7 @@ pub async fn mark_invalid(core: &Arc<Core>, team_id: &str, reason: &str) {
     {
         tracing::error!(team = %team_id, error = %e, "cannot record the login state");
     }
-    let runtime = core.logins.write().expect("logins").remove(team_id);
+    let runtime = core.login_gone(team_id);
     if let Some(rt) = runtime {
         // This may run inside the login's own socket task, which stop() aborts: tell the
         // owner first.
@@ -339,6 +338,17 @@ pub async fn mark_invalid(core: &Arc<Core>, team_id: &str, reason: &str) {
         .await;
         rt.stop();
     }
+}
+
+/// Marks every valid stored login as starting, so its events wait for it instead of being
+/// refused while the bridge starts.
+pub async fn expect_stored(core: &Core) -> Result<(), crate::store::StoreError> {
+    for l in core.store.list_logins().await? {
+        if l.state == LoginState::Ok {
+            core.login_starting(&l.team_id);
+        }
+    }
+    Ok(())
 }
 
 /// Starts the logins declared in the config (verifying and storing them) and every stored
@@ -372,6 +382,7 @@ pub async fn start_all(core: &Arc<Core>) {
                 tracing::info!(%team, name = %login.team_name, owner = %login.owner_mxid, "starting slack login");
                 if let Err(e) = start(core, login).await {
                     tracing::error!(%team, error = %e, "cannot start a slack login");
+                    core.login_gone(&team);
                 }
             }
         }

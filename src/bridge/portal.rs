@@ -180,6 +180,7 @@ pub async fn ensure_portal(
     ensure_portal_from(core, rt, &conv).await
 }
 
+#[tracing::instrument(name = "portal", skip_all, fields(team = %rt.team_id(), channel = %c.id))]
 pub async fn ensure_portal_from(
     core: &Arc<Core>,
     rt: &LoginRuntime,

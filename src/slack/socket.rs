@@ -558,7 +558,13 @@ async fn connection(
                                 lookahead.push_back(item);
                             }
                         }
-                        match store.store_batch(&batch).await {
+                        let span = tracing::debug_span!(
+                            "envelopes",
+                            envelope_id = %batch[0].envelope_id,
+                            event_id = %batch[0].dedupe_key(),
+                            count = batch.len(),
+                        );
+                        match store.store_batch(&batch).instrument(span).await {
                             Ok(new) => {
                                 let mut failed = None;
                                 for envelope in &batch {
