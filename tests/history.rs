@@ -262,6 +262,23 @@ async fn a_new_portal_starts_with_its_history_in_order(hs: HomeserverKind, db: O
         .parse()
         .unwrap();
     assert!(backfilled >= 73, "{backfilled} backfilled messages counted");
+
+    // A live message that makes a portal (a channel the bridge had no room for) comes after
+    // that channel's history, not before it.
+    let bot = w.emu.bot_user_id();
+    let late = w.emu.add_channel("late", false, &[&alice, &bob, &bot]);
+    for (i, ago) in [(0, 300), (1, 200)] {
+        w.emu
+            .with_workspace(|ws| ws.seed_message(&late, &alice, &format!("late history {i}"), ago));
+    }
+    w.emu.post_message(&bob, &late, "makes the portal").unwrap();
+    let late_room = w.joined_room_of(&late).await;
+    let events = wait_for_ghost_text(&w, &late_room, "makes the portal").await;
+    assert_eq!(
+        bodies(&events),
+        ["late history 0", "late history 1", "makes the portal"],
+        "history first, then the live message, each once"
+    );
 }
 
 /// Stops the bridge, posts in Slack while it is away (Slack drops those events), starts it
