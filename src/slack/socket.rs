@@ -468,7 +468,7 @@ async fn connection(
     label: String,
 ) {
     use std::sync::atomic::Ordering;
-    /// Counts this connection as live from its hello until it ends, however it ends.
+    /// Counts this connection as live from its hello until it closes or ends, however.
     struct Live(Arc<std::sync::atomic::AtomicUsize>);
     impl Drop for Live {
         fn drop(&mut self) {
@@ -491,6 +491,8 @@ async fn connection(
         tokio::select! {
             biased;
             _ = &mut close_rx => {
+                // Closing: no longer a connection events can come over.
+                drop(counted.take());
                 let _ = sink.send(Message::Close(None)).await;
                 // Give Slack a moment to finish the close handshake; it may not close the TCP
                 // connection itself.

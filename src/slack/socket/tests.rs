@@ -109,6 +109,8 @@ struct MemStore {
     seen: Mutex<HashSet<String>>,
     stored: Mutex<Vec<String>>,
     batches: Mutex<Vec<usize>>,
+    /// New events and `gap` (each [`EnvelopeStore::connected_after_gap`]), in order.
+    log: Mutex<Vec<String>>,
 }
 
 impl EnvelopeStore for MemStore {
@@ -117,6 +119,7 @@ impl EnvelopeStore for MemStore {
             let key = envelope.dedupe_key();
             let new = self.seen.lock().unwrap().insert(key.clone());
             if new {
+                self.log.lock().unwrap().push(key.clone());
                 self.stored.lock().unwrap().push(key);
             }
             Ok(new)
@@ -135,6 +138,10 @@ impl EnvelopeStore for MemStore {
             }
             Ok(out)
         })
+    }
+
+    fn connected_after_gap(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move { self.log.lock().unwrap().push("gap".into()) })
     }
 }
 
@@ -244,6 +251,36 @@ async fn refresh_opens_the_new_socket_before_closing_the_old() {
     assert_eq!(ack_of(&new.next().await), "env-new");
     assert_eq!(*h.store.stored.lock().unwrap(), ["EvLate", "EvNew"]);
     assert_eq!(h.slack.opens.lock().unwrap().len(), 2);
+}
+
+/// The first connection and every reconnect after a time with no connection report a gap
+/// (the bridge catches up then), before their first envelope is stored; a refresh, whose
+/// sockets overlap, does not.
+#[tokio::test(start_paused = true)]
+async fn a_gap_is_reported_before_the_next_envelope_and_a_refresh_is_none() {
+    let mut h = start(vec![]);
+    let mut first = h.conn().await;
+    first.hello();
+    first.event("env-1", "Ev1");
+    assert_eq!(ack_of(&first.next().await), "env-1");
+    first.send(
+        r#"{"type":"disconnect","reason":"refresh_requested","debug_info":{"host":"applink-2"}}"#,
+    );
+    let mut second = h.conn().await;
+    second.hello();
+    assert!(matches!(first.next().await, Message::Close(_)));
+    second.event("env-2", "Ev2");
+    assert_eq!(ack_of(&second.next().await), "env-2");
+    // The network drops the socket: the next connection follows a gap.
+    drop(second);
+    let mut third = h.conn().await;
+    third.hello();
+    third.event("env-3", "Ev3");
+    assert_eq!(ack_of(&third.next().await), "env-3");
+    assert_eq!(
+        *h.store.log.lock().unwrap(),
+        ["gap", "Ev1", "Ev2", "gap", "Ev3"]
+    );
 }
 
 #[tokio::test(start_paused = true)]
