@@ -248,12 +248,7 @@ async fn a_new_portal_starts_with_its_history_in_order(hs: HomeserverKind, db: O
         "{}",
         body(&answer)
     );
-    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", w.env.as_port))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = w.metrics().await;
     let backfilled: u64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("slack_bridge_history_messages_total{run=\"backfill\"} "))

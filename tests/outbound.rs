@@ -203,12 +203,7 @@ async fn a_channel_failing_for_good_is_given_up_with_a_notice(
     assert!(text.contains("503"), "the reason is named: {text}");
     assert!(text.contains("gave up after retrying"), "{text}");
     // The given-up event shows in /metrics and in `list`.
-    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", w.env.as_port))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = w.metrics().await;
     assert!(
         metrics.lines().any(|l| l
             .starts_with("slack_bridge_given_up_events_total{direction=\"matrix_to_slack\"} 1")),
@@ -635,12 +630,7 @@ async fn ready_turns_503_when_a_socket_stays_down() {
         "{}",
         body(&pinged)
     );
-    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", w.env.as_port))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = w.metrics().await;
     for family in [
         "slack_bridge_queue_depth{direction=\"matrix_to_slack\"}",
         "slack_bridge_queue_oldest_pending_seconds{direction=\"slack_to_matrix\"}",

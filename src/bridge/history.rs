@@ -258,12 +258,12 @@ async fn backfill(
 ) -> Result<()> {
     let cfg = &core.config.bridge.backfill;
     let team = rt.team_id();
-    let (name, _) = label(core, team, channel).await?;
+    let (name, room) = label(core, team, channel).await?;
     let started = Instant::now();
     let mut fetch = Fetch::new(core, rt, channel, &name, HistoryRun::Backfill);
     let fetched = match fetch.history(None, until, true, cfg.initial_messages).await {
         Ok(f) => f,
-        Err(e) => return history_unavailable(core, rt, channel, &name, e).await,
+        Err(e) => return history_unavailable(core, rt, channel, (&name, room.as_deref()), e).await,
     };
     if until.is_none()
         && let Some(newest) = fetched.messages.first()
@@ -282,7 +282,7 @@ async fn backfill(
         .await
     {
         Ok(m) => m,
-        Err(e) => return history_unavailable(core, rt, channel, &name, e).await,
+        Err(e) => return history_unavailable(core, rt, channel, (&name, room.as_deref()), e).await,
     };
     let total = messages.len() as i64;
     let bridged = send(core, rt, channel, &messages, HistoryRun::Backfill).await?;
@@ -300,7 +300,7 @@ async fn history_unavailable(
     core: &Arc<Core>,
     rt: &Arc<LoginRuntime>,
     channel: &str,
-    name: &str,
+    (name, room): (&str, Option<&str>),
     e: BridgeError,
 ) -> Result<()> {
     if e.is_retryable() {
@@ -308,11 +308,12 @@ async fn history_unavailable(
     }
     let team = rt.team_id();
     tracing::warn!(team, %channel, portal = %name, error = %e, "Slack's history of this conversation is not available; the portal goes on without it");
-    if let Ok((_, Some(room))) = label(core, team, channel).await {
+    if let Some(room) = room {
+        // Once per portal, also when recording the outcome below fails and the task reruns.
         super::from_matrix::notice(
             core,
-            &room,
-            &format!("history-unavailable-{team}-{channel}-{}", now_ms()),
+            room,
+            &format!("history-unavailable-{team}-{channel}"),
             &format!("Earlier Slack messages of this conversation could not be fetched: {e}"),
         )
         .await;

@@ -190,6 +190,16 @@ impl World {
         sent
     }
 
+    /// The bridge's `/metrics` text (served on the appservice listener).
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("http://127.0.0.1:{}/metrics", self.env.as_port))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// How often the bridge posted `text` to `channel` on Slack.
     pub fn posted(&self, channel: &str, text: &str) -> usize {
         self.slack_texts(channel)
