@@ -26,7 +26,10 @@ use std::{
 };
 
 use clap::Parser;
-use slack_bridge::store::Store;
+use slack_bridge::{
+    ids::{TeamId, UserId},
+    store::Store,
+};
 use slack_emulator::{Emulator, Workspace};
 use testkit::{Synapse, SynapseConfig};
 
@@ -168,7 +171,7 @@ async fn setup(
         .spawn()?;
     let bridge = ChildBridge(child);
     let pid = bridge.0.id();
-    let team = emu.team_id();
+    let team: TeamId = emu.team_id().into();
     let want = channels.len();
     let portals = async || {
         let store = Store::connect(&db_uri, 1).await.ok()?;
@@ -206,7 +209,7 @@ async fn setup(
 /// The Matrix room of a channel's portal.
 async fn room_of(db_uri: &str, team: &str, channel: &str) -> Result<String, Box<dyn Error>> {
     let store = Store::connect(db_uri, 1).await?;
-    let rooms = store.list_portals(team).await?;
+    let rooms = store.list_portals(&team.into()).await?;
     store.close().await;
     Ok(rooms
         .iter()
@@ -399,8 +402,12 @@ async fn files(mb: u64) -> Result<(), Box<dyn Error>> {
     let channel = &channels[0];
     let room = room_of(&db_uri, &emu.team_id(), channel).await?;
     you.join(&room).await?;
-    let ghost =
-        slack_bridge::ids::ghost_mxid("slack_{userid}", SERVER_NAME, &emu.team_id(), &alice);
+    let ghost = slack_bridge::ids::ghost_mxid(
+        "slack_{userid}",
+        SERVER_NAME,
+        &emu.team_id().into(),
+        &UserId::from(alice.as_str()),
+    );
 
     // Slack → Matrix.
     let from_slack = pattern(len);

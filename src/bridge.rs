@@ -29,6 +29,7 @@ use tokio::sync::OwnedMutexGuard;
 
 use crate::{
     config::Config,
+    ids::TeamId,
     matrix::{MatrixClient, MatrixError, Namespace},
     metrics::Metrics,
     slack::web::SlackError,
@@ -105,7 +106,7 @@ pub struct Core {
     pub namespace: Namespace,
     /// Every login the bridge runs or is about to run, by team id: the one place that says
     /// whether a team's events can be handled now, later, or not at all.
-    logins: RwLock<BTreeMap<String, LoginSlot>>,
+    logins: RwLock<BTreeMap<TeamId, LoginSlot>>,
     /// Told which Slack → Matrix queue has new work.
     pub inbound: Arc<queue::QueueWaker>,
     /// Told which Matrix → Slack queue has new work.
@@ -194,17 +195,17 @@ impl Core {
 
     /// The running login of a team, or why there is none: `NotReady` while a valid stored
     /// login is starting (retry later), `NoLogin` when there is no valid login at all.
-    pub fn running_login(&self, team_id: &str) -> Result<Arc<LoginRuntime>> {
+    pub fn running_login(&self, team_id: &TeamId) -> Result<Arc<LoginRuntime>> {
         match self.logins.read().expect("logins").get(team_id) {
             Some(LoginSlot::Running(rt)) => Ok(rt.clone()),
             Some(LoginSlot::Starting) => Err(BridgeError::NotReady(format!(
                 "slack login for team {team_id} is starting"
             ))),
-            None => Err(BridgeError::NoLogin(team_id.to_owned())),
+            None => Err(BridgeError::NoLogin(team_id.to_string())),
         }
     }
 
-    pub fn login(&self, team_id: &str) -> Option<Arc<LoginRuntime>> {
+    pub fn login(&self, team_id: &TeamId) -> Option<Arc<LoginRuntime>> {
         self.running_login(team_id).ok()
     }
 
@@ -221,11 +222,11 @@ impl Core {
     }
 
     /// A valid stored login that is about to start: its events wait for it.
-    pub fn login_starting(&self, team_id: &str) {
+    pub fn login_starting(&self, team_id: &TeamId) {
         self.logins
             .write()
             .expect("logins")
-            .entry(team_id.to_owned())
+            .entry(team_id.clone())
             .or_insert(LoginSlot::Starting);
     }
 
@@ -233,12 +234,12 @@ impl Core {
         self.logins
             .write()
             .expect("logins")
-            .insert(rt.team_id().to_owned(), LoginSlot::Running(rt));
+            .insert(rt.team_id().clone(), LoginSlot::Running(rt));
     }
 
     /// The team has no login any more (logged out, invalid, failed to start); returns the
     /// runtime that was running, to stop.
-    pub fn login_gone(&self, team_id: &str) -> Option<Arc<LoginRuntime>> {
+    pub fn login_gone(&self, team_id: &TeamId) -> Option<Arc<LoginRuntime>> {
         match self.logins.write().expect("logins").remove(team_id)? {
             LoginSlot::Running(rt) => Some(rt),
             LoginSlot::Starting => None,
@@ -272,7 +273,7 @@ impl Core {
             .insert((room.to_owned(), user.to_owned()));
     }
 
-    pub fn ghost_mxid(&self, team_id: &str, user_id: &str) -> String {
+    pub fn ghost_mxid(&self, team_id: &TeamId, user_id: &impl crate::ids::GhostKey) -> String {
         crate::ids::ghost_mxid(
             &self.config.appservice.username_template,
             &self.config.homeserver.domain,

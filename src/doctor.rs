@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 use crate::{
     Error, bind,
     config::{Config, Mode, Secret},
+    ids::TeamId,
     matrix::{self, MatrixClient, appservice::AppserviceState},
     matrix_client, server,
     slack::{manifest, web::SlackClient},
@@ -256,7 +257,7 @@ struct LoginToCheck {
     bot_token: Secret,
     app_token: Secret,
     /// The stored login's team, when it is one.
-    team_id: Option<String>,
+    team_id: Option<TeamId>,
 }
 
 async fn slack_checks(
@@ -300,7 +301,7 @@ async fn slack_checks(
                                 l.state_reason.as_deref().unwrap_or("no reason recorded"),
                                 l.owner_mxid
                             ),
-                            team: Some(l.team_id.clone()),
+                            team: Some(l.team_id.to_string()),
                             missing_scopes: Vec::new(),
                         }),
                         LoginState::LoggedOut => {}
@@ -334,7 +335,7 @@ async fn check_login(
     store: Option<&Store>,
     matrix: Option<&MatrixClient>,
     login: &LoginToCheck,
-) -> Option<String> {
+) -> Option<TeamId> {
     let check = |what: &str, team: Option<&str>, ok: bool, detail: String| Check {
         check: format!("{}: {what}", login.label),
         ok,

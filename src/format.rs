@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::ids::{ChannelId, Ts};
 use serde_json::Value;
 
 mod attachments;
@@ -132,9 +133,9 @@ pub struct MatrixContext {
 /// with the thread for a reply.
 pub fn slack_permalink_of(
     domain: &str,
-    channel: &str,
-    ts: &str,
-    thread_ts: Option<&str>,
+    channel: &ChannelId,
+    ts: &Ts,
+    thread_ts: Option<&Ts>,
 ) -> String {
     let mut url = format!(
         "https://{domain}.slack.com/archives/{channel}/p{}",
@@ -368,14 +369,19 @@ mod tests {
 
     #[test]
     fn links_to_bridged_events_become_slack_permalinks() {
-        let link = slack_permalink_of("acme", "C1", "1700000000.000100", None);
+        let link = slack_permalink_of("acme", &"C1".into(), &"1700000000.000100".into(), None);
         assert_eq!(link, "https://acme.slack.com/archives/C1/p1700000000000100");
         assert_eq!(
             slack_permalink(&link),
             Some(("C1".into(), "1700000000.000100".into()))
         );
         assert_eq!(
-            slack_permalink_of("acme", "C1", "1700000000.000200", Some("1700000000.000100")),
+            slack_permalink_of(
+                "acme",
+                &"C1".into(),
+                &"1700000000.000200".into(),
+                Some(&"1700000000.000100".into())
+            ),
             "https://acme.slack.com/archives/C1/p1700000000000200?thread_ts=1700000000.000100&cid=C1"
         );
         let mut ctx = matrix_ctx();

@@ -265,7 +265,7 @@ async fn ready_check(State(s): State<ReadyState>) -> Response {
         let h = rt.health();
         let down_too_long = h.down_for.is_some_and(|d| d > SOCKET_DOWN_LIMIT);
         slack_ok &= !down_too_long;
-        slack.insert(rt.team_id().to_owned(), json!(h.describe()));
+        slack.insert(rt.team_id().to_string(), json!(h.describe()));
     }
     let status = if db.is_ok() && hs.is_ok() && slack_ok {
         StatusCode::OK

@@ -21,6 +21,7 @@ mod reactions;
 
 use std::{str::FromStr, time::Duration};
 
+use crate::ids::{BotId, ChannelId, SenderId, TeamId, Ts, UserId};
 use sqlx::{
     PgPool, SqlitePool,
     migrate::Migrator,
@@ -40,6 +41,48 @@ pub use queues::{
     COMMAND_QUEUE, NewOutboxEvent, QueueFailure, QueueStats, QueueTable, QueuedItem, slack_queue,
 };
 pub use reactions::ReactionRow;
+
+/// Slack IDs are stored as the text Slack sent, on either database.
+macro_rules! text_column {
+    ($($name:ty),*) => {$(
+        impl<DB: sqlx::Database> sqlx::Type<DB> for $name
+        where
+            String: sqlx::Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <String as sqlx::Type<DB>>::type_info()
+            }
+
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <String as sqlx::Type<DB>>::compatible(ty)
+            }
+        }
+
+        impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for $name
+        where
+            String: sqlx::Encode<'q, DB>,
+        {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <DB as sqlx::Database>::ArgumentBuffer<'q>,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <String as sqlx::Encode<'q, DB>>::encode_by_ref(&self.0, buf)
+            }
+        }
+
+        impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for $name
+        where
+            String: sqlx::Decode<'r, DB>,
+        {
+            fn decode(
+                value: <DB as sqlx::Database>::ValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                <String as sqlx::Decode<'r, DB>>::decode(value).map(<$name>::from)
+            }
+        }
+    )*};
+}
+text_column!(TeamId, ChannelId, UserId, BotId, SenderId, Ts);
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");

@@ -61,7 +61,7 @@ async fn channels_become_rooms_in_a_space_once(hs: HomeserverKind, db: Option<Te
             let store = slack_bridge::store::Store::connect(config.database.uri(), 1)
                 .await
                 .ok()?;
-            let portals = store.list_portals("T0FIFTY").await.ok()?;
+            let portals = store.list_portals(&"T0FIFTY".into()).await.ok()?;
             store.close().await;
             let with_rooms = portals.iter().filter(|p| p.room_id.is_some()).count();
             (with_rooms == 50).then_some(with_rooms)
@@ -77,7 +77,7 @@ async fn channels_become_rooms_in_a_space_once(hs: HomeserverKind, db: Option<Te
             .unwrap();
         let store = slack_bridge::unlock(&store, &config).await.unwrap();
         store
-            .get_login("T0FIFTY")
+            .get_login(&"T0FIFTY".into())
             .await
             .unwrap()
             .unwrap()

@@ -47,7 +47,7 @@ async fn a_failed_portal_sync_is_tried_again(hs: HomeserverKind) {
     let store = w.store().await.unwrap();
     assert!(
         store
-            .get_portal(&w.emu.team_id(), &general)
+            .get_portal(&w.emu.team_id().into(), &general.as_str().into())
             .await
             .unwrap()
             .is_none_or(|p| p.room_id.is_none()),
@@ -165,7 +165,7 @@ async fn renames_and_topic_changes_reach_the_room(hs: HomeserverKind) {
     // `list` and the store agree with the room.
     let store = w.store().await.unwrap();
     let portal = store
-        .get_portal(&w.emu.team_id(), &random)
+        .get_portal(&w.emu.team_id().into(), &random.as_str().into())
         .await
         .unwrap()
         .unwrap();
@@ -774,7 +774,11 @@ async fn the_owner_is_told_when_slack_revokes_the_app(hs: HomeserverKind) {
         .await
         .unwrap_or_else(|e| panic!("the owner was not told about the dead login: {e}"));
     let store = w.store().await.unwrap();
-    let login = store.get_login(&w.emu.team_id()).await.unwrap().unwrap();
+    let login = store
+        .get_login(&w.emu.team_id().into())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(login.state, slack_bridge::store::LoginState::Invalid);
     assert!(login.state_reason.unwrap().contains("invalid_auth"));
     bridge.stop().await.unwrap();

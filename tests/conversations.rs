@@ -655,7 +655,11 @@ async fn redeliveries_and_a_restart_change_nothing(hs: HomeserverKind, db: Optio
     // Redacted events lose their body: m2's event is the bridge's record of it.
     let store = w.store().await.unwrap();
     let m2_event = store
-        .get_message(&w.emu.team_id(), &general, &m2)
+        .get_message(
+            &w.emu.team_id().into(),
+            &general.as_str().into(),
+            &m2.as_str().into(),
+        )
         .await
         .unwrap()
         .first()

@@ -815,7 +815,7 @@ fn convert_slack_message(msg: &Message) {
 fn bridge_slack_event(event: &SlackEvent) {
     let _ = event.event_type();
     let _ = event.channel();
-    let _ = event.is_from_bot("B1", "A1", "U0");
+    let _ = event.is_from_bot(&"B1".into(), "A1", &"U0".into());
     if let SlackEvent::Message(m) = event {
         let _ = m.is_new_message();
         convert_slack_message(&m.message);

@@ -338,7 +338,7 @@ async fn sigterm_lets_sends_in_flight_finish(hs: HomeserverKind, db: Option<Test
         assert!(
             matches!(
                 store
-                    .begin_outgoing(&id, room, &w.emu.team_id(), "x")
+                    .begin_outgoing(&id, room, &w.emu.team_id().into(), &"x".into())
                     .await
                     .unwrap(),
                 slack_bridge::store::Outgoing::Sent(_)
@@ -429,7 +429,11 @@ async fn kills_during_the_initial_sync_never_make_a_second_room(
     .await;
     let portals = async || {
         let store = w.store().await?;
-        let n = store.list_portals(&w.emu.team_id()).await.ok()?.len();
+        let n = store
+            .list_portals(&w.emu.team_id().into())
+            .await
+            .ok()?
+            .len();
         store.close().await;
         Some(n)
     };
@@ -452,7 +456,7 @@ async fn kills_during_the_initial_sync_never_make_a_second_room(
     })
     .await;
     let store = w.store().await.unwrap();
-    let stored = store.list_portals(&w.emu.team_id()).await.unwrap();
+    let stored = store.list_portals(&w.emu.team_id().into()).await.unwrap();
     store.close().await;
     let bot_client = w.env.bot_client().await;
     let joined = bot_client.joined_rooms().await.unwrap();
@@ -500,7 +504,7 @@ async fn kills_during_the_initial_sync_never_make_a_second_room(
     })
     .await;
     let store = w.store().await.unwrap();
-    let again = store.list_portals(&w.emu.team_id()).await.unwrap();
+    let again = store.list_portals(&w.emu.team_id().into()).await.unwrap();
     store.close().await;
     for c in lost {
         let before = stored.iter().find(|p| p.channel_id == *c).unwrap();

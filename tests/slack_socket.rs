@@ -103,7 +103,7 @@ fn start_manager(emu: &Emulator, store: Store, app_token: String) -> Running {
     .expect("slack client for the emulator");
     let inbox = InboxStore {
         store,
-        team_id: emu.team_id(),
+        team_id: emu.team_id().into(),
         waker: Arc::default(),
         catchup_max: 500,
     };

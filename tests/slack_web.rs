@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use slack_bridge::config::Secret;
+use slack_bridge::ids::{ChannelId, UserId};
 use slack_bridge::slack::types::ConversationKind;
 use slack_bridge::slack::web::{
     ClientOptions, HistoryQuery, Pacing, PostMessage, Rate, RetryPolicy, SlackClient, SlackError,
@@ -70,7 +71,7 @@ async fn auth_test_reports_identity_and_granted_scopes() {
 async fn missing_scope_names_the_scope_and_the_fix() {
     let emu = Emulator::start(Workspace::demo()).await;
     emu.remove_scopes(&["chat:write"]);
-    let general = emu.channel_id("general").unwrap();
+    let general = ChannelId::from(emu.channel_id("general").unwrap());
     let err = client(&emu)
         .chat_post_message(&PostMessage::new(&general, "hi"))
         .await
@@ -90,7 +91,7 @@ async fn missing_scope_names_the_scope_and_the_fix() {
 #[tokio::test]
 async fn http_429_is_retried_after_retry_after() {
     let emu = Emulator::start(Workspace::demo()).await;
-    let general = emu.channel_id("general").unwrap();
+    let general = ChannelId::from(emu.channel_id("general").unwrap());
     let before = emu.messages(&general).len();
     emu.rate_limit("chat.postMessage", 2, 1);
     let start = Instant::now();
@@ -121,7 +122,7 @@ async fn rate_limit_gives_up_after_the_attempt_limit() {
     let mut options = test_options();
     options.retry.max_attempts = 3;
     emu.rate_limit("users.info", 10, 0);
-    let alice = emu.user_id("alice").unwrap();
+    let alice = UserId::from(emu.user_id("alice").unwrap());
     let err = client_with(&emu, options)
         .users_info(&alice)
         .await
@@ -187,7 +188,7 @@ async fn pagination_collects_every_page() {
     }
     let mut crowd: Vec<&str> = people.iter().map(String::as_str).collect();
     crowd.push(&bot);
-    let crowded = ws.add_channel("crowded", false, &crowd);
+    let crowded = ChannelId::from(ws.add_channel("crowded", false, &crowd));
     let emu = Emulator::start(ws).await;
     let slack = client(&emu);
 
@@ -255,11 +256,14 @@ async fn dead_tokens_are_recognised() {
     assert!(err.is_auth_dead());
 
     // Ordinary failures are not mistaken for dead tokens.
-    let err = client(&emu).conversations_info("C0NOPE").await.unwrap_err();
+    let err = client(&emu)
+        .conversations_info(&"C0NOPE".into())
+        .await
+        .unwrap_err();
     assert!(err.is_auth_dead(), "revoked token still fails everything");
     let emu2 = Emulator::start(Workspace::demo()).await;
     let err = client(&emu2)
-        .conversations_info("C0NOPE")
+        .conversations_info(&"C0NOPE".into())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some("channel_not_found"));
@@ -269,7 +273,7 @@ async fn dead_tokens_are_recognised() {
 #[tokio::test]
 async fn upload_share_and_download_a_file() {
     let emu = Emulator::start(Workspace::demo()).await;
-    let general = emu.channel_id("general").unwrap();
+    let general = ChannelId::from(emu.channel_id("general").unwrap());
     let slack = client(&emu);
     let bytes = b"hello from matrix, thirty bytes".to_vec();
 
@@ -346,8 +350,8 @@ async fn apps_connections_open_returns_a_socket_url() {
 async fn everyday_methods_round_trip() {
     let emu = Emulator::start(Workspace::demo()).await;
     let slack = client(&emu);
-    let general = emu.channel_id("general").unwrap();
-    let alice = emu.user_id("alice").unwrap();
+    let general = ChannelId::from(emu.channel_id("general").unwrap());
+    let alice = UserId::from(emu.user_id("alice").unwrap());
 
     let team = slack.team_info().await.unwrap();
     assert_eq!(team.id, emu.team_id());
@@ -360,7 +364,7 @@ async fn everyday_methods_round_trip() {
     assert!(info.bot_is_member());
 
     let joined = slack
-        .conversations_join(&emu.channel_id("not-bridged").unwrap())
+        .conversations_join(&emu.channel_id("not-bridged").unwrap().into())
         .await
         .unwrap();
     assert!(joined.bot_is_member());
@@ -369,7 +373,7 @@ async fn everyday_methods_round_trip() {
     assert_eq!(user.real_name, "Alice Liddell");
     assert!(user.profile.best_image().is_some());
 
-    let bot = slack.bots_info(&emu.bot_id()).await.unwrap();
+    let bot = slack.bots_info(&emu.bot_id().into()).await.unwrap();
     assert_eq!(bot.app_id.as_deref(), Some(emu.app_id().as_str()));
 
     let emoji = slack.emoji_list().await.unwrap();
@@ -539,8 +543,8 @@ async fn download_redirects_keep_the_token_on_slack_hosts_only() {
 
     // A file that really is HTML is fine when the caller says so.
     let emu = Emulator::start(Workspace::demo()).await;
-    let general = emu.channel_id("general").unwrap();
-    let alice = emu.user_id("alice").unwrap();
+    let general = ChannelId::from(emu.channel_id("general").unwrap());
+    let alice = UserId::from(emu.user_id("alice").unwrap());
     let id = emu
         .share_file(
             &alice,

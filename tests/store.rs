@@ -6,6 +6,7 @@ mod support;
 use slack_bridge::{
     config::Secret,
     crypto::EncryptionKey,
+    ids::{ChannelId, TeamId, Ts},
     store::{
         Ghost, HistoryRun, Login, LoginState, MessageRow, NewSlackEvent, Outgoing, Portal,
         PortalKind, ReactionRow, Store, StoreError,
@@ -77,7 +78,7 @@ async fn tokens_are_stored_sealed_and_open_with_their_key_only(db: &TestDb) {
         .unwrap();
     assert_eq!(
         store
-            .get_login("T1")
+            .get_login(&"T1".into())
             .await
             .unwrap()
             .unwrap()
@@ -94,7 +95,7 @@ async fn tokens_are_stored_sealed_and_open_with_their_key_only(db: &TestDb) {
         "{raw:?}"
     );
     assert!(matches!(
-        locked.get_login("T1").await,
+        locked.get_login(&"T1".into()).await,
         Err(StoreError::Locked)
     ));
     let e = locked.unlock(&key(), "/etc/other.key").await.unwrap_err();
@@ -113,7 +114,7 @@ async fn tokens_are_stored_sealed_and_open_with_their_key_only(db: &TestDb) {
     )
     .await;
     assert!(matches!(
-        store.get_login("T2").await,
+        store.get_login(&"T2".into()).await,
         Err(StoreError::Corrupt(_))
     ));
 }
@@ -131,7 +132,7 @@ async fn tokens_stored_before_encryption_are_sealed_at_unlock(db: &TestDb) {
     assert!(!store.is_sealed().await.unwrap(), "no key used yet");
     let store = store.unlock(&key(), "k").await.unwrap();
     assert!(store.is_sealed().await.unwrap());
-    let l = store.get_login("T9").await.unwrap().unwrap();
+    let l = store.get_login(&"T9".into()).await.unwrap().unwrap();
     assert_eq!(
         (l.bot_token.expose(), l.app_token.expose()),
         ("xoxb-plain-9", "xapp-plain-9")
@@ -181,11 +182,17 @@ async fn custom_emoji_by_name_and_mxc(db: &TestDb) {
         source: "https://emoji.example/blobcat.png".into(),
         mxc: "mxc://hs/one".into(),
     };
-    assert_eq!(store.get_custom_emoji("T1", "blobcat").await.unwrap(), None);
+    assert_eq!(
+        store
+            .get_custom_emoji(&"T1".into(), "blobcat")
+            .await
+            .unwrap(),
+        None
+    );
     store.upsert_custom_emoji(&e).await.unwrap();
     assert_eq!(
         store
-            .get_custom_emoji("T1", "blobcat")
+            .get_custom_emoji(&"T1".into(), "blobcat")
             .await
             .unwrap()
             .as_ref(),
@@ -197,7 +204,7 @@ async fn custom_emoji_by_name_and_mxc(db: &TestDb) {
     store.upsert_custom_emoji(&e).await.unwrap();
     assert_eq!(
         store
-            .get_custom_emoji_by_mxc("T1", "mxc://hs/two")
+            .get_custom_emoji_by_mxc(&"T1".into(), "mxc://hs/two")
             .await
             .unwrap()
             .as_ref(),
@@ -205,14 +212,14 @@ async fn custom_emoji_by_name_and_mxc(db: &TestDb) {
     );
     assert_eq!(
         store
-            .get_custom_emoji_by_mxc("T1", "mxc://hs/one")
+            .get_custom_emoji_by_mxc(&"T1".into(), "mxc://hs/one")
             .await
             .unwrap(),
         None
     );
     assert_eq!(
         store
-            .get_custom_emoji_by_mxc("T2", "mxc://hs/two")
+            .get_custom_emoji_by_mxc(&"T2".into(), "mxc://hs/two")
             .await
             .unwrap(),
         None
@@ -274,25 +281,25 @@ async fn slack_inbox_dedupes_and_orders(db: &TestDb) {
     let store = db.connect().await;
     assert!(
         store
-            .insert_slack_event("Ev1", "T1", Some("C1"), r#"{"a":1}"#)
+            .insert_slack_event("Ev1", &"T1".into(), Some(&"C1".into()), r#"{"a":1}"#)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .insert_slack_event("Ev1", "T1", Some("C1"), r#"{"a":1}"#)
+            .insert_slack_event("Ev1", &"T1".into(), Some(&"C1".into()), r#"{"a":1}"#)
             .await
             .unwrap()
     );
     assert!(
         store
-            .insert_slack_event("Ev2", "T1", None, r#"{"a":2}"#)
+            .insert_slack_event("Ev2", &"T1".into(), None, r#"{"a":2}"#)
             .await
             .unwrap()
     );
     assert!(
         store
-            .insert_slack_event("Ev3", "T1", Some("C2"), r#"{"a":3}"#)
+            .insert_slack_event("Ev3", &"T1".into(), Some(&"C2".into()), r#"{"a":3}"#)
             .await
             .unwrap()
     );
@@ -375,17 +382,17 @@ async fn logins_roundtrip_and_state(db: &TestDb) {
     store.upsert_login(&login("T1", "xoxb-1")).await.unwrap();
     store.upsert_login(&login("T2", "xoxb-2")).await.unwrap();
     store
-        .set_login_state("T1", LoginState::Invalid, Some("token_revoked"))
+        .set_login_state(&"T1".into(), LoginState::Invalid, Some("token_revoked"))
         .await
         .unwrap();
-    let l = store.get_login("T1").await.unwrap().unwrap();
+    let l = store.get_login(&"T1".into()).await.unwrap().unwrap();
     assert_eq!(
         (l.state, l.state_reason.as_deref()),
         (LoginState::Invalid, Some("token_revoked"))
     );
     // Logging in again replaces the tokens and revives the login.
     store.upsert_login(&login("T1", "xoxb-new")).await.unwrap();
-    let l = store.get_login("T1").await.unwrap().unwrap();
+    let l = store.get_login(&"T1".into()).await.unwrap().unwrap();
     assert_eq!(l.bot_token.expose(), "xoxb-new");
     assert_eq!(l.state, LoginState::Ok);
     assert_eq!(
@@ -393,10 +400,13 @@ async fn logins_roundtrip_and_state(db: &TestDb) {
         0,
         "tokens are redacted in Debug"
     );
-    store.set_login_space("T1", "!space:x").await.unwrap();
+    store
+        .set_login_space(&"T1".into(), "!space:x")
+        .await
+        .unwrap();
     assert_eq!(
         store
-            .get_login("T1")
+            .get_login(&"T1".into())
             .await
             .unwrap()
             .unwrap()
@@ -405,8 +415,8 @@ async fn logins_roundtrip_and_state(db: &TestDb) {
         Some("!space:x")
     );
     assert_eq!(store.list_logins().await.unwrap().len(), 2);
-    assert!(store.delete_login("T2").await.unwrap());
-    assert!(store.get_login("T2").await.unwrap().is_none());
+    assert!(store.delete_login(&"T2".into()).await.unwrap());
+    assert!(store.get_login(&"T2".into()).await.unwrap().is_none());
 }
 
 async fn portals_insert_once_and_lookup(db: &TestDb) {
@@ -426,9 +436,12 @@ async fn portals_insert_once_and_lookup(db: &TestDb) {
         !store.insert_portal(&p).await.unwrap(),
         "a portal is created once"
     );
-    store.set_portal_room("T1", "C1", "!room1").await.unwrap();
     store
-        .set_portal_meta("T1", "C1", "renamed", "new topic")
+        .set_portal_room(&"T1".into(), &"C1".into(), "!room1")
+        .await
+        .unwrap();
+    store
+        .set_portal_meta(&"T1".into(), &"C1".into(), "renamed", "new topic")
         .await
         .unwrap();
     let got = store.get_portal_by_room("!room1").await.unwrap().unwrap();
@@ -443,11 +456,11 @@ async fn portals_insert_once_and_lookup(db: &TestDb) {
         ..p.clone()
     };
     store.insert_portal(&dm).await.unwrap();
-    let all = store.list_portals("T1").await.unwrap();
+    let all = store.list_portals(&"T1".into()).await.unwrap();
     assert_eq!(all.len(), 2);
     assert_eq!(
         store
-            .get_portal("T1", "D1")
+            .get_portal(&"T1".into(), &"D1".into())
             .await
             .unwrap()
             .unwrap()
@@ -455,7 +468,13 @@ async fn portals_insert_once_and_lookup(db: &TestDb) {
             .as_deref(),
         Some("U2")
     );
-    assert!(store.get_portal("T9", "C1").await.unwrap().is_none());
+    assert!(
+        store
+            .get_portal(&"T9".into(), &"C1".into())
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn ghosts_upsert(db: &TestDb) {
@@ -474,7 +493,14 @@ async fn ghosts_upsert(db: &TestDb) {
     g.display_name = "Alice B".into();
     g.avatar_mxc = "mxc://x/y".into();
     store.upsert_ghost(&g).await.unwrap();
-    assert_eq!(store.get_ghost("T1", "U1").await.unwrap().unwrap(), g);
+    assert_eq!(
+        store
+            .get_ghost(&"T1".into(), &"U1".into())
+            .await
+            .unwrap()
+            .unwrap(),
+        g
+    );
     assert_eq!(store.get_ghost_by_mxid(&g.mxid).await.unwrap().unwrap(), g);
 }
 
@@ -498,7 +524,7 @@ async fn messages_and_reactions(db: &TestDb) {
         "idempotent"
     );
     let parts = store
-        .get_message("T1", "C1", "1700000000.000100")
+        .get_message(&"T1".into(), &"C1".into(), &"1700000000.000100".into())
         .await
         .unwrap();
     assert_eq!(
@@ -530,14 +556,25 @@ async fn messages_and_reactions(db: &TestDb) {
     assert!(!store.insert_reaction(&r).await.unwrap());
     assert_eq!(
         store
-            .get_reaction("T1", "C1", "1700000000.000100", "U2", "thumbsup")
+            .get_reaction(
+                &"T1".into(),
+                &"C1".into(),
+                &"1700000000.000100".into(),
+                "U2",
+                "thumbsup"
+            )
             .await
             .unwrap(),
         Some(r.clone())
     );
     assert_eq!(
         store
-            .reactions_of("T1", "C1", "1700000000.000100", "U2")
+            .reactions_of(
+                &"T1".into(),
+                &"C1".into(),
+                &"1700000000.000100".into(),
+                "U2"
+            )
             .await
             .unwrap(),
         std::slice::from_ref(&r)
@@ -552,7 +589,12 @@ async fn messages_and_reactions(db: &TestDb) {
     );
     assert_eq!(
         store
-            .reactions_with("T1", "C1", "1700000000.000100", "thumbsup")
+            .reactions_with(
+                &"T1".into(),
+                &"C1".into(),
+                &"1700000000.000100".into(),
+                "thumbsup"
+            )
             .await
             .unwrap(),
         std::slice::from_ref(&r)
@@ -561,17 +603,34 @@ async fn messages_and_reactions(db: &TestDb) {
 
     // Edits and deletes are recorded on every part.
     store
-        .set_message_edit_ts("T1", "C1", "1700000000.000100", "1700000005.000001")
+        .set_message_edit_ts(
+            &"T1".into(),
+            &"C1".into(),
+            &"1700000000.000100".into(),
+            &"1700000005.000001".into(),
+        )
         .await
         .unwrap();
     let ts = "1700000000.000100";
-    assert_eq!(store.mark_message_deleted("T1", "C1", ts).await.unwrap(), 2);
     assert_eq!(
-        store.mark_message_deleted("T1", "C1", ts).await.unwrap(),
+        store
+            .mark_message_deleted(&"T1".into(), &"C1".into(), &ts.into())
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .mark_message_deleted(&"T1".into(), &"C1".into(), &ts.into())
+            .await
+            .unwrap(),
         0,
         "deleting twice changes nothing"
     );
-    let parts = store.get_message("T1", "C1", ts).await.unwrap();
+    let parts = store
+        .get_message(&"T1".into(), &"C1".into(), &ts.into())
+        .await
+        .unwrap();
     assert!(
         parts
             .iter()
@@ -595,7 +654,7 @@ async fn messages_and_reactions(db: &TestDb) {
         .unwrap();
     assert_eq!(
         store
-            .latest_in_thread("T1", "C1", "9.000001")
+            .latest_in_thread(&"T1".into(), &"C1".into(), &"9.000001".into())
             .await
             .unwrap()
             .unwrap()
@@ -609,7 +668,7 @@ async fn messages_and_reactions(db: &TestDb) {
         .unwrap();
     assert_eq!(
         store
-            .latest_in_thread("T1", "C1", "9.000001")
+            .latest_in_thread(&"T1".into(), &"C1".into(), &"9.000001".into())
             .await
             .unwrap()
             .unwrap()
@@ -618,7 +677,7 @@ async fn messages_and_reactions(db: &TestDb) {
     );
     assert_eq!(
         store
-            .delete_message("T1", "C1", "1700000000.000100")
+            .delete_message(&"T1".into(), &"C1".into(), &"1700000000.000100".into())
             .await
             .unwrap(),
         2
@@ -652,38 +711,53 @@ async fn management_rooms(db: &TestDb) {
 async fn outgoing_is_recorded_before_sending(db: &TestDb) {
     let store = db.connect().await;
     assert_eq!(
-        store.begin_outgoing("$e1", "!r", "T1", "C1").await.unwrap(),
+        store
+            .begin_outgoing("$e1", "!r", &"T1".into(), &"C1".into())
+            .await
+            .unwrap(),
         Outgoing::New
     );
     // A redelivered transaction finds it pending (sent state unknown).
     assert_eq!(
-        store.begin_outgoing("$e1", "!r", "T1", "C1").await.unwrap(),
+        store
+            .begin_outgoing("$e1", "!r", &"T1".into(), &"C1".into())
+            .await
+            .unwrap(),
         Outgoing::Pending
     );
     store
-        .finish_outgoing("$e1", "1700000000.000200")
+        .finish_outgoing("$e1", &"1700000000.000200".into())
         .await
         .unwrap();
     assert_eq!(
-        store.begin_outgoing("$e1", "!r", "T1", "C1").await.unwrap(),
+        store
+            .begin_outgoing("$e1", "!r", &"T1".into(), &"C1".into())
+            .await
+            .unwrap(),
         Outgoing::Sent("1700000000.000200".into())
     );
     assert!(
         store
-            .is_outgoing_ts("T1", "C1", "1700000000.000200")
+            .is_outgoing_ts(&"T1".into(), &"C1".into(), &"1700000000.000200".into())
             .await
             .unwrap()
     );
     assert!(
         !store
-            .is_outgoing_ts("T1", "C1", "1700000000.000300")
+            .is_outgoing_ts(&"T1".into(), &"C1".into(), &"1700000000.000300".into())
             .await
             .unwrap()
     );
-    store.begin_outgoing("$e2", "!r", "T1", "C1").await.unwrap();
+    store
+        .begin_outgoing("$e2", "!r", &"T1".into(), &"C1".into())
+        .await
+        .unwrap();
     store.fail_outgoing("$e2", "not_in_channel").await.unwrap();
     assert_eq!(
-        store.begin_outgoing("$e2", "!r", "T1", "C1").await.unwrap(),
+        store
+            .begin_outgoing("$e2", "!r", &"T1".into(), &"C1".into())
+            .await
+            .unwrap(),
         Outgoing::Failed
     );
 }
@@ -701,14 +775,15 @@ async fn slack_events_stored_in_one_transaction(db: &TestDb) {
     let store = db.connect().await;
     assert!(
         store
-            .insert_slack_event("Ev1", "T1", Some("C1"), "{}")
+            .insert_slack_event("Ev1", &"T1".into(), Some(&"C1".into()), "{}")
             .await
             .unwrap()
     );
+    let (team, channel) = (TeamId::from("T1"), ChannelId::from("C1"));
     let ev = |id: &'static str| NewSlackEvent {
         event_id: id,
-        team_id: "T1",
-        channel_id: Some("C1"),
+        team_id: &team,
+        channel_id: Some(&channel),
         payload: "{}",
     };
     let new = store
@@ -743,7 +818,7 @@ async fn a_fresh_sqlite_file_opened_by_many_at_once() {
             for _ in 0..20 {
                 let store = Store::connect(&other, 1).await.map_err(|e| e.to_string())?;
                 store
-                    .get_portal("T1", "C1")
+                    .get_portal(&"T1".into(), &"C1".into())
                     .await
                     .map_err(|e| e.to_string())?;
                 store.close().await;
@@ -763,38 +838,48 @@ async fn a_fresh_sqlite_file_opened_by_many_at_once() {
 /// catch-up point kept; the newest bridged message and the recently active threads found.
 async fn history_state_per_portal(db: &TestDb) {
     let store = db.connect().await;
-    assert!(store.get_backfill("T1", "C1").await.unwrap().is_none());
     assert!(
         store
-            .insert_backfill("T1", "C1", true, "100.000000")
+            .get_backfill(&"T1".into(), &"C1".into())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .insert_backfill(&"T1".into(), &"C1".into(), true, &"100.000000".into())
             .await
             .unwrap()
     );
     assert!(
         !store
-            .insert_backfill("T1", "C1", false, "200.000000")
+            .insert_backfill(&"T1".into(), &"C1".into(), false, &"200.000000".into())
             .await
             .unwrap(),
         "recorded once"
     );
     assert!(
         store
-            .insert_backfill("T1", "C2", false, "100.000000")
+            .insert_backfill(&"T1".into(), &"C2".into(), false, &"100.000000".into())
             .await
             .unwrap()
     );
-    let pending = store.pending_backfills("T1").await.unwrap();
+    let pending = store.pending_backfills(&"T1".into()).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].channel_id, "C1");
     store
-        .set_backfill_until("T1", "C1", "150.000001")
+        .set_backfill_until(&"T1".into(), &"C1".into(), &"150.000001".into())
         .await
         .unwrap();
     store
-        .set_history_progress("T1", "C1", HistoryRun::Backfill, 20, 50)
+        .set_history_progress(&"T1".into(), &"C1".into(), HistoryRun::Backfill, 20, 50)
         .await
         .unwrap();
-    let b = store.get_backfill("T1", "C1").await.unwrap().unwrap();
+    let b = store
+        .get_backfill(&"T1".into(), &"C1".into())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(b.initial_pending());
     assert_eq!(b.until_ts.as_deref(), Some("150.000001"));
     assert_eq!(
@@ -802,29 +887,45 @@ async fn history_state_per_portal(db: &TestDb) {
         ("backfill", 20, 50)
     );
     store
-        .finish_history_run("T1", "C1", 50, 50, 48, "150.000001")
+        .finish_history_run(&"T1".into(), &"C1".into(), 50, 50, 48, &"150.000001".into())
         .await
         .unwrap();
     // A run that saw nothing keeps the catch-up point.
     store
-        .finish_history_run("T1", "C1", 0, 0, 0, "")
+        .finish_history_run(&"T1".into(), &"C1".into(), 0, 0, 0, &"".into())
         .await
         .unwrap();
-    let b = store.get_backfill("T1", "C1").await.unwrap().unwrap();
+    let b = store
+        .get_backfill(&"T1".into(), &"C1".into())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!b.initial_pending());
     assert_eq!(b.caught_up_ts.as_deref(), Some("150.000001"));
     assert_eq!(b.bridged, 48);
-    assert!(store.pending_backfills("T1").await.unwrap().is_empty());
-    assert_eq!(store.list_backfills("T1").await.unwrap().len(), 2);
+    assert!(
+        store
+            .pending_backfills(&"T1".into())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.list_backfills(&"T1".into()).await.unwrap().len(), 2);
 
-    assert_eq!(store.newest_message_ts("T1", "C1").await.unwrap(), None);
+    assert_eq!(
+        store
+            .newest_message_ts(&"T1".into(), &"C1".into())
+            .await
+            .unwrap(),
+        None
+    );
     let row = |ts: &str, thread: Option<&str>, event: &str| MessageRow {
         team_id: "T1".into(),
         channel_id: "C1".into(),
         ts: ts.into(),
         event_id: event.into(),
         room_id: "!r".into(),
-        thread_ts: thread.map(str::to_owned),
+        thread_ts: thread.map(Into::into),
         sender: "U1".into(),
         ..MessageRow::default()
     };
@@ -838,31 +939,28 @@ async fn history_state_per_portal(db: &TestDb) {
     }
     assert_eq!(
         store
-            .newest_message_ts("T1", "C1")
+            .newest_message_ts(&"T1".into(), &"C1".into())
             .await
             .unwrap()
             .as_deref(),
         Some("1700000000.000400")
     );
     assert_eq!(
-        store.recent_top_level("T1", "C1", 2).await.unwrap(),
-        vec![
-            "1700000000.000300".to_owned(),
-            "1700000000.000100".to_owned()
-        ],
+        store
+            .recent_top_level(&"T1".into(), &"C1".into(), 2)
+            .await
+            .unwrap(),
+        vec![Ts::from("1700000000.000300"), Ts::from("1700000000.000100")],
         "thread replies are not top-level"
     );
     assert_eq!(
-        store.recent_threads("T1", "C1", 5).await.unwrap(),
+        store
+            .recent_threads(&"T1".into(), &"C1".into(), 5)
+            .await
+            .unwrap(),
         vec![
-            (
-                "1700000000.000300".to_owned(),
-                "1700000000.000400".to_owned()
-            ),
-            (
-                "1700000000.000100".to_owned(),
-                "1700000000.000200".to_owned()
-            ),
+            ("1700000000.000300".into(), "1700000000.000400".into()),
+            ("1700000000.000100".into(), "1700000000.000200".into()),
         ]
     );
 }

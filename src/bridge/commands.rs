@@ -9,6 +9,7 @@ use ruma::RoomId;
 use super::{BridgeError, Core, Result, from_matrix::notice, login};
 use crate::{
     config::{PermissionLevel, Secret},
+    ids::ChannelId,
     store::{LoginState, QueueTable, now_ms, slack_queue},
 };
 
@@ -381,7 +382,7 @@ async fn list_command(core: &Arc<Core>, sender: &str) -> Result<String> {
             continue;
         }
         let portals = core.store.list_portals(rt.team_id()).await?;
-        let history: std::collections::HashMap<String, crate::store::Backfill> = core
+        let history: std::collections::HashMap<ChannelId, crate::store::Backfill> = core
             .store
             .list_backfills(rt.team_id())
             .await?
@@ -413,7 +414,7 @@ async fn list_command(core: &Arc<Core>, sender: &str) -> Result<String> {
             lines.push(format!(
                 "  {} [{}] → {}{history}{problems}",
                 if p.name.is_empty() {
-                    &p.channel_id
+                    p.channel_id.as_str()
                 } else {
                     &p.name
                 },

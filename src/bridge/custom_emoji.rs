@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use super::{Core, LoginRuntime, Result};
-use crate::{format::emoji, store::CustomEmoji};
+use crate::{format::emoji, ids::TeamId, store::CustomEmoji};
 
 /// How many `alias:` hops are followed before giving up (Slack allows one; be lenient).
 const MAX_ALIASES: usize = 4;
@@ -83,7 +83,7 @@ pub async fn resolve(core: &Arc<Core>, rt: &LoginRuntime, name: &str) -> Result<
     Ok(Resolved::Image { name: current, mxc })
 }
 
-async fn remember(core: &Core, team: &str, name: &str, url: &str, mxc: &str) -> Result<()> {
+async fn remember(core: &Core, team: &TeamId, name: &str, url: &str, mxc: &str) -> Result<()> {
     core.store
         .upsert_custom_emoji(&CustomEmoji {
             team_id: team.to_owned(),
@@ -96,7 +96,7 @@ async fn remember(core: &Core, team: &str, name: &str, url: &str, mxc: &str) -> 
 }
 
 /// The Slack name of a custom emoji's `mxc://`, when the bridge uploaded it.
-pub async fn name_of(core: &Core, team: &str, mxc: &str) -> Result<Option<String>> {
+pub async fn name_of(core: &Core, team: &TeamId, mxc: &str) -> Result<Option<String>> {
     Ok(core
         .store
         .get_custom_emoji_by_mxc(team, mxc)

@@ -21,6 +21,7 @@ use tokio::sync::watch;
 
 use crate::{
     BoxFuture,
+    ids::{BotId, ChannelId, TeamId, Ts, UserId},
     matrix::MatrixClient,
     slack::{
         frames::Envelope,
@@ -34,14 +35,14 @@ use crate::{
 /// The bridge's own bot, whose posts are not evidence of anything.
 #[derive(Debug, Clone, Default)]
 pub struct OwnBot {
-    pub user_id: String,
-    pub bot_id: String,
+    pub user_id: UserId,
+    pub bot_id: BotId,
 }
 
 impl OwnBot {
     fn wrote(&self, m: &Message) -> bool {
-        (!self.bot_id.is_empty() && m.bot_id.as_deref() == Some(self.bot_id.as_str()))
-            || (!self.user_id.is_empty() && m.user.as_deref() == Some(self.user_id.as_str()))
+        (!self.bot_id.is_empty() && m.bot_id.as_ref() == Some(&self.bot_id))
+            || (!self.user_id.is_empty() && m.user.as_ref() == Some(&self.user_id))
     }
 }
 
@@ -86,7 +87,7 @@ struct WatchState {
     /// deliver while the socket was away.
     connected: VecDeque<(f64, Option<f64>)>,
     /// Newest message event ts delivered per channel.
-    delivered: HashMap<String, f64>,
+    delivered: HashMap<ChannelId, f64>,
     /// The current finding, per portal kind.
     findings: BTreeMap<&'static str, String>,
 }
@@ -130,7 +131,7 @@ impl EventWatch {
             .unwrap_or_else(now_secs);
         if let Some(channel) = channel {
             let mut s = self.inner.lock().expect("event watch");
-            let e = s.delivered.entry(channel.to_owned()).or_insert(0.0);
+            let e = s.delivered.entry(channel.into()).or_insert(0.0);
             *e = e.max(ts);
         }
     }
@@ -237,9 +238,9 @@ fn grace(every: Duration) -> Duration {
     every.clamp(Duration::from_secs(10), Duration::from_secs(60))
 }
 
-fn not_sending(portal: &Portal, ts: &str) -> String {
+fn not_sending(portal: &Portal, ts: &Ts) -> String {
     let name = if portal.name.is_empty() {
-        portal.channel_id.clone()
+        portal.channel_id.to_string()
     } else {
         portal.name.clone()
     };
@@ -281,7 +282,7 @@ impl<S: EnvelopeStore> EnvelopeStore for Watched<S> {
 /// The newest message of a channel that is evidence: not the bridge's own post.
 async fn newest_message(
     slack: &SlackClient,
-    channel: &str,
+    channel: &ChannelId,
     bot: &OwnBot,
 ) -> Result<Option<Message>, String> {
     let history = slack
@@ -299,7 +300,7 @@ async fn newest_message(
 pub async fn run(
     slack: Arc<SlackClient>,
     store: Store,
-    team_id: String,
+    team_id: TeamId,
     bot: OwnBot,
     watch: Arc<EventWatch>,
     mut socket: watch::Receiver<SocketState>,
@@ -384,7 +385,7 @@ pub async fn check_stored(
     slack: &SlackClient,
     store: &Store,
     matrix: &MatrixClient,
-    team_id: &str,
+    team_id: &TeamId,
     bot: &OwnBot,
     every: Duration,
 ) -> Option<(bool, String)> {

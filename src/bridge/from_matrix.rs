@@ -37,6 +37,7 @@ use crate::{
     BoxFuture,
     config::PermissionLevel,
     format::{self, MatrixContext, html},
+    ids::{ChannelId, TeamId, Ts},
     matrix::inbox::{MatrixEventSink, SinkError},
     slack::web::{HistoryQuery, PostMessage},
     store::{COMMAND_QUEUE, MessageRow, NewOutboxEvent, Outgoing, Portal, QueueTable, QueuedItem},
@@ -372,7 +373,7 @@ async fn to_slack(
             &display_name,
             event_id,
             media,
-            thread_ts.as_deref(),
+            thread_ts.as_ref(),
         )
         .await;
     }
@@ -394,7 +395,7 @@ async fn to_slack(
                     sender_str,
                     event_id,
                     &ts,
-                    thread_ts.as_deref(),
+                    thread_ts.as_ref(),
                 )
                 .await;
             }
@@ -438,7 +439,7 @@ async fn to_slack(
                 sender_str,
                 event_id,
                 &posted.ts,
-                thread_ts.as_deref(),
+                thread_ts.as_ref(),
             )
             .await
         }
@@ -480,7 +481,7 @@ fn is_text(msgtype: &MessageType) -> bool {
 /// portal rooms become Slack mentions, an emote is italic, a reply loses its fallback.
 async fn slack_text(
     core: &Core,
-    team_id: &str,
+    team_id: &TeamId,
     msgtype: &MessageType,
     is_reply: bool,
 ) -> Option<String> {
@@ -585,7 +586,7 @@ async fn gate(
 
 /// The Slack thread a Matrix message goes to: the root of its `m.thread`, or the thread of
 /// the message it replies to (that message's own ts when it is not in a thread yet).
-async fn thread_ts_of<C>(core: &Core, relation: Option<&Relation<C>>) -> Result<Option<String>> {
+async fn thread_ts_of<C>(core: &Core, relation: Option<&Relation<C>>) -> Result<Option<Ts>> {
     let target = match relation {
         Some(Relation::Thread(t)) => &t.event_id,
         Some(Relation::Reply(r)) => &r.in_reply_to.event_id,
@@ -651,19 +652,19 @@ async fn record_post(
     room: &str,
     sender: &str,
     event_id: &str,
-    ts: &str,
-    thread_ts: Option<&str>,
+    ts: &Ts,
+    thread_ts: Option<&Ts>,
 ) -> Result<()> {
     core.store.finish_outgoing(event_id, ts).await?;
     core.store
         .insert_message(&MessageRow {
             team_id: portal.team_id.clone(),
             channel_id: portal.channel_id.clone(),
-            ts: ts.to_owned(),
+            ts: ts.clone(),
             part: 0,
             event_id: event_id.to_owned(),
             room_id: room.to_owned(),
-            thread_ts: thread_ts.map(str::to_owned),
+            thread_ts: thread_ts.cloned(),
             sender: sender.to_owned(),
             ..MessageRow::default()
         })
@@ -677,9 +678,9 @@ async fn record_post(
 async fn find_post(
     core: &Core,
     slack: &crate::slack::web::SlackClient,
-    channel: &str,
+    channel: &ChannelId,
     event_id: &str,
-) -> Result<Option<String>> {
+) -> Result<Option<Ts>> {
     let since_ms = core
         .store
         .outgoing_created_at(event_id)
@@ -687,8 +688,8 @@ async fn find_post(
         .unwrap_or_default();
     let oldest = (since_ms / 1000 - RECONCILE_SLACK_SECS).max(0);
     let mut q = HistoryQuery {
-        channel: channel.to_owned(),
-        oldest: Some(format!("{oldest}.000000")),
+        channel: channel.clone(),
+        oldest: Some(format!("{oldest}.000000").into()),
         limit: Some(100),
         include_all_metadata: true,
         ..HistoryQuery::default()
@@ -723,7 +724,7 @@ fn public_media_url(base: &str, mxc: &str) -> Option<String> {
 }
 
 /// Maps the ghosts and portal rooms linked in `html` to their Slack IDs, for mentions.
-async fn matrix_context(core: &Core, team_id: &str, html: Option<&str>) -> MatrixContext {
+async fn matrix_context(core: &Core, team_id: &TeamId, html: Option<&str>) -> MatrixContext {
     let mut ctx = MatrixContext::default();
     let Some(html) = html else { return ctx };
     let mut domain: Option<Option<String>> = None;
@@ -743,12 +744,8 @@ async fn matrix_context(core: &Core, team_id: &str, html: Option<&str>) -> Matri
                 });
             }
             if let Some(Some(d)) = &domain {
-                let link = format::slack_permalink_of(
-                    d,
-                    &row.channel_id,
-                    &row.ts,
-                    row.thread_ts.as_deref(),
-                );
+                let link =
+                    format::slack_permalink_of(d, &row.channel_id, &row.ts, row.thread_ts.as_ref());
                 ctx.events.insert(event.to_owned(), link);
             }
             continue;
@@ -757,13 +754,13 @@ async fn matrix_context(core: &Core, team_id: &str, html: Option<&str>) -> Matri
             if let Ok(Some(g)) = core.store.get_ghost_by_mxid(&id).await
                 && g.team_id == team_id
             {
-                ctx.users.insert(id, g.user_id);
+                ctx.users.insert(id, g.user_id.into_string());
             }
         } else if id.starts_with('!')
             && let Ok(Some(p)) = core.store.get_portal_by_room(&id).await
             && p.team_id == team_id
         {
-            ctx.rooms.insert(id, p.channel_id);
+            ctx.rooms.insert(id, p.channel_id.into_string());
         }
     }
     ctx

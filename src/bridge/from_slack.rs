@@ -17,7 +17,7 @@ use super::{
 use crate::{
     BoxFuture,
     format::{self, SlackContext},
-    ids,
+    ids::{self, ChannelId, SenderId, TeamId, Ts},
     slack::{
         events::{EventCallback, MessageEvent, MessageSubtype, SlackEvent},
         types::Message,
@@ -65,7 +65,11 @@ async fn given_up_notice(core: &Core, item: &QueuedItem, reason: &str) {
     let SlackEvent::Message(m) = &callback.event else {
         return;
     };
-    let Ok(Some(portal)) = core.store.get_portal(&item.scope, &m.channel).await else {
+    let Ok(Some(portal)) = core
+        .store
+        .get_portal(&TeamId::from(&item.scope), &m.channel)
+        .await
+    else {
         return;
     };
     let Some(room) = portal.room_id else { return };
@@ -89,7 +93,7 @@ async fn given_up_notice(core: &Core, item: &QueuedItem, reason: &str) {
 }
 
 async fn handle_entry(core: &Arc<Core>, entry: &QueuedItem) -> Result<()> {
-    let rt = core.running_login(&entry.scope)?;
+    let rt = core.running_login(&TeamId::from(&entry.scope))?;
     if entry.event_id.starts_with(history::TASK_PREFIX) {
         let task: history::Task = serde_json::from_str(&entry.payload)
             .map_err(|e| BridgeError::Other(format!("stored history task: {e}")))?;
@@ -99,7 +103,7 @@ async fn handle_entry(core: &Arc<Core>, entry: &QueuedItem) -> Result<()> {
     if let Some((_, channel)) = entry.queue.split_once(':')
         && channel != "-"
     {
-        history::before_live(core, &rt, channel).await?;
+        history::before_live(core, &rt, &ChannelId::from(channel)).await?;
     }
     let callback: EventCallback = serde_json::from_str(&entry.payload).map_err(|e| {
         BridgeError::Other(format!("stored slack event is not an event_callback: {e}"))
@@ -276,7 +280,7 @@ async fn handle_message(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: MessageEven
                 event_id: event_id.to_string(),
                 room_id: target.room.to_string(),
                 thread_ts: msg.thread_ts.clone(),
-                sender: sender.clone(),
+                sender: sender.to_string(),
                 file_id,
                 ..MessageRow::default()
             })
@@ -290,7 +294,7 @@ async fn handle_message(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: MessageEven
 pub(super) async fn apply_edit(
     core: &Arc<Core>,
     rt: &Arc<LoginRuntime>,
-    channel: &str,
+    channel: &ChannelId,
     message: &Message,
 ) -> Result<()> {
     changes::on_changed(core, rt, channel, message, None).await
@@ -303,10 +307,11 @@ enum Part<'a> {
 }
 
 /// Who wrote a message: its user, or the bot that posted it.
-fn sender_of(msg: &Message) -> Result<String> {
+fn sender_of(msg: &Message) -> Result<SenderId> {
     msg.user
         .clone()
-        .or_else(|| msg.bot_id.clone())
+        .map(SenderId::from)
+        .or_else(|| msg.bot_id.clone().map(SenderId::from))
         .ok_or_else(|| BridgeError::Other("message without a sender".into()))
 }
 
@@ -321,8 +326,8 @@ impl Target {
     pub async fn of(
         core: &Arc<Core>,
         rt: &Arc<LoginRuntime>,
-        channel: &str,
-        slack_user: &str,
+        channel: &ChannelId,
+        slack_user: &SenderId,
     ) -> Result<Target> {
         let portal = portal::ensure_portal(core, rt, channel).await?;
         // A portal created just now gets its history before this message.
@@ -338,7 +343,7 @@ impl Target {
         core: &Arc<Core>,
         rt: &Arc<LoginRuntime>,
         room: &str,
-        slack_user: &str,
+        slack_user: &SenderId,
     ) -> Result<Target> {
         let ghost = ghost::ensure_ghost(core, rt, slack_user).await?;
         ghost::ensure_joined(core, room, &ghost).await?;
@@ -409,8 +414,8 @@ impl Target {
 }
 
 /// A Slack ts as the `ts` of a Matrix event (the appservice timestamp massaging).
-pub(super) fn matrix_ts(ts: &str) -> Option<MilliSecondsSinceUnixEpoch> {
-    ids::ts_to_millis(ts)
+pub(super) fn matrix_ts(ts: &Ts) -> Option<MilliSecondsSinceUnixEpoch> {
+    ts.millis()
         .and_then(UInt::new)
         .map(MilliSecondsSinceUnixEpoch)
 }
@@ -451,10 +456,10 @@ pub(super) async fn message_content(
 async fn thread_of(
     core: &Core,
     rt: &LoginRuntime,
-    channel: &str,
+    channel: &ChannelId,
     msg: &Message,
 ) -> Result<Option<(OwnedEventId, OwnedEventId)>> {
-    let Some(root_ts) = msg.thread_ts.as_deref().filter(|_| msg.is_thread_reply()) else {
+    let Some(root_ts) = msg.thread_ts.as_ref().filter(|_| msg.is_thread_reply()) else {
         return Ok(None);
     };
     let root = core
@@ -482,7 +487,7 @@ async fn mention_context(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: &Message) 
         format::referenced_ids_with(&m.text, m.blocks.as_ref(), m.attachments.as_ref());
     let mut ctx = SlackContext::default();
     for user in users {
-        match ghost::ensure_ghost(core, rt, &user).await {
+        match ghost::ensure_ghost(core, rt, &SenderId::from(&user)).await {
             Ok(mxid) => {
                 let name = core
                     .store
@@ -504,7 +509,7 @@ async fn mention_context(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: &Message) 
                 let members = g
                     .users
                     .iter()
-                    .map(|u| core.ghost_mxid(rt.team_id(), u))
+                    .map(|u| core.ghost_mxid(rt.team_id(), &SenderId::from(u)))
                     .collect();
                 ctx.usergroups.insert(
                     g.id.clone(),
@@ -519,7 +524,10 @@ async fn mention_context(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: &Message) 
     for (channel, ts) in
         format::referenced_permalinks(&m.text, m.blocks.as_ref(), m.attachments.as_ref())
     {
-        if let Ok(rows) = core.store.get_message(rt.team_id(), &channel, &ts).await
+        if let Ok(rows) = core
+            .store
+            .get_message(rt.team_id(), &ChannelId::from(&channel), &Ts::from(&ts))
+            .await
             && let Some(row) = rows.first()
         {
             let link = format!(
@@ -539,7 +547,11 @@ async fn mention_context(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: &Message) 
         }
     }
     for channel in channels {
-        if let Ok(Some(p)) = core.store.get_portal(rt.team_id(), &channel).await {
+        if let Ok(Some(p)) = core
+            .store
+            .get_portal(rt.team_id(), &ChannelId::from(&channel))
+            .await
+        {
             ctx.channels.insert(
                 channel,
                 format::ChannelRef {

@@ -7,7 +7,11 @@ use std::sync::Arc;
 use ruma::{RoomId, UserId};
 
 use super::{BridgeError, Core, LoginRuntime, Result};
-use crate::{slack::types::User, store::Ghost};
+use crate::{
+    ids::{SenderId, TeamId},
+    slack::types::User,
+    store::Ghost,
+};
 
 /// Display name, avatar URL and bot flag of a Slack user or bot, as Slack reports them.
 struct Profile {
@@ -24,21 +28,28 @@ fn profile_of_user(u: &User) -> Profile {
     }
 }
 
-async fn fetch_profile(rt: &LoginRuntime, user_id: &str) -> Result<Profile> {
-    if user_id.starts_with('B') {
-        let bot = rt.slack.bots_info(user_id).await?;
+async fn fetch_profile(rt: &LoginRuntime, user_id: &SenderId) -> Result<Profile> {
+    if let Some(bot) = user_id.bot() {
+        let bot = rt.slack.bots_info(&bot).await?;
         return Ok(Profile {
             name: bot.name.clone(),
             avatar: bot.icons.best().map(str::to_owned),
             is_bot: true,
         });
     }
-    let user = rt.slack.users_info(user_id).await?;
+    let user = rt
+        .slack
+        .users_info(&crate::ids::UserId::from(user_id.as_str()))
+        .await?;
     Ok(profile_of_user(&user))
 }
 
 /// The ghost of a Slack user (`U…`) or bot (`B…`), registered and with a profile.
-pub async fn ensure_ghost(core: &Arc<Core>, rt: &LoginRuntime, user_id: &str) -> Result<String> {
+pub async fn ensure_ghost(
+    core: &Arc<Core>,
+    rt: &LoginRuntime,
+    user_id: &SenderId,
+) -> Result<String> {
     let team = rt.team_id();
     if let Some(g) = core.store.get_ghost(team, user_id).await?
         && g.registered == 1
@@ -61,20 +72,22 @@ pub async fn ensure_ghost(core: &Arc<Core>, rt: &LoginRuntime, user_id: &str) ->
 pub async fn ensure_ghost_of(core: &Arc<Core>, rt: &LoginRuntime, user: &User) -> Result<String> {
     let team = rt.team_id();
     let _guard = core.lock(format!("ghost:{team}:{}", user.id)).await;
-    if let Some(g) = core.store.get_ghost(team, &user.id).await?
+    let sender = SenderId::from(user.id.clone());
+    if let Some(g) = core.store.get_ghost(team, &sender).await?
         && g.registered == 1
     {
         return Ok(g.mxid);
     }
-    let mxid = core.ghost_mxid(team, &user.id);
-    apply_profile(core, rt, team, &user.id, &mxid, profile_of_user(user), None).await?;
+    let mxid = core.ghost_mxid(team, &sender);
+    apply_profile(core, rt, team, &sender, &mxid, profile_of_user(user), None).await?;
     Ok(mxid)
 }
 
 /// Pushes a changed Slack profile (`user_change`) to the ghost.
 pub async fn update_from_user(core: &Arc<Core>, rt: &LoginRuntime, user: &User) -> Result<()> {
     let team = rt.team_id();
-    let existing = core.store.get_ghost(team, &user.id).await?;
+    let sender = SenderId::from(user.id.clone());
+    let existing = core.store.get_ghost(team, &sender).await?;
     let Some(existing) = existing else {
         // Never seen talking: nothing to update until it does.
         return Ok(());
@@ -84,7 +97,7 @@ pub async fn update_from_user(core: &Arc<Core>, rt: &LoginRuntime, user: &User) 
         core,
         rt,
         team,
-        &user.id,
+        &sender,
         &existing.mxid.clone(),
         profile_of_user(user),
         Some(existing),
@@ -95,8 +108,8 @@ pub async fn update_from_user(core: &Arc<Core>, rt: &LoginRuntime, user: &User) 
 async fn apply_profile(
     core: &Arc<Core>,
     rt: &LoginRuntime,
-    team: &str,
-    user_id: &str,
+    team: &TeamId,
+    user_id: &SenderId,
     mxid: &str,
     profile: Profile,
     existing: Option<Ghost>,
@@ -105,7 +118,7 @@ async fn apply_profile(
         UserId::parse(mxid).map_err(|e| BridgeError::Other(format!("ghost id {mxid}: {e}")))?;
     core.matrix.ensure_registered(&ghost_id).await?;
     let name = if profile.name.is_empty() {
-        user_id.to_owned()
+        user_id.to_string()
     } else {
         profile.name.clone()
     };

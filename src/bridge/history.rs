@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{BridgeError, Core, LoginRuntime, Result, from_slack};
 use crate::{
-    ids,
+    ids::{ChannelId, TeamId, Ts},
     slack::{
         events::{MessageEvent, ReactionEvent, ReactionItem, SlackEvent},
         types::Message,
@@ -47,7 +47,7 @@ const SLOW_PAGE: Duration = Duration::from_secs(3);
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Task {
     pub task: TaskKind,
-    pub channel: String,
+    pub channel: ChannelId,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,8 +110,8 @@ impl Registry {
 pub async fn enqueue(
     store: &Store,
     waker: &super::queue::QueueWaker,
-    team_id: &str,
-    channels: &[String],
+    team_id: &TeamId,
+    channels: &[ChannelId],
     kind: TaskKind,
 ) -> Result<()> {
     if channels.is_empty() {
@@ -155,10 +155,10 @@ pub async fn enqueue(
 pub async fn catch_up_all(
     store: &Store,
     waker: &super::queue::QueueWaker,
-    team_id: &str,
+    team_id: &TeamId,
     catchup_max: u32,
 ) -> Result<usize> {
-    let channels: Vec<String> = if catchup_max == 0 {
+    let channels: Vec<ChannelId> = if catchup_max == 0 {
         // No catch-up, but a backfill a restart interrupted still resumes.
         store
             .pending_backfills(team_id)
@@ -181,10 +181,10 @@ pub async fn catch_up_all(
 
 /// A portal was just created: record its history state (an initial backfill to do, unless
 /// turned off) before the portal itself, so no crash leaves a portal that never backfills.
-pub async fn on_portal_created(core: &Core, team_id: &str, channel: &str) -> Result<()> {
+pub async fn on_portal_created(core: &Core, team_id: &TeamId, channel: &ChannelId) -> Result<()> {
     let pending = core.config.bridge.backfill.initial_messages > 0;
     // Catch-up of a portal that never bridged a message starts at its creation.
-    let created = format!("{}.000000", now_ms() / 1000);
+    let created = Ts::from(format!("{}.000000", now_ms() / 1000));
     core.store
         .insert_backfill(team_id, channel, pending, &created)
         .await?;
@@ -195,7 +195,7 @@ pub async fn on_portal_created(core: &Core, team_id: &str, channel: &str) -> Res
 }
 
 /// Queues the initial backfill of a new portal, for when it was created outside its queue.
-pub async fn queue_backfill(core: &Core, team_id: &str, channel: &str) -> Result<()> {
+pub async fn queue_backfill(core: &Core, team_id: &TeamId, channel: &ChannelId) -> Result<()> {
     if core.config.bridge.backfill.initial_messages == 0 {
         return Ok(());
     }
@@ -203,7 +203,7 @@ pub async fn queue_backfill(core: &Core, team_id: &str, channel: &str) -> Result
         &core.store,
         &core.inbound,
         team_id,
-        &[channel.to_owned()],
+        std::slice::from_ref(channel),
         TaskKind::Backfill,
     )
     .await
@@ -224,7 +224,11 @@ pub async fn run_task(core: &Arc<Core>, rt: &Arc<LoginRuntime>, task: &Task) -> 
 
 /// Runs the portal's initial backfill if it is pending: called before any event of the
 /// portal is handled, and right after a portal is created for a live message.
-pub async fn before_live(core: &Arc<Core>, rt: &Arc<LoginRuntime>, channel: &str) -> Result<()> {
+pub async fn before_live(
+    core: &Arc<Core>,
+    rt: &Arc<LoginRuntime>,
+    channel: &ChannelId,
+) -> Result<()> {
     let key = slack_queue(rt.team_id(), Some(channel));
     let Some(_running) = core.history.start(&key) else {
         return Ok(());
@@ -232,20 +236,24 @@ pub async fn before_live(core: &Arc<Core>, rt: &Arc<LoginRuntime>, channel: &str
     if let Some(b) = core.store.get_backfill(rt.team_id(), channel).await?
         && b.initial_pending()
     {
-        backfill(core, rt, channel, b.until_ts.as_deref()).await?;
+        backfill(core, rt, channel, b.until_ts.as_ref()).await?;
     }
     core.history.settle(&key);
     Ok(())
 }
 
 /// The portal's name for logs and notices (`#general`), or its channel id.
-async fn label(core: &Core, team: &str, channel: &str) -> Result<(String, Option<String>)> {
+async fn label(
+    core: &Core,
+    team: &TeamId,
+    channel: &ChannelId,
+) -> Result<(String, Option<String>)> {
     let portal = core.store.get_portal(team, channel).await?;
     let room = portal.as_ref().and_then(|p| p.room_id.clone());
     let name = portal
         .map(|p| p.name)
         .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| channel.to_owned());
+        .unwrap_or_else(|| channel.to_string());
     Ok((name, room))
 }
 
@@ -253,8 +261,8 @@ async fn label(core: &Core, team: &str, channel: &str) -> Result<(String, Option
 async fn backfill(
     core: &Arc<Core>,
     rt: &Arc<LoginRuntime>,
-    channel: &str,
-    until: Option<&str>,
+    channel: &ChannelId,
+    until: Option<&Ts>,
 ) -> Result<()> {
     let cfg = &core.config.bridge.backfill;
     let team = rt.team_id();
@@ -274,7 +282,7 @@ async fn backfill(
             .await?;
     }
     let newest = until
-        .map(str::to_owned)
+        .cloned()
         .or_else(|| fetched.messages.first().map(|m| m.ts.clone()))
         .unwrap_or_default();
     let messages = match fetch
@@ -289,7 +297,7 @@ async fn backfill(
     core.store
         .finish_history_run(team, channel, total, total, bridged, &newest)
         .await?;
-    tracing::info!(team, %channel, portal = %name, messages = total, bridged, took_s = started.elapsed().as_secs(), "backfill done");
+    tracing::info!(%team, %channel, portal = %name, messages = total, bridged, took_s = started.elapsed().as_secs(), "backfill done");
     Ok(())
 }
 
@@ -299,7 +307,7 @@ async fn backfill(
 async fn history_unavailable(
     core: &Arc<Core>,
     rt: &Arc<LoginRuntime>,
-    channel: &str,
+    channel: &ChannelId,
     (name, room): (&str, Option<&str>),
     e: BridgeError,
 ) -> Result<()> {
@@ -307,7 +315,7 @@ async fn history_unavailable(
         return Err(e);
     }
     let team = rt.team_id();
-    tracing::warn!(team, %channel, portal = %name, error = %e, "Slack's history of this conversation is not available; the portal goes on without it");
+    tracing::warn!(%team, %channel, portal = %name, error = %e, "Slack's history of this conversation is not available; the portal goes on without it");
     if let Some(room) = room {
         // Once per portal, also when recording the outcome below fails and the task reruns.
         super::from_matrix::notice(
@@ -319,13 +327,13 @@ async fn history_unavailable(
         .await;
     }
     core.store
-        .finish_history_run(team, channel, 0, 0, 0, "")
+        .finish_history_run(team, channel, 0, 0, 0, &Ts::default())
         .await?;
     Ok(())
 }
 
 #[tracing::instrument(name = "catch-up", skip_all, fields(team = %rt.team_id(), channel = %channel))]
-async fn catch_up(core: &Arc<Core>, rt: &Arc<LoginRuntime>, channel: &str) -> Result<()> {
+async fn catch_up(core: &Arc<Core>, rt: &Arc<LoginRuntime>, channel: &ChannelId) -> Result<()> {
     let cfg = &core.config.bridge.backfill;
     if cfg.catchup_max == 0 {
         return Ok(());
@@ -340,7 +348,7 @@ async fn catch_up(core: &Arc<Core>, rt: &Arc<LoginRuntime>, channel: &str) -> Re
     let Some(oldest) = [newest_bridged, state.and_then(|b| b.caught_up_ts)]
         .into_iter()
         .flatten()
-        .max_by_key(|ts| ids::ts_key(ts))
+        .max_by_key(Ts::key)
     else {
         // Never bridged anything, and from before history was tracked: nothing to go by.
         return Ok(());
@@ -352,7 +360,7 @@ async fn catch_up(core: &Arc<Core>, rt: &Arc<LoginRuntime>, channel: &str) -> Re
         .recent_top_level(team, channel, OVERLAP)
         .await?
         .pop()
-        .filter(|ts| ids::ts_key(ts) <= ids::ts_key(&oldest));
+        .filter(|ts| ts.key() <= oldest.key());
     let started = Instant::now();
     let mut fetch = Fetch::new(core, rt, channel, &name, HistoryRun::CatchUp);
     let fetched = match &overlap {
@@ -371,7 +379,7 @@ async fn catch_up(core: &Arc<Core>, rt: &Arc<LoginRuntime>, channel: &str) -> Re
         Err(e) if e.is_retryable() => return Err(e),
         Err(e) => {
             // The bot left, the channel is gone: nothing to catch up on, nothing to retry.
-            tracing::warn!(team, %channel, portal = %name, error = %e, "cannot catch up on this conversation's history");
+            tracing::warn!(%team, %channel, portal = %name, error = %e, "cannot catch up on this conversation's history");
             return Ok(());
         }
     };
@@ -403,20 +411,20 @@ async fn catch_up(core: &Arc<Core>, rt: &Arc<LoginRuntime>, channel: &str) -> Re
         .finish_history_run(team, channel, total, total, bridged, &newest)
         .await?;
     if total > 0 {
-        tracing::info!(team, %channel, portal = %name, messages = total, bridged, took_s = started.elapsed().as_secs(), "catch-up done");
+        tracing::info!(%team, %channel, portal = %name, messages = total, bridged, took_s = started.elapsed().as_secs(), "catch-up done");
     }
     Ok(())
 }
 
 /// The portal's threads with bridged activity in the last day: (root ts, newest bridged ts).
-async fn known_threads(core: &Core, team: &str, channel: &str) -> Result<Vec<(String, String)>> {
+async fn known_threads(core: &Core, team: &TeamId, channel: &ChannelId) -> Result<Vec<(Ts, Ts)>> {
     let since = (now_ms() / 1000).saturating_sub(KNOWN_THREAD_AGE.as_secs() as i64);
     Ok(core
         .store
         .recent_threads(team, channel, KNOWN_THREADS)
         .await?
         .into_iter()
-        .filter(|(_, newest)| ids::ts_key(newest) >= ids::ts_key(&format!("{since}")))
+        .filter(|(_, newest)| newest.key() >= Ts::from(format!("{since}")).key())
         .collect())
 }
 
@@ -425,7 +433,7 @@ async fn known_threads(core: &Core, team: &str, channel: &str) -> Result<Vec<(St
 async fn send(
     core: &Arc<Core>,
     rt: &Arc<LoginRuntime>,
-    channel: &str,
+    channel: &ChannelId,
     messages: &[Message],
     run: HistoryRun,
 ) -> Result<i64> {
@@ -450,7 +458,7 @@ async fn send(
             Ok(()) => {}
             Err(e) if e.is_retryable() => return Err(e),
             Err(e) => {
-                tracing::warn!(team, %channel, ts = %m.ts, error = %e, "a message from Slack's history cannot be bridged; skipped")
+                tracing::warn!(%team, %channel, ts = %m.ts, error = %e, "a message from Slack's history cannot be bridged; skipped")
             }
         }
         if !known
@@ -482,7 +490,7 @@ async fn send(
                     Ok(()) => {}
                     Err(e) if e.is_retryable() => return Err(e),
                     Err(e) => {
-                        tracing::warn!(team, %channel, ts = %m.ts, reaction = %r.name, error = %e, "a reaction from Slack's history cannot be bridged; skipped")
+                        tracing::warn!(%team, %channel, ts = %m.ts, reaction = %r.name, error = %e, "a reaction from Slack's history cannot be bridged; skipped")
                     }
                 }
             }
@@ -507,7 +515,7 @@ struct Fetched {
 struct Fetch<'a> {
     core: &'a Core,
     rt: &'a LoginRuntime,
-    channel: &'a str,
+    channel: &'a ChannelId,
     name: &'a str,
     run: HistoryRun,
     started: Instant,
@@ -517,7 +525,7 @@ impl<'a> Fetch<'a> {
     fn new(
         core: &'a Core,
         rt: &'a LoginRuntime,
-        channel: &'a str,
+        channel: &'a ChannelId,
         name: &'a str,
         run: HistoryRun,
     ) -> Self {
@@ -567,16 +575,16 @@ impl<'a> Fetch<'a> {
     /// `inclusive`), newest first, page by page.
     async fn history(
         &mut self,
-        oldest: Option<&str>,
-        latest: Option<&str>,
+        oldest: Option<&Ts>,
+        latest: Option<&Ts>,
         inclusive: bool,
         max: u32,
     ) -> Result<Fetched> {
         let max = max as usize;
         let mut q = HistoryQuery {
-            channel: self.channel.to_owned(),
-            oldest: oldest.map(str::to_owned),
-            latest: latest.map(str::to_owned),
+            channel: self.channel.clone(),
+            oldest: oldest.cloned(),
+            latest: latest.cloned(),
             inclusive,
             ..HistoryQuery::default()
         };
@@ -613,38 +621,36 @@ impl<'a> Fetch<'a> {
     async fn with_threads(
         &mut self,
         top: Vec<Message>,
-        oldest: Option<&str>,
+        oldest: Option<&Ts>,
         per_thread: usize,
-        known: &[(String, String)],
+        known: &[(Ts, Ts)],
     ) -> Result<Vec<Message>> {
-        let after =
-            |ts: &str, bound: Option<&str>| bound.is_none_or(|b| ids::ts_key(ts) > ids::ts_key(b));
-        let mut threads: Vec<(String, Option<String>)> = top
+        let after = |ts: &Ts, bound: Option<&Ts>| bound.is_none_or(|b| ts.key() > b.key());
+        let mut threads: Vec<(Ts, Option<Ts>)> = top
             .iter()
             .filter(|m| m.reply_count.unwrap_or(0) > 0 && !m.is_thread_reply())
-            .filter(|m| m.latest_reply.as_deref().is_none_or(|l| after(l, oldest)))
-            .map(|m| (m.ts.clone(), oldest.map(str::to_owned)))
+            .filter(|m| m.latest_reply.as_ref().is_none_or(|l| after(l, oldest)))
+            .map(|m| (m.ts.clone(), oldest.cloned()))
             .collect();
         for (root, newest) in known {
             if !threads.iter().any(|(r, _)| r == root) {
                 threads.push((root.clone(), Some(newest.clone())));
             }
         }
-        let mut all: BTreeMap<u128, Message> =
-            top.into_iter().map(|m| (ids::ts_key(&m.ts), m)).collect();
+        let mut all: BTreeMap<u128, Message> = top.into_iter().map(|m| (m.ts.key(), m)).collect();
         for (root, bound) in threads {
             let mut replies = self.replies(&root).await?;
-            replies.retain(|r| r.ts != root && after(&r.ts, bound.as_deref()));
+            replies.retain(|r| r.ts != root && after(&r.ts, bound.as_ref()));
             let skip = replies.len().saturating_sub(per_thread);
             for r in replies.into_iter().skip(skip) {
-                all.entry(ids::ts_key(&r.ts)).or_insert(r);
+                all.entry(r.ts.key()).or_insert(r);
             }
         }
         Ok(all.into_values().collect())
     }
 
     /// Every reply of a thread, oldest first (the root repeats on each page).
-    async fn replies(&self, root: &str) -> Result<Vec<Message>> {
+    async fn replies(&self, root: &Ts) -> Result<Vec<Message>> {
         let mut cursor: Option<String> = None;
         let mut out = Vec::new();
         loop {
@@ -653,7 +659,7 @@ impl<'a> Fetch<'a> {
                 .slack
                 .conversations_replies(self.channel, root, cursor.as_deref(), Some(PAGE))
                 .await?;
-            out.extend(page.items.into_iter().filter(|m| m.ts != root));
+            out.extend(page.items.into_iter().filter(|m| m.ts != *root));
             match page.next_cursor {
                 Some(c) if !c.is_empty() => cursor = Some(c),
                 _ => return Ok(out),

@@ -13,7 +13,7 @@ use ruma::{
 };
 
 use super::{BridgeError, Core, LoginRuntime, Result, from_matrix::notice};
-use crate::slack::events::PinEvent;
+use crate::{ids::ChannelId, slack::events::PinEvent};
 
 /// The power level needed to post in a read-only portal: the bot's.
 const READ_ONLY_LEVEL: i32 = 100;
@@ -22,7 +22,7 @@ const READ_ONLY_LEVEL: i32 = 100;
 pub async fn archived(
     core: &Arc<Core>,
     rt: &LoginRuntime,
-    channel: &str,
+    channel: &ChannelId,
     archived: bool,
     event_ts: &str,
 ) -> Result<()> {
@@ -44,7 +44,7 @@ pub async fn archived(
 pub async fn deleted(
     core: &Arc<Core>,
     rt: &LoginRuntime,
-    channel: &str,
+    channel: &ChannelId,
     event_ts: &str,
 ) -> Result<()> {
     let txn = format!("slack-deleted-{}-{channel}-{event_ts}", rt.team_id());
@@ -67,7 +67,7 @@ pub async fn deleted(
 async fn change<'a, F, Fut>(
     core: &'a Arc<Core>,
     rt: &LoginRuntime,
-    channel: &str,
+    channel: &ChannelId,
     state: &str,
     then: F,
 ) -> Result<()>
@@ -99,8 +99,7 @@ where
 /// (once: pinning a pinned message changes nothing). Messages the bridge never saw are
 /// ignored.
 pub async fn pin(core: &Core, rt: &LoginRuntime, event: &PinEvent, added: bool) -> Result<()> {
-    let channel = event.channel().unwrap_or_default();
-    let Some(ts) = event.message_ts() else {
+    let (Some(channel), Some(ts)) = (event.channel(), event.message_ts()) else {
         // A pinned file: nothing to point at yet.
         return Ok(());
     };

@@ -18,6 +18,7 @@ use super::{
 };
 use crate::{
     config::Secret,
+    ids::TeamId,
     slack::{
         socket::{SocketConfig, SocketManager, SocketState, TungsteniteConnector, WebApiOpener},
         web::{ClientOptions, SlackClient},
@@ -94,7 +95,7 @@ impl LoginRuntime {
         groups
     }
 
-    pub fn team_id(&self) -> &str {
+    pub fn team_id(&self) -> &TeamId {
         &self.login.team_id
     }
 
@@ -314,7 +315,7 @@ pub fn status_line(core: &Core) -> String {
 }
 
 /// Marks a login's credentials dead, stops it, and tells its owner why.
-pub async fn mark_invalid(core: &Arc<Core>, team_id: &str, reason: &str) {
+pub async fn mark_invalid(core: &Arc<Core>, team_id: &TeamId, reason: &str) {
     tracing::error!(team = %team_id, %reason, "slack login is no longer valid; its owner must log in again");
     if let Err(e) = core
         .store

@@ -10,7 +10,13 @@ use ruma::{RoomId, UserId};
 use tokio_util::sync::CancellationToken;
 
 use super::{BridgeError, Core, LoginRuntime, Result, ghost};
-use crate::{retry::Backoff, slack::types::User, store::Portal, supervisor::sleep_or_cancel};
+use crate::{
+    ids::{self, ChannelId, SenderId},
+    retry::Backoff,
+    slack::types::User,
+    store::Portal,
+    supervisor::sleep_or_cancel,
+};
 
 /// With more members than this lacking a ghost, one users.list replaces a users.info each.
 const LIST_USERS_ABOVE: usize = 20;
@@ -95,12 +101,13 @@ async fn sync_portal(
     let Some(room) = portal.room_id.as_deref() else {
         return Ok(());
     };
-    let members: Vec<String> = rt
+    let members: Vec<SenderId> = rt
         .slack
         .conversations_members_all(&portal.channel_id)
         .await?
         .into_iter()
         .filter(|m| *m != rt.login.bot_user_id)
+        .map(SenderId::from)
         .collect();
     let mut missing = 0;
     for m in &members {
@@ -109,12 +116,12 @@ async fn sync_portal(
             missing += 1;
         }
     }
-    let known: HashMap<String, User> = if missing > LIST_USERS_ABOVE {
+    let known: HashMap<SenderId, User> = if missing > LIST_USERS_ABOVE {
         rt.slack
             .users_list_all()
             .await?
             .into_iter()
-            .map(|u| (u.id.clone(), u))
+            .map(|u| (u.id.clone().into(), u))
             .collect()
     } else {
         HashMap::new()
@@ -138,20 +145,34 @@ async fn sync_portal(
 }
 
 /// `member_joined_channel` of someone other than the bot: their ghost joins the room.
-pub async fn joined(core: &Arc<Core>, rt: &LoginRuntime, channel: &str, user: &str) -> Result<()> {
+pub async fn joined(
+    core: &Arc<Core>,
+    rt: &LoginRuntime,
+    channel: &ChannelId,
+    user: &ids::UserId,
+) -> Result<()> {
     let Some(room) = portal_room(core, rt, channel).await? else {
         return Ok(());
     };
-    let mxid = ghost::ensure_ghost(core, rt, user).await?;
+    let mxid = ghost::ensure_ghost(core, rt, &user.clone().into()).await?;
     ghost::ensure_joined(core, &room, &mxid).await
 }
 
 /// `member_left_channel`: their ghost leaves the room.
-pub async fn left(core: &Arc<Core>, rt: &LoginRuntime, channel: &str, user: &str) -> Result<()> {
+pub async fn left(
+    core: &Arc<Core>,
+    rt: &LoginRuntime,
+    channel: &ChannelId,
+    user: &ids::UserId,
+) -> Result<()> {
     let Some(room) = portal_room(core, rt, channel).await? else {
         return Ok(());
     };
-    let Some(g) = core.store.get_ghost(rt.team_id(), user).await? else {
+    let Some(g) = core
+        .store
+        .get_ghost(rt.team_id(), &user.clone().into())
+        .await?
+    else {
         return Ok(());
     };
     let room_id =
@@ -168,7 +189,11 @@ pub async fn left(core: &Arc<Core>, rt: &LoginRuntime, channel: &str, user: &str
     Ok(())
 }
 
-async fn portal_room(core: &Core, rt: &LoginRuntime, channel: &str) -> Result<Option<String>> {
+async fn portal_room(
+    core: &Core,
+    rt: &LoginRuntime,
+    channel: &ChannelId,
+) -> Result<Option<String>> {
     Ok(core
         .store
         .get_portal(rt.team_id(), channel)

@@ -18,6 +18,7 @@ use ruma::{
 
 use super::{BridgeError, Core, LoginRuntime, Result, ghost};
 use crate::{
+    ids::{ChannelId, TeamId},
     slack::types::{Conversation, ConversationKind},
     store::{Portal, PortalKind},
 };
@@ -169,7 +170,7 @@ async fn set_space_avatar(core: &Core, rt: &LoginRuntime, space: &RoomId) {
 pub async fn ensure_portal(
     core: &Arc<Core>,
     rt: &LoginRuntime,
-    channel_id: &str,
+    channel_id: &ChannelId,
 ) -> Result<Portal> {
     if let Some(p) = core.store.get_portal(rt.team_id(), channel_id).await?
         && p.room_id.is_some()
@@ -198,9 +199,9 @@ pub async fn ensure_portal_from(
     let mut invite = invitees(core, rt);
     let mut dm_ghost = None;
     if kind == PortalKind::Im
-        && let Some(other) = c.user.as_deref()
+        && let Some(other) = &c.user
     {
-        let mxid = ghost::ensure_ghost(core, rt, other).await?;
+        let mxid = ghost::ensure_ghost(core, rt, &other.clone().into()).await?;
         if let Some(g) = core.store.get_ghost_by_mxid(&mxid).await? {
             name = g.display_name;
         }
@@ -258,8 +259,8 @@ pub async fn ensure_portal_from(
 async fn create_once(
     core: &Core,
     mut req: create_room::v3::Request,
-    team_id: &str,
-    channel_id: Option<&str>,
+    team_id: &TeamId,
+    channel_id: Option<&ChannelId>,
 ) -> Result<OwnedRoomId> {
     let localpart = crate::ids::room_alias_localpart(
         &core.config.appservice.username_template,
@@ -298,7 +299,7 @@ async fn create_once(
 pub async fn update_meta(
     core: &Arc<Core>,
     rt: &LoginRuntime,
-    channel_id: &str,
+    channel_id: &ChannelId,
     name: Option<String>,
     topic: Option<String>,
 ) -> Result<()> {

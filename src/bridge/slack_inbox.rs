@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::queue::QueueWaker;
 use crate::{
     BoxFuture,
+    ids::{ChannelId, TeamId},
     slack::{frames::Envelope, socket::EnvelopeStore},
     store::{NewSlackEvent, Store, slack_queue},
 };
@@ -15,7 +16,7 @@ pub struct InboxStore {
     pub store: Store,
     /// The login the socket belongs to; its events are handled with that login (on
     /// Enterprise Grid the payload's team can be another workspace of the org).
-    pub team_id: String,
+    pub team_id: TeamId,
     /// Told which queues got new events.
     pub waker: Arc<QueueWaker>,
     /// `bridge.backfill.catchup_max`: after a gap, each portal catches up on at most this
@@ -41,7 +42,7 @@ impl EnvelopeStore for InboxStore {
                 .iter()
                 .map(|e| stored_payload(&e.payload))
                 .collect();
-            let channels: Vec<Option<String>> =
+            let channels: Vec<Option<ChannelId>> =
                 envelopes.iter().map(Envelope::channel_id).collect();
             let rows: Vec<NewSlackEvent<'_>> = keys
                 .iter()
@@ -50,7 +51,7 @@ impl EnvelopeStore for InboxStore {
                 .map(|((key, payload), channel)| NewSlackEvent {
                     event_id: key,
                     team_id: &self.team_id,
-                    channel_id: channel.as_deref(),
+                    channel_id: channel.as_ref(),
                     payload,
                 })
                 .collect();
@@ -61,7 +62,7 @@ impl EnvelopeStore for InboxStore {
                 .map_err(|e| e.to_string())?;
             for (channel, _) in channels.iter().zip(&new).filter(|(_, new)| **new) {
                 self.waker
-                    .wake(slack_queue(&self.team_id, channel.as_deref()));
+                    .wake(slack_queue(&self.team_id, channel.as_ref()));
             }
             Ok(new)
         })

@@ -9,6 +9,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use super::types::{Conversation, Message, User, null_default};
+use crate::ids::{BotId, ChannelId, TeamId, Ts, UserId};
 
 /// The `payload` of an `events_api` envelope.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -21,10 +22,10 @@ pub struct EventCallback {
     #[serde(deserialize_with = "null_default")]
     pub token: String,
     #[serde(deserialize_with = "null_default")]
-    pub team_id: String,
-    pub context_team_id: Option<String>,
-    pub context_enterprise_id: Option<String>,
-    pub enterprise_id: Option<String>,
+    pub team_id: TeamId,
+    pub context_team_id: Option<TeamId>,
+    pub context_enterprise_id: Option<TeamId>,
+    pub enterprise_id: Option<TeamId>,
     #[serde(deserialize_with = "null_default")]
     pub api_app_id: String,
     pub event: SlackEvent,
@@ -46,10 +47,10 @@ pub struct EventCallback {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct Authorization {
-    pub enterprise_id: Option<String>,
-    pub team_id: Option<String>,
+    pub enterprise_id: Option<TeamId>,
+    pub team_id: Option<TeamId>,
     #[serde(deserialize_with = "null_default")]
-    pub user_id: String,
+    pub user_id: UserId,
     #[serde(deserialize_with = "null_default")]
     pub is_bot: bool,
     #[serde(deserialize_with = "null_default")]
@@ -179,7 +180,7 @@ impl SlackEvent {
             | SlackEvent::EmojiChanged(_)
             | SlackEvent::TokensRevoked(_)
             | SlackEvent::AppUninstalled => None,
-            SlackEvent::PinAdded(p) | SlackEvent::PinRemoved(p) => p.channel(),
+            SlackEvent::PinAdded(p) | SlackEvent::PinRemoved(p) => p.channel().map(|c| c.as_str()),
             // Unknown events usually name their conversation in one of these places.
             SlackEvent::Other(v) => v
                 .get("channel")
@@ -196,7 +197,7 @@ impl SlackEvent {
     ///
     /// A `message_deleted` is never counted as ours: Slack does not say who deleted, and an
     /// admin deleting a bridged message must still reach Matrix (re-redacting is harmless).
-    pub fn is_from_bot(&self, bot_id: &str, app_id: &str, bot_user_id: &str) -> bool {
+    pub fn is_from_bot(&self, bot_id: &BotId, app_id: &str, bot_user_id: &UserId) -> bool {
         let is = |ours: &str, theirs: Option<&str>| !ours.is_empty() && theirs == Some(ours);
         match self {
             SlackEvent::Message(m) => match &m.subtype {
@@ -222,7 +223,7 @@ impl SlackEvent {
     }
 }
 
-fn message_is_ours(m: &Message, bot_id: &str, app_id: &str, bot_user_id: &str) -> bool {
+fn message_is_ours(m: &Message, bot_id: &BotId, app_id: &str, bot_user_id: &UserId) -> bool {
     let is = |ours: &str, theirs: Option<&str>| !ours.is_empty() && theirs == Some(ours);
     is(bot_id, m.bot_id.as_deref())
         || is(app_id, m.app_id.as_deref())
@@ -236,10 +237,10 @@ fn message_is_ours(m: &Message, bot_id: &str, app_id: &str, bot_user_id: &str) -
 /// itself); subtype-specific data sits in `subtype`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MessageEvent {
-    pub channel: String,
+    pub channel: ChannelId,
     /// `channel`, `group`, `im`, `mpim` or `app_home`.
     pub channel_type: Option<String>,
-    pub event_ts: String,
+    pub event_ts: Ts,
     pub subtype: MessageSubtype,
     pub message: Message,
 }
@@ -262,7 +263,7 @@ pub enum MessageSubtype {
         previous_message: Option<Box<Message>>,
     },
     Deleted {
-        deleted_ts: String,
+        deleted_ts: Ts,
         previous_message: Option<Box<Message>>,
     },
     ChannelTopic {
@@ -276,7 +277,7 @@ pub enum MessageSubtype {
         name: String,
     },
     ChannelJoin {
-        inviter: Option<String>,
+        inviter: Option<UserId>,
     },
     ChannelLeave,
     /// Any other subtype (`pinned_item`, `huddle_thread`, `channel_archive`, …), by name.
@@ -288,18 +289,18 @@ pub enum MessageSubtype {
 #[serde(default)]
 struct MessageExtras {
     #[serde(deserialize_with = "null_default")]
-    channel: String,
+    channel: ChannelId,
     channel_type: Option<String>,
     #[serde(deserialize_with = "null_default")]
-    event_ts: String,
+    event_ts: Ts,
     message: Option<Box<Message>>,
     previous_message: Option<Box<Message>>,
-    deleted_ts: Option<String>,
+    deleted_ts: Option<Ts>,
     topic: Option<String>,
     purpose: Option<String>,
     old_name: Option<String>,
     name: Option<String>,
-    inviter: Option<String>,
+    inviter: Option<UserId>,
 }
 
 impl MessageEvent {
@@ -350,11 +351,11 @@ impl MessageEvent {
     /// A message from conversations.history or conversations.replies as the event that
     /// posted it. History holds posted messages only; a subtype that announces something
     /// (a join, a topic change) keeps its name as [`MessageSubtype::Other`].
-    pub fn from_history(channel: &str, message: Message) -> MessageEvent {
+    pub fn from_history(channel: &ChannelId, message: Message) -> MessageEvent {
         let subtype = posting_subtype(message.subtype.as_deref())
             .unwrap_or_else(|| MessageSubtype::Other(message.subtype.clone().unwrap_or_default()));
         MessageEvent {
-            channel: channel.to_owned(),
+            channel: channel.clone(),
             channel_type: None,
             event_ts: message.ts.clone(),
             subtype,
@@ -393,16 +394,16 @@ fn posting_subtype(subtype: Option<&str>) -> Option<MessageSubtype> {
 #[serde(default)]
 pub struct ReactionEvent {
     #[serde(deserialize_with = "null_default")]
-    pub user: String,
+    pub user: UserId,
     /// Without colons; skin tones as `thumbsup::skin-tone-2`.
     #[serde(deserialize_with = "null_default")]
     pub reaction: String,
     #[serde(deserialize_with = "null_default")]
     pub item: ReactionItem,
     /// Absent for messages not authored by a user (webhooks).
-    pub item_user: Option<String>,
+    pub item_user: Option<UserId>,
     #[serde(deserialize_with = "null_default")]
-    pub event_ts: String,
+    pub event_ts: Ts,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -411,8 +412,8 @@ pub struct ReactionItem {
     /// `message`, `file` or `file_comment`.
     #[serde(rename = "type", deserialize_with = "null_default")]
     pub kind: String,
-    pub channel: Option<String>,
-    pub ts: Option<String>,
+    pub channel: Option<ChannelId>,
+    pub ts: Option<Ts>,
     pub file: Option<String>,
     pub file_comment: Option<String>,
 }
@@ -422,17 +423,17 @@ pub struct ReactionItem {
 #[serde(default)]
 pub struct MemberEvent {
     #[serde(deserialize_with = "null_default")]
-    pub user: String,
+    pub user: UserId,
     #[serde(deserialize_with = "null_default")]
-    pub channel: String,
+    pub channel: ChannelId,
     /// A single letter here: `C` public, `G` private.
     #[serde(deserialize_with = "null_default")]
     pub channel_type: String,
-    pub team: Option<String>,
+    pub team: Option<TeamId>,
     /// Absent on self-joins.
-    pub inviter: Option<String>,
-    pub enterprise: Option<String>,
-    pub event_ts: Option<String>,
+    pub inviter: Option<UserId>,
+    pub enterprise: Option<TeamId>,
+    pub event_ts: Option<Ts>,
 }
 
 /// `channel_created`, `channel_rename`, `group_rename`: a (thin) channel object.
@@ -441,7 +442,7 @@ pub struct MemberEvent {
 pub struct ChannelEvent {
     #[serde(deserialize_with = "null_default")]
     pub channel: Conversation,
-    pub event_ts: Option<String>,
+    pub event_ts: Option<Ts>,
 }
 
 /// `channel_deleted`, `channel_archive`, `channel_unarchive`: a channel ID.
@@ -449,36 +450,36 @@ pub struct ChannelEvent {
 #[serde(default)]
 pub struct ChannelIdEvent {
     #[serde(deserialize_with = "null_default")]
-    pub channel: String,
-    pub user: Option<String>,
-    pub event_ts: Option<String>,
+    pub channel: ChannelId,
+    pub user: Option<UserId>,
+    pub event_ts: Option<Ts>,
 }
 
 /// `pin_added` / `pin_removed`: who pinned what where.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct PinEvent {
-    pub user: Option<String>,
-    pub channel_id: Option<String>,
+    pub user: Option<UserId>,
+    pub channel_id: Option<ChannelId>,
     #[serde(deserialize_with = "null_default")]
     pub item: PinItem,
-    pub event_ts: Option<String>,
+    pub event_ts: Option<Ts>,
 }
 
 impl PinEvent {
     /// The conversation, from the event or its item.
-    pub fn channel(&self) -> Option<&str> {
-        self.channel_id.as_deref().or(self.item.channel.as_deref())
+    pub fn channel(&self) -> Option<&ChannelId> {
+        self.channel_id.as_ref().or(self.item.channel.as_ref())
     }
 
     /// The pinned message's ts; None for a pinned file.
-    pub fn message_ts(&self) -> Option<&str> {
+    pub fn message_ts(&self) -> Option<&Ts> {
         self.item
             .message
             .as_ref()
-            .map(|m| m.ts.as_str())
+            .map(|m| &m.ts)
             .filter(|ts| !ts.is_empty())
-            .or(self.item.ts.as_deref())
+            .or(self.item.ts.as_ref())
     }
 }
 
@@ -489,8 +490,8 @@ pub struct PinItem {
     /// `message` or `file`.
     #[serde(rename = "type", deserialize_with = "null_default")]
     pub kind: String,
-    pub channel: Option<String>,
-    pub ts: Option<String>,
+    pub channel: Option<ChannelId>,
+    pub ts: Option<Ts>,
     pub message: Option<Box<Message>>,
 }
 
@@ -500,7 +501,7 @@ pub struct PinItem {
 pub struct UserEvent {
     #[serde(deserialize_with = "null_default")]
     pub user: User,
-    pub event_ts: Option<String>,
+    pub event_ts: Option<Ts>,
 }
 
 /// `emoji_changed`. When `subtype` is missing or unknown, reload with emoji.list.
@@ -516,7 +517,7 @@ pub struct EmojiChangedEvent {
     pub new_name: Option<String>,
     /// An image URL or `alias:<name>`.
     pub value: Option<String>,
-    pub event_ts: Option<String>,
+    pub event_ts: Option<Ts>,
 }
 
 /// `file_shared`.
@@ -525,9 +526,9 @@ pub struct EmojiChangedEvent {
 pub struct FileSharedEvent {
     #[serde(deserialize_with = "null_default")]
     pub file_id: String,
-    pub user_id: Option<String>,
-    pub channel_id: Option<String>,
-    pub event_ts: Option<String>,
+    pub user_id: Option<UserId>,
+    pub channel_id: Option<ChannelId>,
+    pub event_ts: Option<Ts>,
 }
 
 /// `tokens_revoked`: user IDs whose tokens died, by token kind.
@@ -536,16 +537,16 @@ pub struct FileSharedEvent {
 pub struct TokensRevokedEvent {
     #[serde(deserialize_with = "null_default")]
     pub tokens: RevokedTokens,
-    pub event_ts: Option<String>,
+    pub event_ts: Option<Ts>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct RevokedTokens {
     #[serde(deserialize_with = "null_default")]
-    pub oauth: Vec<String>,
+    pub oauth: Vec<UserId>,
     #[serde(deserialize_with = "null_default")]
-    pub bot: Vec<String>,
+    pub bot: Vec<UserId>,
 }
 
 #[cfg(test)]
@@ -569,8 +570,11 @@ mod tests {
         let SlackEvent::PinAdded(p) = &added else {
             panic!("{added:?}")
         };
-        assert_eq!(p.channel(), Some("C1"));
-        assert_eq!(p.message_ts(), Some("1360782804.083113"));
+        assert_eq!(p.channel().map(|c| c.as_str()), Some("C1"));
+        assert_eq!(
+            p.message_ts().map(|t| t.as_str()),
+            Some("1360782804.083113")
+        );
         assert_eq!(added.channel(), Some("C1"));
         assert_eq!(added.event_type(), "pin_added");
         let removed = SlackEvent::from_value(json!({"type": "pin_removed", "user": "U1",
@@ -578,7 +582,13 @@ mod tests {
         let SlackEvent::PinRemoved(p) = &removed else {
             panic!("{removed:?}")
         };
-        assert_eq!((p.channel(), p.message_ts()), (Some("C9"), Some("2.0")));
+        assert_eq!(
+            (
+                p.channel().map(|c| c.as_str()),
+                p.message_ts().map(|t| t.as_str())
+            ),
+            (Some("C9"), Some("2.0"))
+        );
         let file = SlackEvent::from_value(json!({"type": "pin_added", "channel_id": "C1",
             "item": {"type": "file", "file": {"id": "F1"}}}));
         let SlackEvent::PinAdded(p) = &file else {
@@ -656,11 +666,11 @@ mod tests {
               "team_id":"T03R7BR3RGF"},
             "channel":"D0532RVSDFE","event_ts":"1681444262.072099","channel_type":"im"
         }));
-        assert!(e.is_from_bot("B053Q2PM7S4", "", ""));
-        assert!(e.is_from_bot("", "A052TNLPX1U", ""));
-        assert!(e.is_from_bot("", "", "U052KRAG4MV"));
-        assert!(!e.is_from_bot("BOTHER", "AOTHER", "UOTHER"));
-        assert!(!e.is_from_bot("", "", ""));
+        assert!(e.is_from_bot(&"B053Q2PM7S4".into(), "", &"".into()));
+        assert!(e.is_from_bot(&"".into(), "A052TNLPX1U", &"".into()));
+        assert!(e.is_from_bot(&"".into(), "", &"U052KRAG4MV".into()));
+        assert!(!e.is_from_bot(&"BOTHER".into(), "AOTHER", &"UOTHER".into()));
+        assert!(!e.is_from_bot(&"".into(), "", &"".into()));
         assert_eq!(e.channel(), Some("D0532RVSDFE"));
     }
 
@@ -688,7 +698,7 @@ mod tests {
               "ts":"1355517523.000005"},
             "event_ts":"1358878755.000001","channel_type":"channel"}),
         );
-        assert!(changed.is_from_bot("", "", "U123ABC456"));
+        assert!(changed.is_from_bot(&"".into(), "", &"U123ABC456".into()));
         let SlackEvent::Message(m) = changed else {
             panic!()
         };
@@ -711,7 +721,7 @@ mod tests {
             "previous_message":{"type":"message","user":"U1","text":"…","ts":"1358878749.000002"},
             "channel_type":"channel"}),
         );
-        assert!(!deleted.is_from_bot("", "", "U1"));
+        assert!(!deleted.is_from_bot(&"".into(), "", &"U1".into()));
         let SlackEvent::Message(m) = deleted else {
             panic!()
         };
@@ -796,7 +806,7 @@ mod tests {
             "event_ts":"1360782804.083113"}),
         );
         assert_eq!(r.channel(), Some("C123ABC456"));
-        assert!(r.is_from_bot("", "", "U123ABC456"));
+        assert!(r.is_from_bot(&"".into(), "", &"U123ABC456".into()));
         let SlackEvent::ReactionAdded(ra) = &r else {
             panic!()
         };

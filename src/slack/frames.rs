@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::events::SlackEvent;
+use crate::ids::ChannelId;
 
 /// A server → client frame.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,11 +50,11 @@ impl Envelope {
 
     /// The conversation the inner event belongs to, which decides its portal queue; the
     /// same answer the bridge layer gets from [`SlackEvent::channel`].
-    pub fn channel_id(&self) -> Option<String> {
+    pub fn channel_id(&self) -> Option<ChannelId> {
         let event = self.payload.get("event")?;
         SlackEvent::from_value(event.clone())
             .channel()
-            .map(str::to_owned)
+            .map(ChannelId::from)
     }
 }
 

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::types::{AuthTest, Message};
+use crate::ids::{ChannelId, Ts};
 
 /// auth.test plus the scopes granted to the bot token (from `x-oauth-scopes`).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -43,13 +44,13 @@ pub struct Page<T> {
 /// conversations.history parameters.
 #[derive(Debug, Clone, Default)]
 pub struct HistoryQuery {
-    pub channel: String,
+    pub channel: ChannelId,
     pub cursor: Option<String>,
     pub limit: Option<u32>,
     /// Only messages after this ts (or at it, with `inclusive`).
-    pub oldest: Option<String>,
+    pub oldest: Option<Ts>,
     /// Only messages before this ts (or at it, with `inclusive`).
-    pub latest: Option<String>,
+    pub latest: Option<Ts>,
     pub inclusive: bool,
     /// Return each message's `metadata` (Slack leaves it out otherwise).
     pub include_all_metadata: bool,
@@ -66,12 +67,12 @@ pub struct History {
 /// chat.postMessage parameters. `username`/`icon_*` need chat:write.customize.
 #[derive(Debug, Clone, Default)]
 pub struct PostMessage {
-    pub channel: String,
+    pub channel: ChannelId,
     /// mrkdwn; also the notification fallback when `blocks` are given.
     pub text: String,
     pub blocks: Option<Value>,
     /// The thread root's ts (not a reply's).
-    pub thread_ts: Option<String>,
+    pub thread_ts: Option<Ts>,
     pub reply_broadcast: bool,
     pub username: Option<String>,
     pub icon_url: Option<String>,
@@ -82,7 +83,7 @@ pub struct PostMessage {
 }
 
 impl PostMessage {
-    pub fn new(channel: impl Into<String>, text: impl Into<String>) -> PostMessage {
+    pub fn new(channel: impl Into<ChannelId>, text: impl Into<String>) -> PostMessage {
         PostMessage {
             channel: channel.into(),
             text: text.into(),
@@ -94,8 +95,8 @@ impl PostMessage {
 /// chat.update parameters.
 #[derive(Debug, Clone, Default)]
 pub struct UpdateMessage {
-    pub channel: String,
-    pub ts: String,
+    pub channel: ChannelId,
+    pub ts: Ts,
     pub text: String,
     pub blocks: Option<Value>,
 }
@@ -104,8 +105,8 @@ pub struct UpdateMessage {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct Posted {
-    pub channel: String,
-    pub ts: String,
+    pub channel: ChannelId,
+    pub ts: Ts,
     pub message: Option<Message>,
 }
 
@@ -131,7 +132,7 @@ pub struct UploadRequest {
     pub title: Option<String>,
     pub bytes: Vec<u8>,
     /// Without a channel the file stays private to the bot.
-    pub channel_id: Option<String>,
-    pub thread_ts: Option<String>,
+    pub channel_id: Option<ChannelId>,
+    pub thread_ts: Option<Ts>,
     pub initial_comment: Option<String>,
 }

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
+use crate::ids::{BotId, ChannelId, TeamId, Ts, UserId};
+
 /// Reads `null` as the type's default; Slack nulls fields it normally fills (`enterprise_id`,
 /// `profile.fields`, `text` on some file shares).
 pub(crate) fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
@@ -29,15 +31,15 @@ pub struct AuthTest {
     #[serde(deserialize_with = "null_default")]
     pub team: String,
     #[serde(deserialize_with = "null_default")]
-    pub team_id: String,
+    pub team_id: TeamId,
     #[serde(deserialize_with = "null_default")]
     pub user: String,
     #[serde(deserialize_with = "null_default")]
-    pub user_id: String,
-    pub bot_id: Option<String>,
+    pub user_id: UserId,
+    pub bot_id: Option<BotId>,
     pub app_id: Option<String>,
     pub app_name: Option<String>,
-    pub enterprise_id: Option<String>,
+    pub enterprise_id: Option<TeamId>,
     #[serde(deserialize_with = "null_default")]
     pub is_enterprise_install: bool,
 }
@@ -47,14 +49,14 @@ pub struct AuthTest {
 #[serde(default)]
 pub struct Team {
     #[serde(deserialize_with = "null_default")]
-    pub id: String,
+    pub id: TeamId,
     #[serde(deserialize_with = "null_default")]
     pub name: String,
     #[serde(deserialize_with = "null_default")]
     pub domain: String,
     pub email_domain: Option<String>,
     pub url: Option<String>,
-    pub enterprise_id: Option<String>,
+    pub enterprise_id: Option<TeamId>,
     pub icon: TeamIcon,
 }
 
@@ -145,7 +147,7 @@ pub struct Topic {
     #[serde(deserialize_with = "null_default")]
     pub value: String,
     #[serde(deserialize_with = "null_default")]
-    pub creator: String,
+    pub creator: UserId,
     #[serde(deserialize_with = "null_default")]
     pub last_set: i64,
 }
@@ -156,7 +158,7 @@ pub struct Topic {
 #[serde(default)]
 pub struct Conversation {
     #[serde(deserialize_with = "null_default")]
-    pub id: String,
+    pub id: ChannelId,
     /// Empty for IMs.
     #[serde(deserialize_with = "null_default")]
     pub name: String,
@@ -184,9 +186,9 @@ pub struct Conversation {
     #[serde(deserialize_with = "null_default")]
     pub is_org_shared: bool,
     /// The other person of an IM.
-    pub user: Option<String>,
+    pub user: Option<UserId>,
     pub is_user_deleted: Option<bool>,
-    pub creator: Option<String>,
+    pub creator: Option<UserId>,
     #[serde(deserialize_with = "null_default")]
     pub created: i64,
     /// Milliseconds since the epoch.
@@ -199,7 +201,7 @@ pub struct Conversation {
     #[serde(deserialize_with = "null_default")]
     pub previous_names: Vec<String>,
     pub num_members: Option<u64>,
-    pub context_team_id: Option<String>,
+    pub context_team_id: Option<TeamId>,
 }
 
 impl Conversation {
@@ -229,9 +231,9 @@ impl Conversation {
 #[serde(default)]
 pub struct User {
     #[serde(deserialize_with = "null_default")]
-    pub id: String,
+    pub id: UserId,
     #[serde(deserialize_with = "null_default")]
-    pub team_id: String,
+    pub team_id: TeamId,
     /// The handle (`spengler`); legacy but still sent.
     #[serde(deserialize_with = "null_default")]
     pub name: String,
@@ -304,9 +306,9 @@ pub struct Profile {
     #[serde(deserialize_with = "null_default")]
     pub is_custom_image: bool,
     /// Set on bot users.
-    pub bot_id: Option<String>,
+    pub bot_id: Option<BotId>,
     pub api_app_id: Option<String>,
-    pub team: Option<String>,
+    pub team: Option<TeamId>,
 }
 
 impl Profile {
@@ -332,15 +334,15 @@ impl Profile {
 #[serde(default)]
 pub struct Bot {
     #[serde(deserialize_with = "null_default")]
-    pub id: String,
+    pub id: BotId,
     pub app_id: Option<String>,
     #[serde(deserialize_with = "null_default")]
     pub name: String,
     #[serde(deserialize_with = "null_default")]
     pub deleted: bool,
     /// The bot user; bots.info has it, `bot_profile` does not.
-    pub user_id: Option<String>,
-    pub team_id: Option<String>,
+    pub user_id: Option<UserId>,
+    pub team_id: Option<TeamId>,
     #[serde(deserialize_with = "null_default")]
     pub updated: i64,
     #[serde(deserialize_with = "null_default")]
@@ -375,9 +377,9 @@ impl BotIcons {
 #[serde(default)]
 pub struct Edited {
     #[serde(deserialize_with = "null_default")]
-    pub user: String,
+    pub user: UserId,
     #[serde(deserialize_with = "null_default")]
-    pub ts: String,
+    pub ts: Ts,
 }
 
 /// One reaction summary on a message in history.
@@ -387,7 +389,7 @@ pub struct Reaction {
     #[serde(deserialize_with = "null_default")]
     pub name: String,
     #[serde(deserialize_with = "null_default")]
-    pub users: Vec<String>,
+    pub users: Vec<UserId>,
     #[serde(deserialize_with = "null_default")]
     pub count: u64,
 }
@@ -400,9 +402,9 @@ pub struct Message {
     pub kind: String,
     pub subtype: Option<String>,
     #[serde(deserialize_with = "null_default")]
-    pub ts: String,
-    pub user: Option<String>,
-    pub bot_id: Option<String>,
+    pub ts: Ts,
+    pub user: Option<UserId>,
+    pub bot_id: Option<BotId>,
     pub app_id: Option<String>,
     /// The display name override of a bot post (`username` on chat.postMessage).
     pub username: Option<String>,
@@ -412,15 +414,15 @@ pub struct Message {
     /// Kept raw: the block formatter owns their structure.
     pub blocks: Option<Value>,
     pub attachments: Option<Value>,
-    pub thread_ts: Option<String>,
-    pub parent_user_id: Option<String>,
+    pub thread_ts: Option<Ts>,
+    pub parent_user_id: Option<UserId>,
     pub reply_count: Option<u64>,
-    pub latest_reply: Option<String>,
+    pub latest_reply: Option<Ts>,
     #[serde(deserialize_with = "null_default")]
     pub files: Vec<File>,
     pub edited: Option<Edited>,
     pub client_msg_id: Option<String>,
-    pub team: Option<String>,
+    pub team: Option<TeamId>,
     pub bot_profile: Option<Bot>,
     pub icons: Option<Value>,
     #[serde(deserialize_with = "null_default")]
@@ -459,7 +461,7 @@ pub struct File {
     #[serde(deserialize_with = "null_default")]
     pub filetype: String,
     pub pretty_type: Option<String>,
-    pub user: Option<String>,
+    pub user: Option<UserId>,
     /// `hosted`, `snippet`, `external`, `tombstone` (deleted), …
     pub mode: Option<String>,
     #[serde(deserialize_with = "null_default")]

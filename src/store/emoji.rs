@@ -2,10 +2,11 @@
 //! media its image was uploaded as.
 
 use super::{Result, Store, on_pool};
+use crate::ids::TeamId;
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct CustomEmoji {
-    pub team_id: String,
+    pub team_id: TeamId,
     pub name: String,
     /// The image URL it was uploaded from: another URL means a new image.
     pub source: String,
@@ -15,7 +16,11 @@ pub struct CustomEmoji {
 const SELECT: &str = "SELECT team_id, name, source, mxc FROM custom_emoji";
 
 impl Store {
-    pub async fn get_custom_emoji(&self, team_id: &str, name: &str) -> Result<Option<CustomEmoji>> {
+    pub async fn get_custom_emoji(
+        &self,
+        team_id: &TeamId,
+        name: &str,
+    ) -> Result<Option<CustomEmoji>> {
         let sql = format!("{SELECT} WHERE team_id = $1 AND name = $2");
         Ok(on_pool!(self, pool => sqlx::query_as(&sql)
             .bind(team_id)
@@ -26,7 +31,7 @@ impl Store {
 
     pub async fn get_custom_emoji_by_mxc(
         &self,
-        team_id: &str,
+        team_id: &TeamId,
         mxc: &str,
     ) -> Result<Option<CustomEmoji>> {
         let sql = format!("{SELECT} WHERE team_id = $1 AND mxc = $2 ORDER BY name");

@@ -1,6 +1,7 @@
 //! `ghosts`: a Slack user or bot, its Matrix ghost and the profile last pushed to Matrix.
 
 use super::{Result, Store, now_ms, on_pool};
+use crate::ids::{SenderId, TeamId};
 
 const UPSERT: &str = "INSERT INTO ghosts
     (team_id, user_id, mxid, display_name, avatar_source, avatar_mxc, is_bot, registered, updated_at)
@@ -12,8 +13,8 @@ const SELECT: &str = "SELECT team_id, user_id, mxid, display_name, avatar_source
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Ghost {
-    pub team_id: String,
-    pub user_id: String,
+    pub team_id: TeamId,
+    pub user_id: SenderId,
     /// Frozen once stored: changing the template later must not orphan existing ghosts.
     pub mxid: String,
     pub display_name: String,
@@ -42,7 +43,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn get_ghost(&self, team_id: &str, user_id: &str) -> Result<Option<Ghost>> {
+    pub async fn get_ghost(&self, team_id: &TeamId, user_id: &SenderId) -> Result<Option<Ghost>> {
         let sql = format!("{SELECT} WHERE team_id = $1 AND user_id = $2");
         Ok(on_pool!(self, pool => sqlx::query_as(&sql)
             .bind(team_id)

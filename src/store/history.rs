@@ -1,6 +1,7 @@
 //! `backfill`: per portal, its initial backfill's state and how far history was caught up.
 
 use super::{Result, Store, now_ms, on_pool};
+use crate::ids::{ChannelId, TeamId, Ts};
 
 const SELECT: &str = "SELECT team_id, channel_id, initial, until_ts, caught_up_ts, run, run_done, run_total, bridged FROM backfill";
 const INSERT: &str = "INSERT INTO backfill (team_id, channel_id, initial, caught_up_ts, updated_at)
@@ -25,12 +26,12 @@ const RECENT_THREADS: &str = "SELECT thread_ts, MAX(ts) AS newest FROM messages
 /// A portal's history state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct Backfill {
-    pub team_id: String,
-    pub channel_id: String,
+    pub team_id: TeamId,
+    pub channel_id: ChannelId,
     /// `pending` or `done`.
     pub initial: String,
-    pub until_ts: Option<String>,
-    pub caught_up_ts: Option<String>,
+    pub until_ts: Option<Ts>,
+    pub caught_up_ts: Option<Ts>,
     /// `backfill`, `catch-up`, or empty before the first run.
     pub run: String,
     pub run_done: i64,
@@ -65,10 +66,10 @@ impl Store {
     /// and the ts catch-up starts after. A second call for the portal changes nothing.
     pub async fn insert_backfill(
         &self,
-        team_id: &str,
-        channel_id: &str,
+        team_id: &TeamId,
+        channel_id: &ChannelId,
         pending: bool,
-        caught_up_ts: &str,
+        caught_up_ts: &Ts,
     ) -> Result<bool> {
         let n = on_pool!(self, pool => sqlx::query(INSERT)
             .bind(team_id)
@@ -82,7 +83,11 @@ impl Store {
         Ok(n > 0)
     }
 
-    pub async fn get_backfill(&self, team_id: &str, channel_id: &str) -> Result<Option<Backfill>> {
+    pub async fn get_backfill(
+        &self,
+        team_id: &TeamId,
+        channel_id: &ChannelId,
+    ) -> Result<Option<Backfill>> {
         let sql = format!("{SELECT} WHERE team_id = $1 AND channel_id = $2");
         Ok(on_pool!(self, pool => sqlx::query_as(&sql)
             .bind(team_id)
@@ -91,7 +96,7 @@ impl Store {
             .await?))
     }
 
-    pub async fn list_backfills(&self, team_id: &str) -> Result<Vec<Backfill>> {
+    pub async fn list_backfills(&self, team_id: &TeamId) -> Result<Vec<Backfill>> {
         let sql = format!("{SELECT} WHERE team_id = $1 ORDER BY channel_id");
         Ok(on_pool!(self, pool => sqlx::query_as(&sql)
             .bind(team_id)
@@ -100,7 +105,7 @@ impl Store {
     }
 
     /// Portals whose initial backfill has not finished (after a restart: resumed).
-    pub async fn pending_backfills(&self, team_id: &str) -> Result<Vec<Backfill>> {
+    pub async fn pending_backfills(&self, team_id: &TeamId) -> Result<Vec<Backfill>> {
         let sql =
             format!("{SELECT} WHERE team_id = $1 AND initial = 'pending' ORDER BY channel_id");
         Ok(on_pool!(self, pool => sqlx::query_as(&sql)
@@ -112,9 +117,9 @@ impl Store {
     /// Fixes the newest message an initial backfill covers.
     pub async fn set_backfill_until(
         &self,
-        team_id: &str,
-        channel_id: &str,
-        ts: &str,
+        team_id: &TeamId,
+        channel_id: &ChannelId,
+        ts: &Ts,
     ) -> Result<()> {
         on_pool!(self, pool => sqlx::query(SET_UNTIL)
             .bind(team_id)
@@ -129,8 +134,8 @@ impl Store {
 
     pub async fn set_history_progress(
         &self,
-        team_id: &str,
-        channel_id: &str,
+        team_id: &TeamId,
+        channel_id: &ChannelId,
         run: HistoryRun,
         done: i64,
         total: i64,
@@ -152,12 +157,12 @@ impl Store {
     /// history, and the next catch-up starts after `caught_up_ts` (unchanged when empty).
     pub async fn finish_history_run(
         &self,
-        team_id: &str,
-        channel_id: &str,
+        team_id: &TeamId,
+        channel_id: &ChannelId,
         done: i64,
         total: i64,
         bridged: i64,
-        caught_up_ts: &str,
+        caught_up_ts: &Ts,
     ) -> Result<()> {
         on_pool!(self, pool => sqlx::query(FINISH)
             .bind(team_id)
@@ -176,10 +181,10 @@ impl Store {
     /// The newest bridged message (either direction) of a conversation.
     pub async fn newest_message_ts(
         &self,
-        team_id: &str,
-        channel_id: &str,
-    ) -> Result<Option<String>> {
-        let row: (Option<String>,) = on_pool!(self, pool => sqlx::query_as(NEWEST_MESSAGE)
+        team_id: &TeamId,
+        channel_id: &ChannelId,
+    ) -> Result<Option<Ts>> {
+        let row: (Option<Ts>,) = on_pool!(self, pool => sqlx::query_as(NEWEST_MESSAGE)
             .bind(team_id)
             .bind(channel_id)
             .fetch_one(pool)
@@ -190,11 +195,11 @@ impl Store {
     /// The newest bridged top-level messages of a conversation (not deleted), newest first.
     pub async fn recent_top_level(
         &self,
-        team_id: &str,
-        channel_id: &str,
+        team_id: &TeamId,
+        channel_id: &ChannelId,
         limit: i64,
-    ) -> Result<Vec<String>> {
-        let rows: Vec<(String,)> = on_pool!(self, pool => sqlx::query_as(RECENT_TOP_LEVEL)
+    ) -> Result<Vec<Ts>> {
+        let rows: Vec<(Ts,)> = on_pool!(self, pool => sqlx::query_as(RECENT_TOP_LEVEL)
             .bind(team_id)
             .bind(channel_id)
             .bind(limit)
@@ -207,10 +212,10 @@ impl Store {
     /// bridged ts in it), newest first.
     pub async fn recent_threads(
         &self,
-        team_id: &str,
-        channel_id: &str,
+        team_id: &TeamId,
+        channel_id: &ChannelId,
         limit: i64,
-    ) -> Result<Vec<(String, String)>> {
+    ) -> Result<Vec<(Ts, Ts)>> {
         Ok(on_pool!(self, pool => sqlx::query_as(RECENT_THREADS)
             .bind(team_id)
             .bind(channel_id)

@@ -3,6 +3,7 @@
 //! acknowledged and processed afterwards, in arrival order, so nothing is lost to a crash.
 
 use super::{Result, Store, now_ms, on_pool};
+use crate::ids::{ChannelId, TeamId};
 
 const SLACK_INSERT: &str =
     "INSERT INTO slack_inbox (event_id, team_id, channel_id, payload, received_at, queue)
@@ -34,8 +35,8 @@ const HS_ATTEMPT: &str =
 pub struct SlackInboxEntry {
     pub id: i64,
     pub event_id: String,
-    pub team_id: String,
-    pub channel_id: Option<String>,
+    pub team_id: TeamId,
+    pub channel_id: Option<ChannelId>,
     pub payload: String,
     pub attempts: i64,
 }
@@ -55,8 +56,8 @@ pub struct InboxDepths {
 #[derive(Debug, Clone, Copy)]
 pub struct NewSlackEvent<'a> {
     pub event_id: &'a str,
-    pub team_id: &'a str,
-    pub channel_id: Option<&'a str>,
+    pub team_id: &'a TeamId,
+    pub channel_id: Option<&'a ChannelId>,
     pub payload: &'a str,
 }
 
@@ -73,8 +74,8 @@ impl Store {
     pub async fn insert_slack_event(
         &self,
         event_id: &str,
-        team_id: &str,
-        channel_id: Option<&str>,
+        team_id: &TeamId,
+        channel_id: Option<&ChannelId>,
         payload: &str,
     ) -> Result<bool> {
         let new = self

@@ -6,7 +6,10 @@
 use std::sync::Arc;
 
 use super::{Result, Store, StoreError, on_pool};
-use crate::crypto::{Cipher, EncryptionKey, is_sealed};
+use crate::{
+    crypto::{Cipher, EncryptionKey, is_sealed},
+    ids::TeamId,
+};
 
 /// What the check row seals; only its key opens it to this.
 const CHECK: &str = "slack-bridge key check v1";
@@ -20,7 +23,7 @@ const TOKENS: &str = "SELECT team_id, bot_token, app_token FROM logins";
 const SET_TOKENS: &str = "UPDATE logins SET bot_token = $2, app_token = $3 WHERE team_id = $1";
 
 /// The associated data of a login's token: the column and the row it belongs to.
-pub(super) fn token_aad(column: &str, team_id: &str) -> String {
+pub(super) fn token_aad(column: &str, team_id: &TeamId) -> String {
     format!("logins.{column}:{team_id}")
 }
 
@@ -47,7 +50,7 @@ impl Store {
             Ok(v) if v.expose() == CHECK => {}
             _ => return Err(wrong()),
         }
-        let rows: Vec<(String, String, String)> =
+        let rows: Vec<(TeamId, String, String)> =
             on_pool!(self, pool => sqlx::query_as(TOKENS).fetch_all(pool).await?);
         let mut sealed_now = 0;
         for (team, bot, app) in rows {
@@ -94,7 +97,7 @@ impl Store {
         let check = seal(&new, CHECK_AAD, CHECK)?;
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let rows: Vec<(String, String, String)> =
+            let rows: Vec<(TeamId, String, String)> =
                 sqlx::query_as(TOKENS).fetch_all(&mut *tx).await?;
             let count = rows.len();
             for (team, bot, app) in rows {

@@ -3,6 +3,7 @@
 //! writes them.
 
 use super::{Result, Store, StoreError, key_check::token_aad, now_ms, on_pool};
+use crate::ids::{BotId, TeamId, UserId};
 use crate::{config::Secret, crypto::is_sealed};
 
 const UPSERT: &str = "INSERT INTO logins
@@ -47,10 +48,10 @@ impl LoginState {
 
 #[derive(Debug, Clone)]
 pub struct Login {
-    pub team_id: String,
+    pub team_id: TeamId,
     pub team_name: String,
-    pub bot_user_id: String,
-    pub bot_id: String,
+    pub bot_user_id: UserId,
+    pub bot_id: BotId,
     pub app_id: String,
     pub owner_mxid: String,
     pub bot_token: Secret,
@@ -61,10 +62,10 @@ pub struct Login {
 }
 
 type LoginRow = (
+    TeamId,
     String,
-    String,
-    String,
-    String,
+    UserId,
+    BotId,
     String,
     String,
     String,
@@ -105,7 +106,7 @@ impl Store {
         })
     }
 
-    fn seal_token(&self, column: &str, team_id: &str, token: &Secret) -> Result<String> {
+    fn seal_token(&self, column: &str, team_id: &TeamId, token: &Secret) -> Result<String> {
         self.cipher()?
             .seal(&token_aad(column, team_id), token.expose())
             .map_err(|e| StoreError::Seal(e.to_string()))
@@ -133,7 +134,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn get_login(&self, team_id: &str) -> Result<Option<Login>> {
+    pub async fn get_login(&self, team_id: &TeamId) -> Result<Option<Login>> {
         let sql = format!("{SELECT} WHERE team_id = $1");
         let row: Option<LoginRow> = on_pool!(self, pool => sqlx::query_as(&sql)
             .bind(team_id)
@@ -151,7 +152,7 @@ impl Store {
 
     pub async fn set_login_state(
         &self,
-        team_id: &str,
+        team_id: &TeamId,
         state: LoginState,
         reason: Option<&str>,
     ) -> Result<()> {
@@ -165,7 +166,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn set_login_space(&self, team_id: &str, space_room_id: &str) -> Result<()> {
+    pub async fn set_login_space(&self, team_id: &TeamId, space_room_id: &str) -> Result<()> {
         on_pool!(self, pool => sqlx::query(SET_SPACE)
             .bind(team_id)
             .bind(space_room_id)
@@ -175,7 +176,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn delete_login(&self, team_id: &str) -> Result<bool> {
+    pub async fn delete_login(&self, team_id: &TeamId) -> Result<bool> {
         let done = on_pool!(self, pool => sqlx::query(DELETE).bind(team_id).execute(pool).await?.rows_affected());
         Ok(done > 0)
     }

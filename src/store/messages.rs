@@ -1,6 +1,7 @@
 //! `messages`: a Slack message (team, channel, ts, part) and the Matrix event it became.
 
 use super::{Result, Store, now_ms, on_pool};
+use crate::ids::{ChannelId, SenderId, TeamId, Ts};
 
 const INSERT: &str = "INSERT INTO messages (team_id, channel_id, ts, part, event_id, room_id, thread_ts, sender, file_id, created_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING";
@@ -9,19 +10,19 @@ const DELETE: &str = "DELETE FROM messages WHERE team_id = $1 AND channel_id = $
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct MessageRow {
-    pub team_id: String,
-    pub channel_id: String,
-    pub ts: String,
+    pub team_id: TeamId,
+    pub channel_id: ChannelId,
+    pub ts: Ts,
     pub part: i64,
     pub event_id: String,
     pub room_id: String,
-    pub thread_ts: Option<String>,
+    pub thread_ts: Option<Ts>,
     /// The Slack user (or bot) who wrote it, or the Matrix user for posts from Matrix.
     pub sender: String,
     /// The Slack file this part carries, for a file part.
     pub file_id: Option<String>,
     /// The newest Slack edit bridged (`edited.ts`); not written by [`Store::insert_message`].
-    pub edit_ts: Option<String>,
+    pub edit_ts: Option<Ts>,
     /// 1 once deleted on either side; not written by [`Store::insert_message`].
     pub deleted: i64,
 }
@@ -29,6 +30,11 @@ pub struct MessageRow {
 impl MessageRow {
     pub fn is_deleted(&self) -> bool {
         self.deleted != 0
+    }
+
+    /// The Slack author, for a message written in Slack (not posted from Matrix).
+    pub fn slack_sender(&self) -> Option<SenderId> {
+        (!self.sender.starts_with('@')).then(|| SenderId::from(&self.sender))
     }
 }
 
@@ -56,9 +62,9 @@ impl Store {
     /// All parts of a Slack message, in part order.
     pub async fn get_message(
         &self,
-        team_id: &str,
-        channel_id: &str,
-        ts: &str,
+        team_id: &TeamId,
+        channel_id: &ChannelId,
+        ts: &Ts,
     ) -> Result<Vec<MessageRow>> {
         let sql =
             format!("{SELECT} WHERE team_id = $1 AND channel_id = $2 AND ts = $3 ORDER BY part");
@@ -71,7 +77,7 @@ impl Store {
     }
 
     /// The parts that carry a Slack file (one per portal it was shared to).
-    pub async fn get_file_parts(&self, team_id: &str, file_id: &str) -> Result<Vec<MessageRow>> {
+    pub async fn get_file_parts(&self, team_id: &TeamId, file_id: &str) -> Result<Vec<MessageRow>> {
         let sql = format!("{SELECT} WHERE team_id = $1 AND file_id = $2");
         Ok(on_pool!(self, pool => sqlx::query_as(&sql)
             .bind(team_id)
@@ -92,9 +98,9 @@ impl Store {
     /// of the next reply.
     pub async fn latest_in_thread(
         &self,
-        team_id: &str,
-        channel_id: &str,
-        thread_ts: &str,
+        team_id: &TeamId,
+        channel_id: &ChannelId,
+        thread_ts: &Ts,
     ) -> Result<Option<MessageRow>> {
         let sql = format!(
             "{SELECT} WHERE team_id = $1 AND channel_id = $2 AND (thread_ts = $3 OR ts = $3) AND part = 0 AND deleted = 0"
@@ -106,16 +112,16 @@ impl Store {
             .fetch_all(pool)
             .await?);
         // ts strings sort as numbers only at equal length: compare them as Slack timestamps.
-        Ok(rows.into_iter().max_by_key(|r| crate::ids::ts_key(&r.ts)))
+        Ok(rows.into_iter().max_by_key(|r| r.ts.key()))
     }
 
     /// Records that the Slack edit `edit_ts` of a message reached Matrix.
     pub async fn set_message_edit_ts(
         &self,
-        team_id: &str,
-        channel_id: &str,
-        ts: &str,
-        edit_ts: &str,
+        team_id: &TeamId,
+        channel_id: &ChannelId,
+        ts: &Ts,
+        edit_ts: &Ts,
     ) -> Result<()> {
         on_pool!(self, pool => sqlx::query(
             "UPDATE messages SET edit_ts = $4 WHERE team_id = $1 AND channel_id = $2 AND ts = $3",
@@ -133,9 +139,9 @@ impl Store {
     /// Marks every part of a message deleted; returns how many parts were not already.
     pub async fn mark_message_deleted(
         &self,
-        team_id: &str,
-        channel_id: &str,
-        ts: &str,
+        team_id: &TeamId,
+        channel_id: &ChannelId,
+        ts: &Ts,
     ) -> Result<u64> {
         Ok(on_pool!(self, pool => sqlx::query(
             "UPDATE messages SET deleted = 1 WHERE team_id = $1 AND channel_id = $2 AND ts = $3 AND deleted = 0",
@@ -148,7 +154,12 @@ impl Store {
         .rows_affected()))
     }
 
-    pub async fn delete_message(&self, team_id: &str, channel_id: &str, ts: &str) -> Result<u64> {
+    pub async fn delete_message(
+        &self,
+        team_id: &TeamId,
+        channel_id: &ChannelId,
+        ts: &Ts,
+    ) -> Result<u64> {
         Ok(on_pool!(self, pool => sqlx::query(DELETE)
             .bind(team_id)
             .bind(channel_id)

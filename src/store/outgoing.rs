@@ -2,6 +2,7 @@
 //! a redelivered transaction does not post twice.
 
 use super::{Result, Store, now_ms, on_pool};
+use crate::ids::{ChannelId, TeamId, Ts};
 
 const BEGIN: &str = "INSERT INTO outgoing (event_id, room_id, team_id, channel_id, created_at)
     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING";
@@ -36,10 +37,10 @@ pub enum Outgoing {
 pub struct OutgoingFile {
     pub event_id: String,
     pub room_id: String,
-    pub channel_id: String,
+    pub channel_id: ChannelId,
     pub sender: Option<String>,
     /// Set once the share's echo told the message ts.
-    pub slack_ts: Option<String>,
+    pub slack_ts: Option<Ts>,
 }
 
 impl Store {
@@ -48,8 +49,8 @@ impl Store {
         &self,
         event_id: &str,
         room_id: &str,
-        team_id: &str,
-        channel_id: &str,
+        team_id: &TeamId,
+        channel_id: &ChannelId,
     ) -> Result<Outgoing> {
         let inserted = on_pool!(self, pool => sqlx::query(BEGIN)
             .bind(event_id)
@@ -75,7 +76,7 @@ impl Store {
         })
     }
 
-    pub async fn finish_outgoing(&self, event_id: &str, slack_ts: &str) -> Result<()> {
+    pub async fn finish_outgoing(&self, event_id: &str, slack_ts: &Ts) -> Result<()> {
         on_pool!(self, pool => sqlx::query(SENT).bind(event_id).bind(slack_ts).execute(pool).await?.rows_affected());
         Ok(())
     }
@@ -129,7 +130,7 @@ impl Store {
     /// The upload that created Slack file `file_id`.
     pub async fn outgoing_by_file(
         &self,
-        team_id: &str,
+        team_id: &TeamId,
         file_id: &str,
     ) -> Result<Option<OutgoingFile>> {
         Ok(on_pool!(self, pool => sqlx::query_as(BY_FILE)
@@ -142,9 +143,9 @@ impl Store {
     /// Whether a Slack message with this ts was posted by the bridge (its Socket Mode echo).
     pub async fn is_outgoing_ts(
         &self,
-        team_id: &str,
-        channel_id: &str,
-        slack_ts: &str,
+        team_id: &TeamId,
+        channel_id: &ChannelId,
+        slack_ts: &Ts,
     ) -> Result<bool> {
         let n: i64 = on_pool!(self, pool => sqlx::query_scalar(BY_TS)
             .bind(team_id)

@@ -1,6 +1,7 @@
 //! `portals`: a Slack conversation (channel, private channel, DM, group DM) and its Matrix room.
 
 use super::{Result, Store, StoreError, now_ms, on_pool};
+use crate::ids::{ChannelId, TeamId, UserId};
 
 const INSERT: &str =
     "INSERT INTO portals (team_id, channel_id, kind, room_id, name, topic, dm_user_id, created_at)
@@ -42,23 +43,23 @@ impl PortalKind {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Portal {
-    pub team_id: String,
-    pub channel_id: String,
+    pub team_id: TeamId,
+    pub channel_id: ChannelId,
     pub kind: PortalKind,
     pub room_id: Option<String>,
     pub name: String,
     pub topic: String,
-    pub dm_user_id: Option<String>,
+    pub dm_user_id: Option<UserId>,
 }
 
 type PortalRow = (
-    String,
-    String,
-    String,
-    Option<String>,
-    String,
+    TeamId,
+    ChannelId,
     String,
     Option<String>,
+    String,
+    String,
+    Option<UserId>,
 );
 
 fn from_row(r: PortalRow) -> Result<Portal> {
@@ -91,7 +92,11 @@ impl Store {
         Ok(n > 0)
     }
 
-    pub async fn get_portal(&self, team_id: &str, channel_id: &str) -> Result<Option<Portal>> {
+    pub async fn get_portal(
+        &self,
+        team_id: &TeamId,
+        channel_id: &ChannelId,
+    ) -> Result<Option<Portal>> {
         let sql = format!("{SELECT} WHERE team_id = $1 AND channel_id = $2");
         let row: Option<PortalRow> = on_pool!(self, pool => sqlx::query_as(&sql)
             .bind(team_id)
@@ -110,7 +115,7 @@ impl Store {
         row.map(from_row).transpose()
     }
 
-    pub async fn list_portals(&self, team_id: &str) -> Result<Vec<Portal>> {
+    pub async fn list_portals(&self, team_id: &TeamId) -> Result<Vec<Portal>> {
         let sql = format!("{SELECT} WHERE team_id = $1 ORDER BY channel_id");
         let rows: Vec<PortalRow> = on_pool!(self, pool => sqlx::query_as(&sql)
             .bind(team_id)
@@ -121,8 +126,8 @@ impl Store {
 
     pub async fn set_portal_room(
         &self,
-        team_id: &str,
-        channel_id: &str,
+        team_id: &TeamId,
+        channel_id: &ChannelId,
         room_id: &str,
     ) -> Result<()> {
         on_pool!(self, pool => sqlx::query(SET_ROOM)
@@ -137,8 +142,8 @@ impl Store {
 
     pub async fn set_portal_meta(
         &self,
-        team_id: &str,
-        channel_id: &str,
+        team_id: &TeamId,
+        channel_id: &ChannelId,
         name: &str,
         topic: &str,
     ) -> Result<()> {
@@ -154,7 +159,7 @@ impl Store {
     }
 
     /// Portals with a room whose Slack members are not all in it yet.
-    pub async fn portals_pending_members(&self, team_id: &str) -> Result<Vec<Portal>> {
+    pub async fn portals_pending_members(&self, team_id: &TeamId) -> Result<Vec<Portal>> {
         let sql = format!(
             "{SELECT} WHERE team_id = $1 AND room_id IS NOT NULL AND members_synced = 0 AND state <> 'deleted' ORDER BY created_at"
         );
@@ -165,7 +170,7 @@ impl Store {
         rows.into_iter().map(from_row).collect()
     }
 
-    pub async fn set_members_synced(&self, team_id: &str, channel_id: &str) -> Result<()> {
+    pub async fn set_members_synced(&self, team_id: &TeamId, channel_id: &ChannelId) -> Result<()> {
         on_pool!(self, pool => sqlx::query(
             "UPDATE portals SET members_synced = 1 WHERE team_id = $1 AND channel_id = $2",
         )
@@ -178,7 +183,11 @@ impl Store {
     }
 
     /// `active`, `archived` or `deleted`; None without a portal.
-    pub async fn portal_state(&self, team_id: &str, channel_id: &str) -> Result<Option<String>> {
+    pub async fn portal_state(
+        &self,
+        team_id: &TeamId,
+        channel_id: &ChannelId,
+    ) -> Result<Option<String>> {
         Ok(on_pool!(self, pool => sqlx::query_scalar(
             "SELECT state FROM portals WHERE team_id = $1 AND channel_id = $2",
         )
@@ -191,8 +200,8 @@ impl Store {
     /// Sets the state; returns whether it changed.
     pub async fn set_portal_state(
         &self,
-        team_id: &str,
-        channel_id: &str,
+        team_id: &TeamId,
+        channel_id: &ChannelId,
         state: &str,
     ) -> Result<bool> {
         let n = on_pool!(self, pool => sqlx::query(

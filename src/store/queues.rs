@@ -4,6 +4,7 @@
 //! first, so memory stays flat however much waits.
 
 use super::{Result, Store, now_ms, on_pool};
+use crate::ids::{ChannelId, TeamId};
 
 /// The queue of Matrix bot commands and bot invites.
 pub const COMMAND_QUEUE: &str = "commands";
@@ -47,8 +48,8 @@ impl QueueTable {
 }
 
 /// The queue key of a Slack event.
-pub fn slack_queue(team_id: &str, channel_id: Option<&str>) -> String {
-    format!("{team_id}:{}", channel_id.unwrap_or("-"))
+pub fn slack_queue(team_id: &TeamId, channel_id: Option<&ChannelId>) -> String {
+    format!("{team_id}:{}", channel_id.map_or("-", ChannelId::as_str))
 }
 
 /// An item of a queue.

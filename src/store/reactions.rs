@@ -1,6 +1,7 @@
 //! `reactions`: a Slack reaction (message, user, emoji) and its Matrix annotation event.
 
 use super::{Result, Store, now_ms, on_pool};
+use crate::ids::{ChannelId, TeamId, Ts};
 
 const INSERT: &str = "INSERT INTO reactions (team_id, channel_id, msg_ts, user_id, emoji, event_id, room_id, created_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING";
@@ -10,9 +11,10 @@ const DELETE: &str = "DELETE FROM reactions WHERE event_id = $1";
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ReactionRow {
-    pub team_id: String,
-    pub channel_id: String,
-    pub msg_ts: String,
+    pub team_id: TeamId,
+    pub channel_id: ChannelId,
+    pub msg_ts: Ts,
+    /// The Slack user who reacted, or the Matrix user for reactions from Matrix.
     pub user_id: String,
     pub emoji: String,
     pub event_id: String,
@@ -38,9 +40,9 @@ impl Store {
 
     pub async fn get_reaction(
         &self,
-        team_id: &str,
-        channel_id: &str,
-        msg_ts: &str,
+        team_id: &TeamId,
+        channel_id: &ChannelId,
+        msg_ts: &Ts,
         user_id: &str,
         emoji: &str,
     ) -> Result<Option<ReactionRow>> {
@@ -60,9 +62,9 @@ impl Store {
     /// Every reaction one user has on a message.
     pub async fn reactions_of(
         &self,
-        team_id: &str,
-        channel_id: &str,
-        msg_ts: &str,
+        team_id: &TeamId,
+        channel_id: &ChannelId,
+        msg_ts: &Ts,
         user_id: &str,
     ) -> Result<Vec<ReactionRow>> {
         let sql = format!(
@@ -88,9 +90,9 @@ impl Store {
     /// Everyone's reactions with one emoji on a message.
     pub async fn reactions_with(
         &self,
-        team_id: &str,
-        channel_id: &str,
-        msg_ts: &str,
+        team_id: &TeamId,
+        channel_id: &ChannelId,
+        msg_ts: &Ts,
         emoji: &str,
     ) -> Result<Vec<ReactionRow>> {
         let sql = format!(

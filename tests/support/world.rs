@@ -111,7 +111,7 @@ impl World {
             async || {
                 let store = self.store().await?;
                 let p = store
-                    .get_portal(&self.emu.team_id(), channel)
+                    .get_portal(&self.emu.team_id().into(), &channel.into())
                     .await
                     .ok()??;
                 store.close().await;
@@ -130,7 +130,10 @@ impl World {
 
     pub async fn ghost_row(&self, user: &str) -> Option<slack_bridge::store::Ghost> {
         let store = self.store().await?;
-        let g = store.get_ghost(&self.emu.team_id(), user).await.ok()?;
+        let g = store
+            .get_ghost(&self.emu.team_id().into(), &user.into())
+            .await
+            .ok()?;
         store.close().await;
         g
     }
@@ -138,7 +141,7 @@ impl World {
     pub async fn space(&self) -> String {
         poll("the workspace space", WAIT, async || {
             let store = self.store().await?;
-            let l = store.get_login(&self.emu.team_id()).await.ok()??;
+            let l = store.get_login(&self.emu.team_id().into()).await.ok()??;
             store.close().await;
             l.space_room_id
         })

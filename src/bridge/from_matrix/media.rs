@@ -23,6 +23,7 @@ use ruma::{
 use super::{LoginRuntime, Portal, notice};
 use crate::{
     bridge::{BridgeError, Core, Result},
+    ids::{ChannelId, TeamId, Ts},
     slack::{requests::FileUpload, types::Message},
     store::{MessageRow, Outgoing},
 };
@@ -51,7 +52,7 @@ pub(super) async fn to_slack(
     display_name: &str,
     event_id: &str,
     media: Media,
-    thread_ts: Option<&str>,
+    thread_ts: Option<&Ts>,
 ) -> Result<()> {
     let notice_txn = format!("notice-{event_id}");
     tracing::debug!(%event_id, name = %media.name, mxc = %media.mxc, "matrix file to slack");
@@ -224,7 +225,12 @@ pub(super) fn relay_comment(display_name: &str, caption: Option<&str>) -> String
 
 /// The Socket Mode echo of a share the bridge made: the Slack message of each uploaded file
 /// is recorded for its Matrix event, so a Matrix redaction deletes it on Slack.
-pub async fn on_echo(core: &Core, team_id: &str, channel: &str, msg: &Message) -> Result<()> {
+pub async fn on_echo(
+    core: &Core,
+    team_id: &TeamId,
+    channel: &ChannelId,
+    msg: &Message,
+) -> Result<()> {
     for file in &msg.files {
         let Some(up) = core.store.outgoing_by_file(team_id, &file.id).await? else {
             continue;

@@ -10,7 +10,7 @@ use ruma::{EventId, UserId, events::room::message::ReplacementMetadata};
 use super::{Target, matrix_ts, message_content, sender_of};
 use crate::{
     bridge::{BridgeError, Core, LoginRuntime, Result, files},
-    ids,
+    ids::{self, ChannelId, Ts},
     slack::types::Message,
     store::MessageRow,
 };
@@ -18,7 +18,7 @@ use crate::{
 pub(super) async fn on_changed(
     core: &Arc<Core>,
     rt: &Arc<LoginRuntime>,
-    channel: &str,
+    channel: &ChannelId,
     message: &Message,
     previous: Option<&Message>,
 ) -> Result<()> {
@@ -50,8 +50,8 @@ pub(super) async fn on_changed(
     }
     if first
         .edit_ts
-        .as_deref()
-        .is_some_and(|t| ids::ts_key(t) >= ids::ts_key(&edited.ts))
+        .as_ref()
+        .is_some_and(|t| t.key() >= edited.ts.key())
     {
         tracing::debug!(%channel, ts = %message.ts, edit = %edited.ts, "edit already bridged");
         return Ok(());
@@ -89,8 +89,8 @@ pub(super) async fn on_changed(
 pub(super) async fn on_deleted(
     core: &Arc<Core>,
     rt: &Arc<LoginRuntime>,
-    channel: &str,
-    ts: &str,
+    channel: &ChannelId,
+    ts: &Ts,
 ) -> Result<()> {
     let rows = core.store.get_message(rt.team_id(), channel, ts).await?;
     if rows.is_empty() {
@@ -132,17 +132,9 @@ async fn redact(
 ) -> Result<()> {
     let room = ruma::RoomId::parse(&row.room_id)
         .map_err(|e| BridgeError::Other(format!("stored room id: {e}")))?;
-    let as_user = if row.sender.starts_with('@') {
-        None
-    } else {
-        let ghost = crate::ids::ghost_mxid(
-            &core.config.appservice.username_template,
-            &core.config.homeserver.domain,
-            rt.team_id(),
-            &row.sender,
-        );
-        UserId::parse(ghost).ok()
-    };
+    let as_user = row
+        .slack_sender()
+        .and_then(|s| UserId::parse(core.ghost_mxid(rt.team_id(), &s)).ok());
     let txn = format!("{}-redact", txn_of(row));
     let event = event_id(row)?;
     match core

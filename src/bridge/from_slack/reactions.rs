@@ -14,6 +14,7 @@ use crate::{
         custom_emoji::{self, Resolved},
     },
     format::emoji,
+    ids::{ChannelId, Ts},
     slack::events::ReactionEvent,
     store::ReactionRow,
 };
@@ -23,8 +24,8 @@ async fn target_message(
     core: &Core,
     rt: &LoginRuntime,
     r: &ReactionEvent,
-) -> Result<Option<(String, String, crate::store::MessageRow)>> {
-    let (Some(channel), Some(ts)) = (r.item.channel.as_deref(), r.item.ts.as_deref()) else {
+) -> Result<Option<(ChannelId, Ts, crate::store::MessageRow)>> {
+    let (Some(channel), Some(ts)) = (r.item.channel.as_ref(), r.item.ts.as_ref()) else {
         // Reactions on files and file comments have no message to land on.
         return Ok(None);
     };
@@ -33,7 +34,7 @@ async fn target_message(
         tracing::debug!(%channel, %ts, reaction = %r.reaction, "reaction on a message the bridge never bridged; ignored");
         return Ok(None);
     };
-    Ok(Some((channel.to_owned(), ts.to_owned(), first)))
+    Ok(Some((channel.clone(), ts.clone(), first)))
 }
 
 /// The annotation key of a standard Slack reaction name (its emoji), or `:name:` for the
@@ -69,7 +70,7 @@ pub(super) async fn on_added(
     if had.iter().any(|h| reaction_key(&h.emoji) == key) {
         return Ok(());
     }
-    let target = Target::in_room(core, rt, &message.room_id, &r.user).await?;
+    let target = Target::in_room(core, rt, &message.room_id, &r.user.clone().into()).await?;
     let event = EventId::parse(&message.event_id)
         .map_err(|e| BridgeError::Other(format!("stored event id: {e}")))?;
     let mut content = json!({
@@ -90,10 +91,10 @@ pub(super) async fn on_added(
     if let Some(event_id) = sent {
         core.store
             .insert_reaction(&ReactionRow {
-                team_id: team.to_owned(),
+                team_id: team.clone(),
                 channel_id: channel.clone(),
                 msg_ts: ts.clone(),
-                user_id: r.user.clone(),
+                user_id: r.user.to_string(),
                 emoji: r.reaction.clone(),
                 event_id: event_id.to_string(),
                 room_id: message.room_id.clone(),
@@ -109,7 +110,7 @@ pub(super) async fn on_removed(
     rt: &Arc<LoginRuntime>,
     r: &ReactionEvent,
 ) -> Result<()> {
-    let (Some(channel), Some(ts)) = (r.item.channel.as_deref(), r.item.ts.as_deref()) else {
+    let (Some(channel), Some(ts)) = (r.item.channel.as_ref(), r.item.ts.as_ref()) else {
         return Ok(());
     };
     let Some(row) = core
@@ -120,7 +121,7 @@ pub(super) async fn on_removed(
         tracing::debug!(%channel, %ts, reaction = %r.reaction, "removal of a reaction the bridge never bridged; ignored");
         return Ok(());
     };
-    let target = Target::in_room(core, rt, &row.room_id, &r.user).await?;
+    let target = Target::in_room(core, rt, &row.room_id, &r.user.clone().into()).await?;
     let room = RoomId::parse(&row.room_id)
         .map_err(|e| BridgeError::Other(format!("stored room id: {e}")))?;
     let event = EventId::parse(&row.event_id)

@@ -11,14 +11,17 @@ use super::{
     SlackClient, SlackError,
     transport::{Auth, Form},
 };
-use crate::slack::{
-    requests::{
-        Authed, FileUpload, History, HistoryQuery, Page, PostMessage, Posted, UpdateMessage,
-        UploadRequest, UploadUrl,
-    },
-    types::{
-        AuthTest, Bot, Conversation, ConversationKind, EmojiMap, File, Message, Team, User,
-        Usergroup,
+use crate::{
+    ids::{BotId, ChannelId, Ts, UserId},
+    slack::{
+        requests::{
+            Authed, FileUpload, History, HistoryQuery, Page, PostMessage, Posted, UpdateMessage,
+            UploadRequest, UploadUrl,
+        },
+        types::{
+            AuthTest, Bot, Conversation, ConversationKind, EmojiMap, File, Message, Team, User,
+            Usergroup,
+        },
     },
 };
 
@@ -81,7 +84,10 @@ impl SlackClient {
     }
 
     /// conversations.info, with `num_members`.
-    pub async fn conversations_info(&self, channel: &str) -> Result<Conversation, SlackError> {
+    pub async fn conversations_info(
+        &self,
+        channel: &ChannelId,
+    ) -> Result<Conversation, SlackError> {
         let form = Form::new()
             .set("channel", channel)
             .set("include_num_members", "true");
@@ -91,10 +97,10 @@ impl SlackClient {
 
     pub async fn conversations_members(
         &self,
-        channel: &str,
+        channel: &ChannelId,
         cursor: Option<&str>,
         limit: u32,
-    ) -> Result<Page<String>, SlackError> {
+    ) -> Result<Page<UserId>, SlackError> {
         let form = Form::new()
             .set("channel", channel)
             .set("limit", limit.to_string())
@@ -105,8 +111,8 @@ impl SlackClient {
 
     pub async fn conversations_members_all(
         &self,
-        channel: &str,
-    ) -> Result<Vec<String>, SlackError> {
+        channel: &ChannelId,
+    ) -> Result<Vec<UserId>, SlackError> {
         let limit = self.inner.options.page_size;
         paginate(|cursor| async move {
             self.conversations_members(channel, cursor.as_deref(), limit)
@@ -141,8 +147,8 @@ impl SlackClient {
     /// One page of a thread: the root first (on every page), then replies oldest first.
     pub async fn conversations_replies(
         &self,
-        channel: &str,
-        ts: &str,
+        channel: &ChannelId,
+        ts: &Ts,
         cursor: Option<&str>,
         limit: Option<u32>,
     ) -> Result<Page<Message>, SlackError> {
@@ -156,14 +162,17 @@ impl SlackClient {
     }
 
     /// Joins a public channel (channels:join). Joining again is not an error.
-    pub async fn conversations_join(&self, channel: &str) -> Result<Conversation, SlackError> {
+    pub async fn conversations_join(
+        &self,
+        channel: &ChannelId,
+    ) -> Result<Conversation, SlackError> {
         let v = self
             .bot("conversations.join", Form::new().set("channel", channel))
             .await?;
         field("conversations.join", v, "channel")
     }
 
-    pub async fn users_info(&self, user: &str) -> Result<User, SlackError> {
+    pub async fn users_info(&self, user: &UserId) -> Result<User, SlackError> {
         let v = self
             .bot("users.info", Form::new().set("user", user))
             .await?;
@@ -188,7 +197,7 @@ impl SlackClient {
     }
 
     /// bots.info; gives the `app_id` of a `bot_id` when auth.test does not.
-    pub async fn bots_info(&self, bot: &str) -> Result<Bot, SlackError> {
+    pub async fn bots_info(&self, bot: &BotId) -> Result<Bot, SlackError> {
         let v = self.bot("bots.info", Form::new().set("bot", bot)).await?;
         field("bots.info", v, "bot")
     }
@@ -231,7 +240,7 @@ impl SlackClient {
         decode("chat.update", v)
     }
 
-    pub async fn chat_delete(&self, channel: &str, ts: &str) -> Result<(), SlackError> {
+    pub async fn chat_delete(&self, channel: &ChannelId, ts: &Ts) -> Result<(), SlackError> {
         let form = Form::new().set("channel", channel).set("ts", ts);
         self.bot("chat.delete", form).await.map(drop)
     }
@@ -239,8 +248,8 @@ impl SlackClient {
     /// reactions.add; `name` without colons (they are stripped if present).
     pub async fn reactions_add(
         &self,
-        channel: &str,
-        ts: &str,
+        channel: &ChannelId,
+        ts: &Ts,
         name: &str,
     ) -> Result<(), SlackError> {
         self.reaction("reactions.add", channel, ts, name).await
@@ -248,8 +257,8 @@ impl SlackClient {
 
     pub async fn reactions_remove(
         &self,
-        channel: &str,
-        ts: &str,
+        channel: &ChannelId,
+        ts: &Ts,
         name: &str,
     ) -> Result<(), SlackError> {
         self.reaction("reactions.remove", channel, ts, name).await
@@ -258,8 +267,8 @@ impl SlackClient {
     async fn reaction(
         &self,
         method: &str,
-        channel: &str,
-        ts: &str,
+        channel: &ChannelId,
+        ts: &Ts,
         name: &str,
     ) -> Result<(), SlackError> {
         let form = Form::new()
@@ -287,8 +296,8 @@ impl SlackClient {
     pub async fn files_complete_upload_external(
         &self,
         files: &[FileUpload],
-        channel_id: Option<&str>,
-        thread_ts: Option<&str>,
+        channel_id: Option<&ChannelId>,
+        thread_ts: Option<&Ts>,
         initial_comment: Option<&str>,
     ) -> Result<Vec<File>, SlackError> {
         let files: Vec<Value> = files
@@ -322,8 +331,8 @@ impl SlackClient {
                     id: target.file_id.clone(),
                     title: req.title,
                 }],
-                req.channel_id.as_deref(),
-                req.thread_ts.as_deref(),
+                req.channel_id.as_ref(),
+                req.thread_ts.as_ref(),
                 req.initial_comment.as_deref(),
             )
             .await?;
