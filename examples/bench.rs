@@ -214,7 +214,7 @@ async fn room_of(db_uri: &str, team: &str, channel: &str) -> Result<String, Box<
     Ok(rooms
         .iter()
         .find(|p| p.channel_id == channel)
-        .and_then(|p| p.room_id.clone())
+        .and_then(|p| p.room_id.as_ref().map(|r| r.to_string()))
         .ok_or("a portal without a room")?)
 }
 

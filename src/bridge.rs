@@ -25,6 +25,7 @@ use std::{
     sync::{Arc, Mutex, RwLock},
 };
 
+use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId};
 use tokio::sync::OwnedMutexGuard;
 
 use crate::{
@@ -121,7 +122,7 @@ pub struct Core {
     /// Which portals run or need no initial backfill.
     pub history: history::Registry,
     /// (room, user) pairs known to be joined, to skip the invite + join round trips.
-    joined: Mutex<HashSet<(String, String)>>,
+    joined: Mutex<HashSet<(OwnedRoomId, OwnedUserId)>>,
 }
 
 impl Core {
@@ -251,7 +252,7 @@ impl Core {
         self.logins.write().expect("logins").clear();
     }
 
-    pub fn is_joined(&self, room: &str, user: &str) -> bool {
+    pub fn is_joined(&self, room: &RoomId, user: &UserId) -> bool {
         self.joined
             .lock()
             .expect("joined")
@@ -259,26 +260,34 @@ impl Core {
     }
 
     /// Forgets a membership the homeserver no longer confirms (the ghost was kicked).
-    pub fn forget_joined(&self, room: &str, user: &str) {
+    pub fn forget_joined(&self, room: &RoomId, user: &UserId) {
         self.joined
             .lock()
             .expect("joined")
             .remove(&(room.to_owned(), user.to_owned()));
     }
 
-    pub fn mark_joined(&self, room: &str, user: &str) {
+    pub fn mark_joined(&self, room: &RoomId, user: &UserId) {
         self.joined
             .lock()
             .expect("joined")
             .insert((room.to_owned(), user.to_owned()));
     }
 
-    pub fn ghost_mxid(&self, team_id: &TeamId, user_id: &impl crate::ids::GhostKey) -> String {
-        crate::ids::ghost_mxid(
+    /// The ghost of a Slack user or bot. An ID Slack sent that makes no valid Matrix ID is
+    /// refused here, before anything is stored under it.
+    pub fn ghost_mxid(
+        &self,
+        team_id: &TeamId,
+        user_id: &impl crate::ids::GhostKey,
+    ) -> Result<OwnedUserId> {
+        let mxid = crate::ids::ghost_mxid(
             &self.config.appservice.username_template,
             &self.config.homeserver.domain,
             team_id,
             user_id,
-        )
+        );
+        OwnedUserId::try_from(mxid.as_str())
+            .map_err(|e| BridgeError::Other(format!("ghost id {mxid}: {e}")))
     }
 }

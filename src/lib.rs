@@ -29,7 +29,9 @@
 //!   Socket Mode envelopes in `envelopes{envelope_id, event_id}`, portal creation in
 //!   `portal{team, channel}`, history runs in `backfill` / `catch-up{team, channel}`;
 //! - [`metrics`]: the Prometheus registry behind `/metrics`;
-//! - [`ids`]: how Slack identities map to Matrix ones.
+//! - [`ids`]: Slack IDs as types (`TeamId`, `ChannelId`, `UserId`, `BotId`, `SenderId`, `Ts`)
+//!   and how they map to Matrix ones; Matrix IDs are ruma's, parsed where they enter and
+//!   stored as such.
 
 pub mod bridge;
 pub mod cli;

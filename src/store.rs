@@ -42,6 +42,16 @@ pub use queues::{
 };
 pub use reactions::ReactionRow;
 
+/// A Matrix ID read back from a column: stored only after being parsed, so one that does not
+/// parse means the database was changed behind the bridge's back.
+pub(crate) fn matrix_id<T: TryFrom<String>>(column: &str, value: String) -> Result<T>
+where
+    T::Error: std::fmt::Display,
+{
+    T::try_from(value.clone())
+        .map_err(|e| StoreError::Corrupt(format!("{column} `{value}` is not a Matrix ID: {e}")))
+}
+
 /// Slack IDs are stored as the text Slack sent, on either database.
 macro_rules! text_column {
     ($($name:ty),*) => {$(

@@ -83,6 +83,7 @@ async fn channels_become_rooms_in_a_space_once(hs: HomeserverKind, db: Option<Te
             .unwrap()
             .space_room_id
             .unwrap()
+            .to_string()
     };
     // Every room: its name and topic, the owner invited, and a child of the space.
     let children = poll("50 space children", Duration::from_secs(60), async || {

@@ -338,7 +338,12 @@ async fn sigterm_lets_sends_in_flight_finish(hs: HomeserverKind, db: Option<Test
         assert!(
             matches!(
                 store
-                    .begin_outgoing(&id, room, &w.emu.team_id().into(), &"x".into())
+                    .begin_outgoing(
+                        &ruma::OwnedEventId::try_from(id.as_str()).unwrap(),
+                        &ruma::OwnedRoomId::try_from(room.as_str()).unwrap(),
+                        &w.emu.team_id().into(),
+                        &"x".into()
+                    )
                     .await
                     .unwrap(),
                 slack_bridge::store::Outgoing::Sent(_)

@@ -3,6 +3,7 @@
 
 mod support;
 
+use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId};
 use slack_bridge::{
     config::Secret,
     crypto::EncryptionKey,
@@ -13,6 +14,19 @@ use slack_bridge::{
     },
 };
 use support::TestDb;
+
+/// Matrix IDs of the fixtures, parsed as the bridge parses them at its edge.
+fn room_id(id: &str) -> OwnedRoomId {
+    id.try_into().unwrap()
+}
+
+fn event_id(id: &str) -> OwnedEventId {
+    id.try_into().unwrap()
+}
+
+fn user_id(id: &str) -> OwnedUserId {
+    id.try_into().unwrap()
+}
 
 macro_rules! store_suite {
     ($($case:ident),* $(,)?) => {
@@ -368,7 +382,7 @@ fn login(team: &str, bot: &str) -> Login {
         bot_user_id: "UBOT".into(),
         bot_id: "B1".into(),
         app_id: "A1".into(),
-        owner_mxid: "@dan:example.org".into(),
+        owner_mxid: user_id("@dan:example.org"),
         bot_token: Secret::new(bot),
         app_token: Secret::new("xapp-1"),
         state: LoginState::Ok,
@@ -401,7 +415,7 @@ async fn logins_roundtrip_and_state(db: &TestDb) {
         "tokens are redacted in Debug"
     );
     store
-        .set_login_space(&"T1".into(), "!space:x")
+        .set_login_space(&"T1".into(), &room_id("!space:x"))
         .await
         .unwrap();
     assert_eq!(
@@ -411,7 +425,8 @@ async fn logins_roundtrip_and_state(db: &TestDb) {
             .unwrap()
             .unwrap()
             .space_room_id
-            .as_deref(),
+            .as_deref()
+            .map(|id| id.as_str()),
         Some("!space:x")
     );
     assert_eq!(store.list_logins().await.unwrap().len(), 2);
@@ -437,14 +452,18 @@ async fn portals_insert_once_and_lookup(db: &TestDb) {
         "a portal is created once"
     );
     store
-        .set_portal_room(&"T1".into(), &"C1".into(), "!room1")
+        .set_portal_room(&"T1".into(), &"C1".into(), &room_id("!room1:x"))
         .await
         .unwrap();
     store
         .set_portal_meta(&"T1".into(), &"C1".into(), "renamed", "new topic")
         .await
         .unwrap();
-    let got = store.get_portal_by_room("!room1").await.unwrap().unwrap();
+    let got = store
+        .get_portal_by_room(&room_id("!room1:x"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (got.name.as_str(), got.topic.as_str(), got.kind),
         ("renamed", "new topic", PortalKind::Channel)
@@ -482,7 +501,7 @@ async fn ghosts_upsert(db: &TestDb) {
     let mut g = Ghost {
         team_id: "T1".into(),
         user_id: "U1".into(),
-        mxid: "@slack_t1-u1:example.org".into(),
+        mxid: user_id("@slack_t1-u1:example.org"),
         display_name: "Alice".into(),
         avatar_source: String::new(),
         avatar_mxc: String::new(),
@@ -511,11 +530,13 @@ async fn messages_and_reactions(db: &TestDb) {
         channel_id: "C1".into(),
         ts: "1700000000.000100".into(),
         part,
-        event_id: event.into(),
-        room_id: "!r".into(),
+        event_id: event_id(event),
+        room_id: room_id("!r:x"),
         thread_ts: None,
         sender: "U1".into(),
-        ..MessageRow::default()
+        file_id: None,
+        edit_ts: None,
+        deleted: 0,
     };
     assert!(store.insert_message(&m(1, "$b")).await.unwrap());
     assert!(store.insert_message(&m(0, "$a")).await.unwrap());
@@ -536,7 +557,7 @@ async fn messages_and_reactions(db: &TestDb) {
     );
     assert_eq!(
         store
-            .get_message_by_event("$b")
+            .get_message_by_event(&event_id("$b"))
             .await
             .unwrap()
             .unwrap()
@@ -549,8 +570,8 @@ async fn messages_and_reactions(db: &TestDb) {
         msg_ts: "1700000000.000100".into(),
         user_id: "U2".into(),
         emoji: "thumbsup".into(),
-        event_id: "$react".into(),
-        room_id: "!r".into(),
+        event_id: event_id("$react"),
+        room_id: room_id("!r:x"),
     };
     assert!(store.insert_reaction(&r).await.unwrap());
     assert!(!store.insert_reaction(&r).await.unwrap());
@@ -581,7 +602,7 @@ async fn messages_and_reactions(db: &TestDb) {
     );
     assert_eq!(
         store
-            .get_reaction_by_event("$react")
+            .get_reaction_by_event(&event_id("$react"))
             .await
             .unwrap()
             .as_ref(),
@@ -599,7 +620,7 @@ async fn messages_and_reactions(db: &TestDb) {
             .unwrap(),
         std::slice::from_ref(&r)
     );
-    assert!(store.delete_reaction("$react").await.unwrap());
+    assert!(store.delete_reaction(&event_id("$react")).await.unwrap());
 
     // Edits and deletes are recorded on every part.
     store
@@ -641,7 +662,7 @@ async fn messages_and_reactions(db: &TestDb) {
     let reply = |ts: &str, event: &str| MessageRow {
         ts: ts.into(),
         thread_ts: Some("9.000001".into()),
-        event_id: event.into(),
+        event_id: event_id(event),
         ..m(0, "")
     };
     store
@@ -686,33 +707,77 @@ async fn messages_and_reactions(db: &TestDb) {
 
 async fn management_rooms(db: &TestDb) {
     let store = db.connect().await;
-    store.set_management_room("@dan:x", "!m1").await.unwrap();
-    store.set_management_room("@dan:x", "!m2").await.unwrap();
+    store
+        .set_management_room(&user_id("@dan:x"), &room_id("!m1:x"))
+        .await
+        .unwrap();
+    store
+        .set_management_room(&user_id("@dan:x"), &room_id("!m2:x"))
+        .await
+        .unwrap();
     // A room another user re-invites the bot to becomes theirs, without a constraint error.
-    store.set_management_room("@eve:x", "!m1").await.unwrap();
+    store
+        .set_management_room(&user_id("@eve:x"), &room_id("!m1:x"))
+        .await
+        .unwrap();
     assert_eq!(
-        store.management_room_owner("!m1").await.unwrap().as_deref(),
+        store
+            .management_room_owner(&room_id("!m1:x"))
+            .await
+            .unwrap()
+            .as_deref()
+            .map(|id| id.as_str()),
         Some("@eve:x")
     );
-    store.set_management_room("@eve:x", "!m2").await.unwrap();
-    assert_eq!(store.management_room_of("@dan:x").await.unwrap(), None);
-    store.set_management_room("@dan:x", "!m2").await.unwrap();
+    store
+        .set_management_room(&user_id("@eve:x"), &room_id("!m2:x"))
+        .await
+        .unwrap();
     assert_eq!(
-        store.management_room_of("@dan:x").await.unwrap().as_deref(),
-        Some("!m2")
+        store.management_room_of(&user_id("@dan:x")).await.unwrap(),
+        None
+    );
+    store
+        .set_management_room(&user_id("@dan:x"), &room_id("!m2:x"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .management_room_of(&user_id("@dan:x"))
+            .await
+            .unwrap()
+            .as_deref()
+            .map(|id| id.as_str()),
+        Some("!m2:x")
     );
     assert_eq!(
-        store.management_room_owner("!m2").await.unwrap().as_deref(),
+        store
+            .management_room_owner(&room_id("!m2:x"))
+            .await
+            .unwrap()
+            .as_deref()
+            .map(|id| id.as_str()),
         Some("@dan:x")
     );
-    assert_eq!(store.management_room_owner("!m1").await.unwrap(), None);
+    assert_eq!(
+        store
+            .management_room_owner(&room_id("!m1:x"))
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 async fn outgoing_is_recorded_before_sending(db: &TestDb) {
     let store = db.connect().await;
     assert_eq!(
         store
-            .begin_outgoing("$e1", "!r", &"T1".into(), &"C1".into())
+            .begin_outgoing(
+                &event_id("$e1"),
+                &room_id("!r:x"),
+                &"T1".into(),
+                &"C1".into()
+            )
             .await
             .unwrap(),
         Outgoing::New
@@ -720,18 +785,28 @@ async fn outgoing_is_recorded_before_sending(db: &TestDb) {
     // A redelivered transaction finds it pending (sent state unknown).
     assert_eq!(
         store
-            .begin_outgoing("$e1", "!r", &"T1".into(), &"C1".into())
+            .begin_outgoing(
+                &event_id("$e1"),
+                &room_id("!r:x"),
+                &"T1".into(),
+                &"C1".into()
+            )
             .await
             .unwrap(),
         Outgoing::Pending
     );
     store
-        .finish_outgoing("$e1", &"1700000000.000200".into())
+        .finish_outgoing(&event_id("$e1"), &"1700000000.000200".into())
         .await
         .unwrap();
     assert_eq!(
         store
-            .begin_outgoing("$e1", "!r", &"T1".into(), &"C1".into())
+            .begin_outgoing(
+                &event_id("$e1"),
+                &room_id("!r:x"),
+                &"T1".into(),
+                &"C1".into()
+            )
             .await
             .unwrap(),
         Outgoing::Sent("1700000000.000200".into())
@@ -749,13 +824,26 @@ async fn outgoing_is_recorded_before_sending(db: &TestDb) {
             .unwrap()
     );
     store
-        .begin_outgoing("$e2", "!r", &"T1".into(), &"C1".into())
+        .begin_outgoing(
+            &event_id("$e2"),
+            &room_id("!r:x"),
+            &"T1".into(),
+            &"C1".into(),
+        )
         .await
         .unwrap();
-    store.fail_outgoing("$e2", "not_in_channel").await.unwrap();
+    store
+        .fail_outgoing(&event_id("$e2"), "not_in_channel")
+        .await
+        .unwrap();
     assert_eq!(
         store
-            .begin_outgoing("$e2", "!r", &"T1".into(), &"C1".into())
+            .begin_outgoing(
+                &event_id("$e2"),
+                &room_id("!r:x"),
+                &"T1".into(),
+                &"C1".into()
+            )
             .await
             .unwrap(),
         Outgoing::Failed
@@ -923,11 +1011,14 @@ async fn history_state_per_portal(db: &TestDb) {
         team_id: "T1".into(),
         channel_id: "C1".into(),
         ts: ts.into(),
-        event_id: event.into(),
-        room_id: "!r".into(),
+        event_id: event_id(event),
+        room_id: room_id("!r:x"),
         thread_ts: thread.map(Into::into),
+        part: 0,
         sender: "U1".into(),
-        ..MessageRow::default()
+        file_id: None,
+        edit_ts: None,
+        deleted: 0,
     };
     for m in [
         row("1700000000.000100", Some("1700000000.000100"), "$a"),

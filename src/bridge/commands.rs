@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use ruma::RoomId;
+use ruma::{EventId, RoomId, UserId};
 
-use super::{BridgeError, Core, Result, from_matrix::notice, login};
+use super::{Core, Result, from_matrix::notice, login};
 use crate::{
     config::{PermissionLevel, Secret},
     ids::ChannelId,
@@ -81,13 +81,12 @@ fn help() -> String {
 /// The bot was invited: join, and make a direct chat the inviter's management room.
 pub async fn on_bot_invite(
     core: &Arc<Core>,
-    room: &str,
-    sender: &str,
+    room: &RoomId,
+    sender: &UserId,
     is_direct: bool,
 ) -> Result<()> {
-    let room_id = RoomId::parse(room).map_err(|e| BridgeError::Other(format!("room id: {e}")))?;
-    core.matrix.join(None, &room_id).await?;
-    if core.config.bridge.permission_of(sender).is_none() {
+    core.matrix.join(None, room).await?;
+    if core.config.bridge.permission_of(sender.as_str()).is_none() {
         // Say why once, then leave: the bot does not stay where it may not serve.
         notice(
             core,
@@ -96,7 +95,7 @@ pub async fn on_bot_invite(
             "You are not allowed to use this bridge (bridge.permissions in the bridge config).",
         )
         .await;
-        core.matrix.leave(None, &room_id).await?;
+        core.matrix.leave(None, room).await?;
         return Ok(());
     }
     let portal = core.store.get_portal_by_room(room).await?;
@@ -117,15 +116,15 @@ pub async fn on_bot_invite(
 }
 
 /// Tells a user something in their management room, if they have one.
-pub async fn notify_owner(core: &Core, mxid: &str, text: &str) {
+pub async fn notify_owner(core: &Core, mxid: &UserId, text: &str) {
     if let Ok(Some(room)) = core.store.management_room_of(mxid).await {
         let txn = format!("notify-{}-{}", mxid, crate::store::now_ms());
         notice(core, &room, &txn, text).await;
     }
 }
 
-fn require(core: &Core, sender: &str, needed: PermissionLevel) -> Result<(), String> {
-    match core.config.bridge.permission_of(sender) {
+fn require(core: &Core, sender: &UserId, needed: PermissionLevel) -> Result<(), String> {
+    match core.config.bridge.permission_of(sender.as_str()) {
         Some(level) if level >= needed => Ok(()),
         Some(level) => Err(format!(
             "This command needs the `{needed}` permission; you have `{level}` (bridge.permissions in the bridge config)."
@@ -140,9 +139,9 @@ fn require(core: &Core, sender: &str, needed: PermissionLevel) -> Result<(), Str
 /// Runs one command and answers in `room`.
 pub async fn run(
     core: &Arc<Core>,
-    room: &str,
-    sender: &str,
-    event_id: &str,
+    room: &RoomId,
+    sender: &UserId,
+    event_id: &EventId,
     text: &str,
 ) -> Result<()> {
     let reply_txn = format!("reply-{event_id}");
@@ -197,16 +196,13 @@ pub async fn run(
     Ok(())
 }
 
-pub(super) async fn redact_tokens(core: &Core, room: &str, event_id: &str) {
-    let (Ok(room_id), Ok(event)) = (RoomId::parse(room), ruma::EventId::parse(event_id)) else {
-        return;
-    };
+pub(super) async fn redact_tokens(core: &Core, room: &RoomId, event_id: &EventId) {
     if let Err(e) = core
         .matrix
         .redact(
             None,
-            &room_id,
-            &event,
+            room,
+            event_id,
             &format!("redact-{event_id}"),
             Some("contained Slack tokens"),
         )
@@ -225,7 +221,7 @@ pub(super) async fn redact_tokens(core: &Core, room: &str, event_id: &str) {
     }
 }
 
-async fn login_command(core: &Arc<Core>, sender: &str, args: &[&str]) -> String {
+async fn login_command(core: &Arc<Core>, sender: &UserId, args: &[&str]) -> String {
     let app = args.iter().find(|a| a.starts_with("xapp-"));
     let bot = args.iter().find(|a| a.starts_with("xoxb-"));
     let (Some(app), Some(bot)) = (app, bot) else {
@@ -265,7 +261,7 @@ async fn login_command(core: &Arc<Core>, sender: &str, args: &[&str]) -> String 
     }
 }
 
-async fn logout_command(core: &Arc<Core>, sender: &str) -> Result<String> {
+async fn logout_command(core: &Arc<Core>, sender: &UserId) -> Result<String> {
     let mine: Vec<_> = core
         .all_logins()
         .into_iter()
@@ -290,7 +286,7 @@ async fn logout_command(core: &Arc<Core>, sender: &str) -> Result<String> {
     Ok(format!("Logged out of {}.", names.join(", ")))
 }
 
-async fn ping_command(core: &Arc<Core>, sender: &str) -> String {
+async fn ping_command(core: &Arc<Core>, sender: &UserId) -> String {
     let mut lines = Vec::new();
     let is_admin = require(core, sender, PermissionLevel::Admin).is_ok();
     for rt in core.all_logins() {
@@ -358,7 +354,7 @@ async fn ping_command(core: &Arc<Core>, sender: &str) -> String {
     lines.join("\n")
 }
 
-async fn list_command(core: &Arc<Core>, sender: &str) -> Result<String> {
+async fn list_command(core: &Arc<Core>, sender: &UserId) -> Result<String> {
     let is_admin = require(core, sender, PermissionLevel::Admin).is_ok();
     let mut lines = Vec::new();
     // Given-up events per queue: Matrix → Slack by room, Slack → Matrix by team:channel.
@@ -395,7 +391,7 @@ async fn list_command(core: &Arc<Core>, sender: &str) -> Result<String> {
             portals.len()
         ));
         for p in portals {
-            let room = p.room_id.as_deref().unwrap_or_default();
+            let room = p.room_id.as_ref().map_or("", |r| r.as_str());
             let problems = [
                 failed(QueueTable::Outbox, room, "to Slack"),
                 failed(
@@ -419,7 +415,7 @@ async fn list_command(core: &Arc<Core>, sender: &str) -> Result<String> {
                     &p.name
                 },
                 p.kind.as_str(),
-                p.room_id.as_deref().unwrap_or("(no room yet)")
+                p.room_id.as_ref().map_or("(no room yet)", |r| r.as_str())
             ));
         }
     }
@@ -446,7 +442,7 @@ fn history_state(b: &crate::store::Backfill) -> String {
 }
 
 /// Queues a catch-up of the portal the command was sent in.
-async fn backfill_command(core: &Arc<Core>, room: &str, sender: &str) -> Result<String> {
+async fn backfill_command(core: &Arc<Core>, room: &RoomId, sender: &UserId) -> Result<String> {
     let Some(portal) = core.store.get_portal_by_room(room).await? else {
         return Ok("Send this in a portal room: it fetches that conversation's Slack messages after the newest one bridged.".into());
     };

@@ -17,6 +17,7 @@ use std::{
     time::Duration,
 };
 
+use ruma::RoomId;
 use tokio::sync::watch;
 
 use crate::{
@@ -360,10 +361,9 @@ pub async fn run(
 
 /// When a portal's room was created (its first event), in Slack ts seconds: history from
 /// before then was never meant to be bridged.
-async fn room_created_at(matrix: &MatrixClient, room_id: &str) -> Option<f64> {
+async fn room_created_at(matrix: &MatrixClient, room_id: &RoomId) -> Option<f64> {
     use ruma::api::{Direction, client::message::get_message_events::v3::Request};
-    let room = ruma::OwnedRoomId::try_from(room_id).ok()?;
-    let mut request = Request::new(room, Direction::Forward);
+    let mut request = Request::new(room_id.to_owned(), Direction::Forward);
     request.limit = 1u32.into();
     let response = matrix.send(request, None).await.ok()?;
     let ts: ruma::MilliSecondsSinceUnixEpoch = response
@@ -447,7 +447,7 @@ mod tests {
             team_id: "T1".into(),
             channel_id: channel.into(),
             kind,
-            room_id: Some("!r:x".into()),
+            room_id: Some("!r:x".try_into().unwrap()),
             name: "general".into(),
             topic: String::new(),
             dm_user_id: None,

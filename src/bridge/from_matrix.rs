@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use ruma::{
-    OwnedRoomId, RoomId, UserId,
+    EventId, OwnedRoomId, RoomId, UserId,
     events::{
         AnyMessageLikeEvent, AnyStateEvent, AnyTimelineEvent, MessageLikeEvent, StateEvent,
         room::{
@@ -109,12 +109,7 @@ async fn route(core: &Core, ev: &AnyTimelineEvent) -> Result<Option<String>> {
                 return Ok(Some(COMMAND_QUEUE.to_owned()));
             }
             let room = ev.room_id();
-            if core
-                .store
-                .get_portal_by_room(room.as_str())
-                .await?
-                .is_some()
-            {
+            if core.store.get_portal_by_room(room).await?.is_some() {
                 return Ok(Some(room.to_string()));
             }
             // Management rooms (and rooms that may become one: the invite before this
@@ -166,7 +161,13 @@ impl QueueHandler for Outbound {
             if item.queue == COMMAND_QUEUE {
                 return;
             }
-            if let Err(e) = core.store.fail_outgoing(&item.event_id, reason).await {
+            // The outbox is keyed by the event and its room, stored as they came in.
+            let (Ok(event_id), Ok(room)) =
+                (EventId::parse(&item.event_id), RoomId::parse(&item.scope))
+            else {
+                return;
+            };
+            if let Err(e) = core.store.fail_outgoing(&event_id, reason).await {
                 tracing::error!(error = %e, "cannot record a failed send");
             }
             let what = serde_json::from_str::<Raw<AnyTimelineEvent>>(&item.payload)
@@ -184,8 +185,8 @@ impl QueueHandler for Outbound {
                 );
             notice(
                 core,
-                &item.scope,
-                &format!("notice-{}", item.event_id),
+                &room,
+                &format!("notice-{event_id}"),
                 &format!("{what} was not sent to Slack: {reason}"),
             )
             .await;
@@ -208,8 +209,8 @@ fn snippet(body: &str) -> String {
 /// Bot invites and commands. A command is marked as started before it runs: one found started
 /// (the bridge died while running it) is reported, never run again.
 async fn handle_command(core: &Arc<Core>, item: &QueuedItem, ev: &AnyTimelineEvent) -> Handled {
-    let room = ev.room_id().as_str();
-    let sender = ev.sender().as_str();
+    let room = ev.room_id();
+    let sender = ev.sender();
     let result = match ev {
         AnyTimelineEvent::State(AnyStateEvent::RoomMember(StateEvent::Original(m))) => {
             let is_direct = m.content.is_direct.unwrap_or(false);
@@ -228,7 +229,7 @@ async fn handle_command(core: &Arc<Core>, item: &QueuedItem, ev: &AnyTimelineEve
                 (false, Some(rest)) => rest,
                 (false, None) => return Handled::Done,
             };
-            let event_id = ev.event_id().as_str();
+            let event_id = ev.event_id();
             if item.state == "running" {
                 let name = text.split_whitespace().next().unwrap_or("help");
                 tracing::warn!(%event_id, command = name, "a command was interrupted by a restart; not running it again");
@@ -260,7 +261,7 @@ async fn handle_command(core: &Arc<Core>, item: &QueuedItem, ev: &AnyTimelineEve
 
 /// Events in a portal room.
 async fn handle_portal(core: &Arc<Core>, ev: &AnyTimelineEvent) -> Result<()> {
-    let Some(portal) = core.store.get_portal_by_room(ev.room_id().as_str()).await? else {
+    let Some(portal) = core.store.get_portal_by_room(ev.room_id()).await? else {
         return Ok(());
     };
     match ev {
@@ -275,7 +276,7 @@ async fn handle_portal(core: &Arc<Core>, ev: &AnyTimelineEvent) -> Result<()> {
                 &portal,
                 &msg.room_id,
                 &msg.sender,
-                msg.event_id.as_str(),
+                &msg.event_id,
                 &msg.content,
             )
             .await
@@ -287,16 +288,8 @@ async fn handle_portal(core: &Arc<Core>, ev: &AnyTimelineEvent) -> Result<()> {
                 tracing::debug!(event_id = %s.event_id, "encrypted sticker; not bridged");
                 return Ok(());
             };
-            let room = s.room_id.as_str();
-            let Some(rt) = gate(
-                core,
-                &portal,
-                room,
-                &s.sender,
-                s.event_id.as_str(),
-                "sticker",
-            )
-            .await?
+            let room = &s.room_id;
+            let Some(rt) = gate(core, &portal, room, &s.sender, &s.event_id, "sticker").await?
             else {
                 return Ok(());
             };
@@ -308,7 +301,7 @@ async fn handle_portal(core: &Arc<Core>, ev: &AnyTimelineEvent) -> Result<()> {
                 room,
                 &s.sender,
                 &display_name,
-                s.event_id.as_str(),
+                &s.event_id,
                 media,
                 None,
             )
@@ -328,14 +321,12 @@ async fn handle_portal(core: &Arc<Core>, ev: &AnyTimelineEvent) -> Result<()> {
 }
 
 /// Sends a notice as the bot; failures are logged, not raised (the notice is a courtesy).
-pub async fn notice(core: &Core, room: &str, txn_id: &str, text: &str) {
-    let Ok(room_id) = RoomId::parse(room) else {
-        return;
-    };
+pub async fn notice(core: &Core, room: &RoomId, txn_id: &str, text: &str) {
+    let room_id = room;
     let content = RoomMessageEventContent::notice_plain(text);
     if let Err(e) = core
         .matrix
-        .send_message(None, &room_id, txn_id, &content, None)
+        .send_message(None, room_id, txn_id, &content, None)
         .await
     {
         tracing::warn!(%room, error = %e, "cannot send a notice");
@@ -347,14 +338,14 @@ async fn to_slack(
     portal: &Portal,
     room_id: &OwnedRoomId,
     sender: &UserId,
-    event_id: &str,
+    event_id: &EventId,
     content: &RoomMessageEventContent,
 ) -> Result<()> {
     let media = media::of_msgtype(&content.msgtype);
     if !is_text(&content.msgtype) && media.is_none() {
         return Ok(());
     }
-    let room = room_id.as_str();
+    let room = room_id;
     let sender_str = sender.as_str();
     let notice_txn = format!("notice-{event_id}");
     let what = if media.is_some() { "file" } else { "message" };
@@ -392,7 +383,7 @@ async fn to_slack(
                     core,
                     portal,
                     room,
-                    sender_str,
+                    sender,
                     event_id,
                     &ts,
                     thread_ts.as_ref(),
@@ -436,7 +427,7 @@ async fn to_slack(
                 core,
                 portal,
                 room,
-                sender_str,
+                sender,
                 event_id,
                 &posted.ts,
                 thread_ts.as_ref(),
@@ -518,9 +509,9 @@ async fn slack_text(
 async fn gate(
     core: &Arc<Core>,
     portal: &Portal,
-    room: &str,
+    room: &RoomId,
     sender: &UserId,
-    event_id: &str,
+    event_id: &EventId,
     what: &str,
 ) -> Result<Option<Arc<LoginRuntime>>> {
     let sender_str = sender.as_str();
@@ -592,7 +583,7 @@ async fn thread_ts_of<C>(core: &Core, relation: Option<&Relation<C>>) -> Result<
         Some(Relation::Reply(r)) => &r.in_reply_to.event_id,
         _ => return Ok(None),
     };
-    let Some(row) = core.store.get_message_by_event(target.as_str()).await? else {
+    let Some(row) = core.store.get_message_by_event(target).await? else {
         tracing::debug!(%target, "reply to an event the bridge never bridged; posting to the channel");
         return Ok(None);
     };
@@ -649,9 +640,9 @@ async fn sender_profile(
 async fn record_post(
     core: &Core,
     portal: &Portal,
-    room: &str,
-    sender: &str,
-    event_id: &str,
+    room: &RoomId,
+    sender: &UserId,
+    event_id: &EventId,
     ts: &Ts,
     thread_ts: Option<&Ts>,
 ) -> Result<()> {
@@ -665,8 +656,10 @@ async fn record_post(
             event_id: event_id.to_owned(),
             room_id: room.to_owned(),
             thread_ts: thread_ts.cloned(),
-            sender: sender.to_owned(),
-            ..MessageRow::default()
+            sender: sender.to_string(),
+            file_id: None,
+            edit_ts: None,
+            deleted: 0,
         })
         .await?;
     tracing::debug!(%event_id, channel = %portal.channel_id, %ts, "matrix message bridged");
@@ -679,7 +672,7 @@ async fn find_post(
     core: &Core,
     slack: &crate::slack::web::SlackClient,
     channel: &ChannelId,
-    event_id: &str,
+    event_id: &EventId,
 ) -> Result<Option<Ts>> {
     let since_ms = core
         .store
@@ -698,7 +691,8 @@ async fn find_post(
         let page = slack.conversations_history(&q).await?;
         let found = page.messages.iter().find(|m| {
             m.metadata.as_ref().is_some_and(|md| {
-                md["event_type"] == META_EVENT_TYPE && md["event_payload"]["event_id"] == event_id
+                md["event_type"] == META_EVENT_TYPE
+                    && md["event_payload"]["event_id"] == event_id.as_str()
             })
         });
         if let Some(m) = found {
@@ -731,7 +725,10 @@ async fn matrix_context(core: &Core, team_id: &TeamId, html: Option<&str>) -> Ma
     for id in format::html::link_targets(html) {
         if let Some((_, event)) = id.split_once('/') {
             // A link to a message: the permalink of its Slack message, when bridged.
-            let Ok(Some(row)) = core.store.get_message_by_event(event).await else {
+            let Ok(event_id) = EventId::parse(event) else {
+                continue;
+            };
+            let Ok(Some(row)) = core.store.get_message_by_event(&event_id).await else {
                 continue;
             };
             if row.team_id != team_id {
@@ -750,14 +747,14 @@ async fn matrix_context(core: &Core, team_id: &TeamId, html: Option<&str>) -> Ma
             }
             continue;
         }
-        if id.starts_with('@') {
-            if let Ok(Some(g)) = core.store.get_ghost_by_mxid(&id).await
+        if let Ok(user) = UserId::parse(&id) {
+            if let Ok(Some(g)) = core.store.get_ghost_by_mxid(&user).await
                 && g.team_id == team_id
             {
                 ctx.users.insert(id, g.user_id.into_string());
             }
-        } else if id.starts_with('!')
-            && let Ok(Some(p)) = core.store.get_portal_by_room(&id).await
+        } else if let Ok(room) = RoomId::parse(&id)
+            && let Ok(Some(p)) = core.store.get_portal_by_room(&room).await
             && p.team_id == team_id
         {
             ctx.rooms.insert(id, p.channel_id.into_string());

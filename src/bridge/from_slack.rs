@@ -277,12 +277,13 @@ async fn handle_message(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: MessageEven
                 channel_id: m.channel.clone(),
                 ts: msg.ts.clone(),
                 part: i64::from(part),
-                event_id: event_id.to_string(),
-                room_id: target.room.to_string(),
+                event_id: event_id.clone(),
+                room_id: target.room.clone(),
                 thread_ts: msg.thread_ts.clone(),
                 sender: sender.to_string(),
                 file_id,
-                ..MessageRow::default()
+                edit_ts: None,
+                deleted: 0,
             })
             .await?;
         tracing::debug!(team = %rt.team_id(), channel = %m.channel, ts = %msg.ts, part, event_id = %event_id, "slack message bridged");
@@ -342,15 +343,14 @@ impl Target {
     pub async fn in_room(
         core: &Arc<Core>,
         rt: &Arc<LoginRuntime>,
-        room: &str,
+        room: &RoomId,
         slack_user: &SenderId,
     ) -> Result<Target> {
         let ghost = ghost::ensure_ghost(core, rt, slack_user).await?;
         ghost::ensure_joined(core, room, &ghost).await?;
         Ok(Target {
-            room: RoomId::parse(room).map_err(|e| BridgeError::Other(format!("room id: {e}")))?,
-            ghost: UserId::parse(&ghost)
-                .map_err(|e| BridgeError::Other(format!("ghost id: {e}")))?,
+            room: room.to_owned(),
+            ghost,
         })
     }
 
@@ -408,8 +408,8 @@ impl Target {
     }
 
     pub async fn rejoin(&self, core: &Core) -> Result<()> {
-        core.forget_joined(self.room.as_str(), self.ghost.as_str());
-        ghost::ensure_joined(core, self.room.as_str(), self.ghost.as_str()).await
+        core.forget_joined(&self.room, &self.ghost);
+        ghost::ensure_joined(core, &self.room, &self.ghost).await
     }
 }
 
@@ -475,10 +475,7 @@ async fn thread_of(
         .latest_in_thread(rt.team_id(), channel, root_ts)
         .await?
         .map_or_else(|| root.event_id.clone(), |r| r.event_id);
-    let parse = |id: &str| {
-        ruma::EventId::parse(id).map_err(|e| BridgeError::Other(format!("stored event id: {e}")))
-    };
-    Ok(Some((parse(&root.event_id)?, parse(&latest)?)))
+    Ok(Some((root.event_id.clone(), latest)))
 }
 
 /// Resolves the users and channels a message mentions, for pills.
@@ -497,7 +494,13 @@ async fn mention_context(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: &Message) 
                     .flatten()
                     .map(|g| g.display_name)
                     .unwrap_or_else(|| user.clone());
-                ctx.users.insert(user, format::Mention { mxid, name });
+                ctx.users.insert(
+                    user,
+                    format::Mention {
+                        mxid: mxid.to_string(),
+                        name,
+                    },
+                );
             }
             Err(e) => tracing::debug!(%user, error = %e, "cannot resolve a mentioned user"),
         }
@@ -509,7 +512,8 @@ async fn mention_context(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: &Message) 
                 let members = g
                     .users
                     .iter()
-                    .map(|u| core.ghost_mxid(rt.team_id(), &SenderId::from(u)))
+                    .filter_map(|u| core.ghost_mxid(rt.team_id(), &SenderId::from(u)).ok())
+                    .map(|m| m.to_string())
                     .collect();
                 ctx.usergroups.insert(
                     g.id.clone(),
@@ -555,7 +559,7 @@ async fn mention_context(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: &Message) 
             ctx.channels.insert(
                 channel,
                 format::ChannelRef {
-                    room_id: p.room_id,
+                    room_id: p.room_id.map(|r| r.to_string()),
                     name: p.name.trim_start_matches('#').to_owned(),
                 },
             );

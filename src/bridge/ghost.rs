@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use ruma::{RoomId, UserId};
+use ruma::{OwnedUserId, RoomId, UserId};
 
-use super::{BridgeError, Core, LoginRuntime, Result};
+use super::{Core, LoginRuntime, Result};
 use crate::{
     ids::{SenderId, TeamId},
     slack::types::User,
@@ -49,7 +49,7 @@ pub async fn ensure_ghost(
     core: &Arc<Core>,
     rt: &LoginRuntime,
     user_id: &SenderId,
-) -> Result<String> {
+) -> Result<OwnedUserId> {
     let team = rt.team_id();
     if let Some(g) = core.store.get_ghost(team, user_id).await?
         && g.registered == 1
@@ -63,13 +63,17 @@ pub async fn ensure_ghost(
         return Ok(g.mxid);
     }
     let profile = fetch_profile(rt, user_id).await?;
-    let mxid = core.ghost_mxid(team, user_id);
+    let mxid = core.ghost_mxid(team, user_id)?;
     apply_profile(core, rt, team, user_id, &mxid, profile, None).await?;
     Ok(mxid)
 }
 
 /// [`ensure_ghost`] for a user whose profile is at hand (from users.list): no users.info.
-pub async fn ensure_ghost_of(core: &Arc<Core>, rt: &LoginRuntime, user: &User) -> Result<String> {
+pub async fn ensure_ghost_of(
+    core: &Arc<Core>,
+    rt: &LoginRuntime,
+    user: &User,
+) -> Result<OwnedUserId> {
     let team = rt.team_id();
     let _guard = core.lock(format!("ghost:{team}:{}", user.id)).await;
     let sender = SenderId::from(user.id.clone());
@@ -78,7 +82,7 @@ pub async fn ensure_ghost_of(core: &Arc<Core>, rt: &LoginRuntime, user: &User) -
     {
         return Ok(g.mxid);
     }
-    let mxid = core.ghost_mxid(team, &sender);
+    let mxid = core.ghost_mxid(team, &sender)?;
     apply_profile(core, rt, team, &sender, &mxid, profile_of_user(user), None).await?;
     Ok(mxid)
 }
@@ -110,13 +114,11 @@ async fn apply_profile(
     rt: &LoginRuntime,
     team: &TeamId,
     user_id: &SenderId,
-    mxid: &str,
+    mxid: &UserId,
     profile: Profile,
     existing: Option<Ghost>,
 ) -> Result<()> {
-    let ghost_id =
-        UserId::parse(mxid).map_err(|e| BridgeError::Other(format!("ghost id {mxid}: {e}")))?;
-    core.matrix.ensure_registered(&ghost_id).await?;
+    core.matrix.ensure_registered(mxid).await?;
     let name = if profile.name.is_empty() {
         user_id.to_string()
     } else {
@@ -124,7 +126,7 @@ async fn apply_profile(
     };
     let old_name = existing.as_ref().map(|g| g.display_name.as_str());
     if old_name != Some(name.as_str()) {
-        core.matrix.set_display_name(&ghost_id, &name).await?;
+        core.matrix.set_display_name(mxid, &name).await?;
     }
     let mut avatar_source = existing
         .as_ref()
@@ -142,9 +144,9 @@ async fn apply_profile(
                 let mime = image_mime(url);
                 let mxc = core
                     .matrix
-                    .upload(Some(&ghost_id), bytes, mime, Some("avatar"))
+                    .upload(Some(mxid), bytes, mime, Some("avatar"))
                     .await?;
-                core.matrix.set_avatar_url(&ghost_id, mxc.clone()).await?;
+                core.matrix.set_avatar_url(mxid, mxc.clone()).await?;
                 avatar_source = url.to_owned();
                 avatar_mxc = mxc.to_string();
             }
@@ -188,21 +190,17 @@ pub fn image_mime(url: &str) -> &'static str {
 }
 
 /// Makes sure `mxid` is in `room`: the bot invites, the ghost joins.
-pub async fn ensure_joined(core: &Core, room: &str, mxid: &str) -> Result<()> {
+pub async fn ensure_joined(core: &Core, room: &RoomId, mxid: &UserId) -> Result<()> {
     if core.is_joined(room, mxid) {
         return Ok(());
     }
-    let room_id =
-        RoomId::parse(room).map_err(|e| BridgeError::Other(format!("room id {room}: {e}")))?;
-    let user =
-        UserId::parse(mxid).map_err(|e| BridgeError::Other(format!("ghost id {mxid}: {e}")))?;
-    match core.matrix.invite(None, &room_id, &user).await {
+    match core.matrix.invite(None, room, mxid).await {
         Ok(()) => {}
         // Already invited or joined.
         Err(e) if e.errcode() == Some("M_FORBIDDEN") => {}
         Err(e) => return Err(e.into()),
     }
-    core.matrix.join(Some(&user), &room_id).await?;
+    core.matrix.join(Some(mxid), room).await?;
     core.mark_joined(room, mxid);
     Ok(())
 }

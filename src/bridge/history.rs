@@ -16,6 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use ruma::{OwnedRoomId, RoomId};
 use serde::{Deserialize, Serialize};
 
 use super::{BridgeError, Core, LoginRuntime, Result, from_slack};
@@ -247,7 +248,7 @@ async fn label(
     core: &Core,
     team: &TeamId,
     channel: &ChannelId,
-) -> Result<(String, Option<String>)> {
+) -> Result<(String, Option<OwnedRoomId>)> {
     let portal = core.store.get_portal(team, channel).await?;
     let room = portal.as_ref().and_then(|p| p.room_id.clone());
     let name = portal
@@ -308,7 +309,7 @@ async fn history_unavailable(
     core: &Arc<Core>,
     rt: &Arc<LoginRuntime>,
     channel: &ChannelId,
-    (name, room): (&str, Option<&str>),
+    (name, room): (&str, Option<&RoomId>),
     e: BridgeError,
 ) -> Result<()> {
     if e.is_retryable() {

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use ruma::{
-    EventId, Int, RoomId,
+    Int, RoomId,
     events::room::{
         pinned_events::RoomPinnedEventsEventContent, power_levels::RoomPowerLevelsEventContent,
     },
@@ -35,7 +35,7 @@ pub async fn archived(
             "This channel was unarchived on Slack: messages are bridged again."
         };
         set_read_only(core, &room, archived).await?;
-        notice(core, room.as_str(), &txn, text).await;
+        notice(core, &room, &txn, text).await;
         Ok(())
     })
     .await
@@ -52,7 +52,7 @@ pub async fn deleted(
         set_read_only(core, &room, true).await?;
         notice(
             core,
-            room.as_str(),
+            &room,
             &txn,
             "This channel was deleted on Slack: nothing more is bridged here.",
         )
@@ -78,15 +78,13 @@ where
     let Some(portal) = core.store.get_portal(rt.team_id(), channel).await? else {
         return Ok(());
     };
-    let Some(room) = portal.room_id.as_deref() else {
+    let Some(room) = portal.room_id else {
         return Ok(());
     };
     let current = core.store.portal_state(rt.team_id(), channel).await?;
     if current.as_deref() == Some(state) || current.as_deref() == Some("deleted") {
         return Ok(());
     }
-    let room =
-        RoomId::parse(room).map_err(|e| BridgeError::Other(format!("stored room id: {e}")))?;
     then(core, room).await?;
     core.store
         .set_portal_state(rt.team_id(), channel, state)
@@ -108,10 +106,7 @@ pub async fn pin(core: &Core, rt: &LoginRuntime, event: &PinEvent, added: bool) 
         tracing::debug!(%channel, %ts, "pin of a message the bridge never bridged; ignored");
         return Ok(());
     };
-    let room = RoomId::parse(&row.room_id)
-        .map_err(|e| BridgeError::Other(format!("stored room id: {e}")))?;
-    let event_id = EventId::parse(&row.event_id)
-        .map_err(|e| BridgeError::Other(format!("stored event id: {e}")))?;
+    let (room, event_id) = (row.room_id.clone(), row.event_id.clone());
     let mut pinned = core
         .matrix
         .state::<RoomPinnedEventsEventContent>(&room, "")

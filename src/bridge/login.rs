@@ -7,6 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use ruma::UserId;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -134,7 +135,7 @@ pub async fn verify(
     core: &Core,
     bot_token: &Secret,
     app_token: &Secret,
-    owner: &str,
+    owner: &UserId,
 ) -> Result<Login> {
     let slack = slack_client(core, bot_token, app_token)?;
     let authed = slack.auth_test().await?;
@@ -359,7 +360,15 @@ pub async fn start_all(core: &Arc<Core>) {
         let (Some(bot), Some(app)) = (&declared.bot_token, &declared.app_token) else {
             continue;
         };
-        match verify(core, bot, app, &declared.owner).await {
+        let owner = match UserId::parse(&declared.owner) {
+            Ok(o) => o,
+            Err(e) => {
+                // Refused when the config is read; kept so no login is started without one.
+                tracing::error!(login = i, error = %e, "slack.logins.{i}.owner is not a Matrix user ID");
+                continue;
+            }
+        };
+        match verify(core, bot, app, &owner).await {
             Ok(login) => {
                 if let Err(e) = core.store.upsert_login(&login).await {
                     tracing::error!(login = i, error = %e, "cannot store a declared login");

@@ -6,10 +6,10 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use ruma::{RoomId, UserId};
+use ruma::OwnedRoomId;
 use tokio_util::sync::CancellationToken;
 
-use super::{BridgeError, Core, LoginRuntime, Result, ghost};
+use super::{Core, LoginRuntime, Result, ghost};
 use crate::{
     ids::{self, ChannelId, SenderId},
     retry::Backoff,
@@ -175,11 +175,7 @@ pub async fn left(
     else {
         return Ok(());
     };
-    let room_id =
-        RoomId::parse(&room).map_err(|e| BridgeError::Other(format!("room id {room}: {e}")))?;
-    let ghost = UserId::parse(&g.mxid)
-        .map_err(|e| BridgeError::Other(format!("ghost id {}: {e}", g.mxid)))?;
-    match core.matrix.leave(Some(&ghost), &room_id).await {
+    match core.matrix.leave(Some(&g.mxid), &room).await {
         Ok(()) => {}
         // Not in the room (never joined, or left already).
         Err(e) if matches!(e.errcode(), Some("M_FORBIDDEN" | "M_NOT_FOUND")) => {}
@@ -193,7 +189,7 @@ async fn portal_room(
     core: &Core,
     rt: &LoginRuntime,
     channel: &ChannelId,
-) -> Result<Option<String>> {
+) -> Result<Option<OwnedRoomId>> {
     Ok(core
         .store
         .get_portal(rt.team_id(), channel)

@@ -119,8 +119,7 @@ pub async fn ensure_space(core: &Core, rt: &LoginRuntime) -> Result<OwnedRoomId>
     if let Some(login) = core.store.get_login(rt.team_id()).await?
         && let Some(space) = login.space_room_id
     {
-        return RoomId::parse(&space)
-            .map_err(|e| BridgeError::Other(format!("stored space id: {e}")));
+        return Ok(space);
     }
     let mut req = create_room::v3::Request::new();
     req.name = Some(rt.login.team_name.clone());
@@ -133,9 +132,7 @@ pub async fn ensure_space(core: &Core, rt: &LoginRuntime) -> Result<OwnedRoomId>
     req.creation_content =
         Some(Raw::new(&creation).map_err(|e| BridgeError::Other(e.to_string()))?);
     let space = create_once(core, req, rt.team_id(), None).await?;
-    core.store
-        .set_login_space(rt.team_id(), space.as_str())
-        .await?;
+    core.store.set_login_space(rt.team_id(), &space).await?;
     tracing::info!(team = %rt.team_id(), space = %space, "created the workspace space");
     set_space_avatar(core, rt, &space).await;
     Ok(space)
@@ -205,10 +202,8 @@ pub async fn ensure_portal_from(
         if let Some(g) = core.store.get_ghost_by_mxid(&mxid).await? {
             name = g.display_name;
         }
-        if let Ok(u) = ruma::UserId::parse(&mxid) {
-            invite.push(u.clone());
-            dm_ghost = Some(u);
-        }
+        invite.push(mxid.clone());
+        dm_ghost = Some(mxid);
     }
     let mut req = create_room::v3::Request::new();
     req.name = (!name.is_empty()).then_some(name.clone());
@@ -222,7 +217,7 @@ pub async fn ensure_portal_from(
         team_id: rt.team_id().to_owned(),
         channel_id: c.id.clone(),
         kind,
-        room_id: Some(room.to_string()),
+        room_id: Some(room.clone()),
         name: name.clone(),
         topic,
         dm_user_id: c.user.clone(),
@@ -230,7 +225,7 @@ pub async fn ensure_portal_from(
     super::history::on_portal_created(core, rt.team_id(), &c.id).await?;
     if !core.store.insert_portal(&portal).await? {
         core.store
-            .set_portal_room(rt.team_id(), &c.id, room.as_str())
+            .set_portal_room(rt.team_id(), &c.id, &room)
             .await?;
         core.store
             .set_portal_meta(rt.team_id(), &c.id, &portal.name, &portal.topic)
@@ -238,7 +233,7 @@ pub async fn ensure_portal_from(
     }
     if let Some(ghost) = dm_ghost {
         core.matrix.join(Some(&ghost), &room).await?;
-        core.mark_joined(room.as_str(), ghost.as_str());
+        core.mark_joined(&room, &ghost);
     }
     let space = ensure_space(core, rt).await?;
     let via = ruma::ServerName::parse(&core.config.homeserver.domain)
@@ -306,11 +301,7 @@ pub async fn update_meta(
     let Some(portal) = core.store.get_portal(rt.team_id(), channel_id).await? else {
         return Ok(());
     };
-    let Some(room) = portal
-        .room_id
-        .as_deref()
-        .and_then(|r| RoomId::parse(r).ok())
-    else {
+    let Some(room) = portal.room_id.clone() else {
         return Ok(());
     };
     let new_name = name.map(|n| match portal.kind {

@@ -213,6 +213,7 @@ async fn get_user(
     Path(user_id): Path<String>,
 ) -> Response {
     if state.namespace.is_ghost(&user_id)
+        && let Ok(user_id) = ruma::UserId::parse(&user_id)
         && let Ok(Some(_)) = state.store.get_ghost_by_mxid(&user_id).await
     {
         return Json(json!({})).into_response();

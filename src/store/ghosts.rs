@@ -1,5 +1,7 @@
 //! `ghosts`: a Slack user or bot, its Matrix ghost and the profile last pushed to Matrix.
 
+use ruma::{OwnedUserId, UserId};
+
 use super::{Result, Store, now_ms, on_pool};
 use crate::ids::{SenderId, TeamId};
 
@@ -16,7 +18,8 @@ pub struct Ghost {
     pub team_id: TeamId,
     pub user_id: SenderId,
     /// Frozen once stored: changing the template later must not orphan existing ghosts.
-    pub mxid: String,
+    #[sqlx(try_from = "String")]
+    pub mxid: OwnedUserId,
     pub display_name: String,
     /// What the avatar was made from (Slack's image URL), to re-upload only on change.
     pub avatar_source: String,
@@ -30,7 +33,7 @@ impl Store {
         on_pool!(self, pool => sqlx::query(UPSERT)
             .bind(&g.team_id)
             .bind(&g.user_id)
-            .bind(&g.mxid)
+            .bind(g.mxid.as_str())
             .bind(&g.display_name)
             .bind(&g.avatar_source)
             .bind(&g.avatar_mxc)
@@ -52,10 +55,10 @@ impl Store {
             .await?))
     }
 
-    pub async fn get_ghost_by_mxid(&self, mxid: &str) -> Result<Option<Ghost>> {
+    pub async fn get_ghost_by_mxid(&self, mxid: &UserId) -> Result<Option<Ghost>> {
         let sql = format!("{SELECT} WHERE mxid = $1");
         Ok(on_pool!(self, pool => sqlx::query_as(&sql)
-            .bind(mxid)
+            .bind(mxid.as_str())
             .fetch_optional(pool)
             .await?))
     }

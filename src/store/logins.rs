@@ -2,9 +2,14 @@
 //! The tokens are stored sealed (see [`crate::crypto`]): only an unlocked store reads or
 //! writes them.
 
-use super::{Result, Store, StoreError, key_check::token_aad, now_ms, on_pool};
-use crate::ids::{BotId, TeamId, UserId};
-use crate::{config::Secret, crypto::is_sealed};
+use ruma::{OwnedRoomId, OwnedUserId, RoomId};
+
+use super::{Result, Store, StoreError, key_check::token_aad, matrix_id, now_ms, on_pool};
+use crate::{
+    config::Secret,
+    crypto::is_sealed,
+    ids::{BotId, TeamId, UserId},
+};
 
 const UPSERT: &str = "INSERT INTO logins
     (team_id, team_name, bot_user_id, bot_id, app_id, owner_mxid, bot_token, app_token, state, state_reason, created_at)
@@ -53,12 +58,12 @@ pub struct Login {
     pub bot_user_id: UserId,
     pub bot_id: BotId,
     pub app_id: String,
-    pub owner_mxid: String,
+    pub owner_mxid: OwnedUserId,
     pub bot_token: Secret,
     pub app_token: Secret,
     pub state: LoginState,
     pub state_reason: Option<String>,
-    pub space_room_id: Option<String>,
+    pub space_room_id: Option<OwnedRoomId>,
 }
 
 type LoginRow = (
@@ -99,10 +104,13 @@ impl Store {
             bot_user_id: r.2,
             bot_id: r.3,
             app_id: r.4,
-            owner_mxid: r.5,
+            owner_mxid: matrix_id("logins.owner_mxid", r.5)?,
             state: LoginState::parse(&r.8)?,
             state_reason: r.9,
-            space_room_id: r.10,
+            space_room_id: r
+                .10
+                .map(|r| matrix_id("logins.space_room_id", r))
+                .transpose()?,
         })
     }
 
@@ -124,7 +132,7 @@ impl Store {
             .bind(&l.bot_user_id)
             .bind(&l.bot_id)
             .bind(&l.app_id)
-            .bind(&l.owner_mxid)
+            .bind(l.owner_mxid.as_str())
             .bind(&bot_token)
             .bind(&app_token)
             .bind(now_ms())
@@ -166,10 +174,10 @@ impl Store {
         Ok(())
     }
 
-    pub async fn set_login_space(&self, team_id: &TeamId, space_room_id: &str) -> Result<()> {
+    pub async fn set_login_space(&self, team_id: &TeamId, space_room_id: &RoomId) -> Result<()> {
         on_pool!(self, pool => sqlx::query(SET_SPACE)
             .bind(team_id)
-            .bind(space_room_id)
+            .bind(space_room_id.as_str())
             .execute(pool)
             .await?
             .rows_affected());

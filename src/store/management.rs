@@ -1,6 +1,8 @@
 //! `management_rooms`: the DM between a Matrix user and the bridge bot where commands are read.
 
-use super::{Result, Store, on_pool};
+use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId};
+
+use super::{Result, Store, matrix_id, on_pool};
 
 const FREE_ROOM: &str = "DELETE FROM management_rooms WHERE room_id = $1 AND mxid <> $2";
 const UPSERT: &str = "INSERT INTO management_rooms (mxid, room_id) VALUES ($1, $2)
@@ -10,7 +12,8 @@ const BY_ROOM: &str = "SELECT mxid FROM management_rooms WHERE room_id = $1";
 
 impl Store {
     /// Makes `room_id` the management room of `mxid`, taking it from whoever had it.
-    pub async fn set_management_room(&self, mxid: &str, room_id: &str) -> Result<()> {
+    pub async fn set_management_room(&self, mxid: &UserId, room_id: &RoomId) -> Result<()> {
+        let (mxid, room_id) = (mxid.as_str(), room_id.as_str());
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query(FREE_ROOM).bind(room_id).bind(mxid).execute(&mut *tx).await?;
@@ -20,15 +23,22 @@ impl Store {
         Ok(())
     }
 
-    pub async fn management_room_of(&self, mxid: &str) -> Result<Option<String>> {
-        Ok(
-            on_pool!(self, pool => sqlx::query_scalar(BY_USER).bind(mxid).fetch_optional(pool).await?),
-        )
+    pub async fn management_room_of(&self, mxid: &UserId) -> Result<Option<OwnedRoomId>> {
+        let room: Option<String> = on_pool!(self, pool => sqlx::query_scalar(BY_USER)
+            .bind(mxid.as_str())
+            .fetch_optional(pool)
+            .await?);
+        room.map(|r| matrix_id("management_rooms.room_id", r))
+            .transpose()
     }
 
-    pub async fn management_room_owner(&self, room_id: &str) -> Result<Option<String>> {
-        Ok(
-            on_pool!(self, pool => sqlx::query_scalar(BY_ROOM).bind(room_id).fetch_optional(pool).await?),
-        )
+    pub async fn management_room_owner(&self, room_id: &RoomId) -> Result<Option<OwnedUserId>> {
+        let owner: Option<String> = on_pool!(self, pool => sqlx::query_scalar(BY_ROOM)
+            .bind(room_id.as_str())
+            .fetch_optional(pool)
+            .await?);
+        owner
+            .map(|m| matrix_id("management_rooms.mxid", m))
+            .transpose()
     }
 }

@@ -1,5 +1,7 @@
 //! `messages`: a Slack message (team, channel, ts, part) and the Matrix event it became.
 
+use ruma::{EventId, OwnedEventId, OwnedRoomId};
+
 use super::{Result, Store, now_ms, on_pool};
 use crate::ids::{ChannelId, SenderId, TeamId, Ts};
 
@@ -8,14 +10,16 @@ const INSERT: &str = "INSERT INTO messages (team_id, channel_id, ts, part, event
 const SELECT: &str = "SELECT team_id, channel_id, ts, part, event_id, room_id, thread_ts, sender, file_id, edit_ts, deleted FROM messages";
 const DELETE: &str = "DELETE FROM messages WHERE team_id = $1 AND channel_id = $2 AND ts = $3";
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct MessageRow {
     pub team_id: TeamId,
     pub channel_id: ChannelId,
     pub ts: Ts,
     pub part: i64,
-    pub event_id: String,
-    pub room_id: String,
+    #[sqlx(try_from = "String")]
+    pub event_id: OwnedEventId,
+    #[sqlx(try_from = "String")]
+    pub room_id: OwnedRoomId,
     pub thread_ts: Option<Ts>,
     /// The Slack user (or bot) who wrote it, or the Matrix user for posts from Matrix.
     pub sender: String,
@@ -47,8 +51,8 @@ impl Store {
             .bind(&m.channel_id)
             .bind(&m.ts)
             .bind(m.part)
-            .bind(&m.event_id)
-            .bind(&m.room_id)
+            .bind(m.event_id.as_str())
+            .bind(m.room_id.as_str())
             .bind(&m.thread_ts)
             .bind(&m.sender)
             .bind(&m.file_id)
@@ -86,10 +90,10 @@ impl Store {
             .await?))
     }
 
-    pub async fn get_message_by_event(&self, event_id: &str) -> Result<Option<MessageRow>> {
+    pub async fn get_message_by_event(&self, event_id: &EventId) -> Result<Option<MessageRow>> {
         let sql = format!("{SELECT} WHERE event_id = $1");
         Ok(on_pool!(self, pool => sqlx::query_as(&sql)
-            .bind(event_id)
+            .bind(event_id.as_str())
             .fetch_optional(pool)
             .await?))
     }

@@ -1,6 +1,8 @@
 //! `outgoing`: Matrix events being sent to Slack, recorded as pending before the Slack call so
 //! a redelivered transaction does not post twice.
 
+use ruma::{EventId, OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
+
 use super::{Result, Store, now_ms, on_pool};
 use crate::ids::{ChannelId, TeamId, Ts};
 
@@ -15,7 +17,7 @@ const SET_FILE: &str = "UPDATE outgoing SET slack_file_id = $2, sender = $3 WHER
 const FILE: &str = "SELECT slack_file_id FROM outgoing WHERE event_id = $1";
 const UPLOADED: &str = "UPDATE outgoing SET state = 'sent' WHERE event_id = $1";
 const BY_FILE: &str = "SELECT event_id, room_id, channel_id, sender, slack_ts FROM outgoing
-    WHERE team_id = $1 AND slack_file_id = $2";
+    WHERE team_id = $1 AND slack_file_id = $2 AND sender IS NOT NULL";
 const BY_TS: &str =
     "SELECT COUNT(*) FROM outgoing WHERE team_id = $1 AND channel_id = $2 AND slack_ts = $3";
 
@@ -27,7 +29,7 @@ pub enum Outgoing {
     /// Seen before but not known to be sent (a crash or failure mid-way): send again.
     Pending,
     /// Already on Slack with this ts.
-    Sent(String),
+    Sent(Ts),
     /// Given up on before.
     Failed,
 }
@@ -35,10 +37,14 @@ pub enum Outgoing {
 /// A Matrix file upload to Slack, found by its Slack file.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OutgoingFile {
-    pub event_id: String,
-    pub room_id: String,
+    #[sqlx(try_from = "String")]
+    pub event_id: OwnedEventId,
+    #[sqlx(try_from = "String")]
+    pub room_id: OwnedRoomId,
     pub channel_id: ChannelId,
-    pub sender: Option<String>,
+    /// Set with the upload's Slack file, which is when this row is looked for.
+    #[sqlx(try_from = "String")]
+    pub sender: OwnedUserId,
     /// Set once the share's echo told the message ts.
     pub slack_ts: Option<Ts>,
 }
@@ -47,14 +53,14 @@ impl Store {
     /// Records `event_id` as about to be sent, reporting what happened to it before.
     pub async fn begin_outgoing(
         &self,
-        event_id: &str,
-        room_id: &str,
+        event_id: &EventId,
+        room_id: &RoomId,
         team_id: &TeamId,
         channel_id: &ChannelId,
     ) -> Result<Outgoing> {
         let inserted = on_pool!(self, pool => sqlx::query(BEGIN)
-            .bind(event_id)
-            .bind(room_id)
+            .bind(event_id.as_str())
+            .bind(room_id.as_str())
             .bind(team_id)
             .bind(channel_id)
             .bind(now_ms())
@@ -64,8 +70,8 @@ impl Store {
         if inserted > 0 {
             return Ok(Outgoing::New);
         }
-        let row: Option<(String, Option<String>)> = on_pool!(self, pool => sqlx::query_as(STATE)
-            .bind(event_id)
+        let row: Option<(String, Option<Ts>)> = on_pool!(self, pool => sqlx::query_as(STATE)
+            .bind(event_id.as_str())
             .fetch_optional(pool)
             .await?);
         Ok(match row {
@@ -76,27 +82,27 @@ impl Store {
         })
     }
 
-    pub async fn finish_outgoing(&self, event_id: &str, slack_ts: &Ts) -> Result<()> {
-        on_pool!(self, pool => sqlx::query(SENT).bind(event_id).bind(slack_ts).execute(pool).await?.rows_affected());
+    pub async fn finish_outgoing(&self, event_id: &EventId, slack_ts: &Ts) -> Result<()> {
+        on_pool!(self, pool => sqlx::query(SENT).bind(event_id.as_str()).bind(slack_ts).execute(pool).await?.rows_affected());
         Ok(())
     }
 
-    pub async fn fail_outgoing(&self, event_id: &str, error: &str) -> Result<()> {
-        on_pool!(self, pool => sqlx::query(FAILED).bind(event_id).bind(error).execute(pool).await?.rows_affected());
+    pub async fn fail_outgoing(&self, event_id: &EventId, error: &str) -> Result<()> {
+        on_pool!(self, pool => sqlx::query(FAILED).bind(event_id.as_str()).bind(error).execute(pool).await?.rows_affected());
         Ok(())
     }
 
     /// Forgets a pending send that is known not to have reached Slack (rate limited before
     /// the method ran), so the next attempt posts without looking for it first.
-    pub async fn forget_outgoing(&self, event_id: &str) -> Result<()> {
-        on_pool!(self, pool => sqlx::query(FORGET).bind(event_id).execute(pool).await?.rows_affected());
+    pub async fn forget_outgoing(&self, event_id: &EventId) -> Result<()> {
+        on_pool!(self, pool => sqlx::query(FORGET).bind(event_id.as_str()).execute(pool).await?.rows_affected());
         Ok(())
     }
 
     /// When the send of `event_id` was first recorded (ms).
-    pub async fn outgoing_created_at(&self, event_id: &str) -> Result<Option<i64>> {
+    pub async fn outgoing_created_at(&self, event_id: &EventId) -> Result<Option<i64>> {
         Ok(on_pool!(self, pool => sqlx::query_scalar(CREATED)
-            .bind(event_id)
+            .bind(event_id.as_str())
             .fetch_optional(pool)
             .await?))
     }
@@ -104,26 +110,26 @@ impl Store {
     /// Records the Slack file an upload of `event_id` (by `sender`) is creating.
     pub async fn set_outgoing_file(
         &self,
-        event_id: &str,
+        event_id: &EventId,
         file_id: &str,
-        sender: &str,
+        sender: &UserId,
     ) -> Result<()> {
-        on_pool!(self, pool => sqlx::query(SET_FILE).bind(event_id).bind(file_id).bind(sender).execute(pool).await?.rows_affected());
+        on_pool!(self, pool => sqlx::query(SET_FILE).bind(event_id.as_str()).bind(file_id).bind(sender.as_str()).execute(pool).await?.rows_affected());
         Ok(())
     }
 
     /// The Slack file an earlier attempt to upload `event_id` created, if it got that far.
-    pub async fn outgoing_file(&self, event_id: &str) -> Result<Option<String>> {
+    pub async fn outgoing_file(&self, event_id: &EventId) -> Result<Option<String>> {
         let v: Option<Option<String>> = on_pool!(self, pool => sqlx::query_scalar(FILE)
-            .bind(event_id)
+            .bind(event_id.as_str())
             .fetch_optional(pool)
             .await?);
         Ok(v.flatten())
     }
 
     /// The upload of `event_id` is complete; its ts follows with the share's echo.
-    pub async fn mark_outgoing_uploaded(&self, event_id: &str) -> Result<()> {
-        on_pool!(self, pool => sqlx::query(UPLOADED).bind(event_id).execute(pool).await?.rows_affected());
+    pub async fn mark_outgoing_uploaded(&self, event_id: &EventId) -> Result<()> {
+        on_pool!(self, pool => sqlx::query(UPLOADED).bind(event_id.as_str()).execute(pool).await?.rows_affected());
         Ok(())
     }
 

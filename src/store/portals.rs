@@ -1,6 +1,8 @@
 //! `portals`: a Slack conversation (channel, private channel, DM, group DM) and its Matrix room.
 
-use super::{Result, Store, StoreError, now_ms, on_pool};
+use ruma::{OwnedRoomId, RoomId};
+
+use super::{Result, Store, StoreError, matrix_id, now_ms, on_pool};
 use crate::ids::{ChannelId, TeamId, UserId};
 
 const INSERT: &str =
@@ -46,7 +48,7 @@ pub struct Portal {
     pub team_id: TeamId,
     pub channel_id: ChannelId,
     pub kind: PortalKind,
-    pub room_id: Option<String>,
+    pub room_id: Option<OwnedRoomId>,
     pub name: String,
     pub topic: String,
     pub dm_user_id: Option<UserId>,
@@ -67,7 +69,7 @@ fn from_row(r: PortalRow) -> Result<Portal> {
         team_id: r.0,
         channel_id: r.1,
         kind: PortalKind::parse(&r.2)?,
-        room_id: r.3,
+        room_id: r.3.map(|r| matrix_id("portals.room_id", r)).transpose()?,
         name: r.4,
         topic: r.5,
         dm_user_id: r.6,
@@ -81,7 +83,7 @@ impl Store {
             .bind(&p.team_id)
             .bind(&p.channel_id)
             .bind(p.kind.as_str())
-            .bind(&p.room_id)
+            .bind(p.room_id.as_ref().map(|r| r.as_str()))
             .bind(&p.name)
             .bind(&p.topic)
             .bind(&p.dm_user_id)
@@ -106,10 +108,10 @@ impl Store {
         row.map(from_row).transpose()
     }
 
-    pub async fn get_portal_by_room(&self, room_id: &str) -> Result<Option<Portal>> {
+    pub async fn get_portal_by_room(&self, room_id: &RoomId) -> Result<Option<Portal>> {
         let sql = format!("{SELECT} WHERE room_id = $1");
         let row: Option<PortalRow> = on_pool!(self, pool => sqlx::query_as(&sql)
-            .bind(room_id)
+            .bind(room_id.as_str())
             .fetch_optional(pool)
             .await?);
         row.map(from_row).transpose()
@@ -128,12 +130,12 @@ impl Store {
         &self,
         team_id: &TeamId,
         channel_id: &ChannelId,
-        room_id: &str,
+        room_id: &RoomId,
     ) -> Result<()> {
         on_pool!(self, pool => sqlx::query(SET_ROOM)
             .bind(team_id)
             .bind(channel_id)
-            .bind(room_id)
+            .bind(room_id.as_str())
             .execute(pool)
             .await?
             .rows_affected());

@@ -1,5 +1,7 @@
 //! `reactions`: a Slack reaction (message, user, emoji) and its Matrix annotation event.
 
+use ruma::{EventId, OwnedEventId, OwnedRoomId};
+
 use super::{Result, Store, now_ms, on_pool};
 use crate::ids::{ChannelId, TeamId, Ts};
 
@@ -17,8 +19,10 @@ pub struct ReactionRow {
     /// The Slack user who reacted, or the Matrix user for reactions from Matrix.
     pub user_id: String,
     pub emoji: String,
-    pub event_id: String,
-    pub room_id: String,
+    #[sqlx(try_from = "String")]
+    pub event_id: OwnedEventId,
+    #[sqlx(try_from = "String")]
+    pub room_id: OwnedRoomId,
 }
 
 impl Store {
@@ -29,8 +33,8 @@ impl Store {
             .bind(&r.msg_ts)
             .bind(&r.user_id)
             .bind(&r.emoji)
-            .bind(&r.event_id)
-            .bind(&r.room_id)
+            .bind(r.event_id.as_str())
+            .bind(r.room_id.as_str())
             .bind(now_ms())
             .execute(pool)
             .await?
@@ -79,10 +83,10 @@ impl Store {
             .await?))
     }
 
-    pub async fn get_reaction_by_event(&self, event_id: &str) -> Result<Option<ReactionRow>> {
+    pub async fn get_reaction_by_event(&self, event_id: &EventId) -> Result<Option<ReactionRow>> {
         let sql = format!("{SELECT} WHERE event_id = $1");
         Ok(on_pool!(self, pool => sqlx::query_as(&sql)
-            .bind(event_id)
+            .bind(event_id.as_str())
             .fetch_optional(pool)
             .await?))
     }
@@ -107,8 +111,8 @@ impl Store {
             .await?))
     }
 
-    pub async fn delete_reaction(&self, event_id: &str) -> Result<bool> {
-        let n = on_pool!(self, pool => sqlx::query(DELETE).bind(event_id).execute(pool).await?.rows_affected());
+    pub async fn delete_reaction(&self, event_id: &EventId) -> Result<bool> {
+        let n = on_pool!(self, pool => sqlx::query(DELETE).bind(event_id.as_str()).execute(pool).await?.rows_affected());
         Ok(n > 0)
     }
 }

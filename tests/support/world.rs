@@ -115,7 +115,7 @@ impl World {
                     .await
                     .ok()??;
                 store.close().await;
-                p.room_id
+                p.room_id.map(|r| r.to_string())
             },
         )
         .await
@@ -143,7 +143,7 @@ impl World {
             let store = self.store().await?;
             let l = store.get_login(&self.emu.team_id().into()).await.ok()??;
             store.close().await;
-            l.space_room_id
+            l.space_room_id.map(|r| r.to_string())
         })
         .await
     }

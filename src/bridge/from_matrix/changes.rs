@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use ruma::{
-    EventId,
+    EventId, RoomId,
     events::{
         OriginalMessageLikeEvent,
         reaction::ReactionEventContent,
@@ -36,8 +36,8 @@ fn already_done(e: &SlackError, codes: &[&str]) -> bool {
 /// to the room.
 async fn settle(
     core: &Core,
-    room: &str,
-    event_id: &str,
+    room: &RoomId,
+    event_id: &EventId,
     what: &str,
     result: std::result::Result<(), SlackError>,
     done_codes: &[&str],
@@ -66,7 +66,7 @@ pub(super) async fn edit(
     target: &EventId,
     new_content: &RoomMessageEventContentWithoutRelation,
 ) -> Result<()> {
-    let Some(row) = core.store.get_message_by_event(target.as_str()).await? else {
+    let Some(row) = core.store.get_message_by_event(target).await? else {
         tracing::debug!(%target, "edit of an event the bridge never bridged; ignored");
         return Ok(());
     };
@@ -75,8 +75,8 @@ pub(super) async fn edit(
         tracing::debug!(%target, sender = %msg.sender, "edit of a message that is not the sender's own, or deleted; ignored");
         return Ok(());
     }
-    let room = msg.room_id.as_str();
-    let event_id = msg.event_id.as_str();
+    let room = &msg.room_id;
+    let event_id = &msg.event_id;
     let Some(rt) = gate(core, portal, room, &msg.sender, event_id, "edit").await? else {
         return Ok(());
     };
@@ -112,9 +112,9 @@ pub(super) async fn redact(
     let Some(target) = r.redacts.as_ref().or(r.content.redacts.as_ref()) else {
         return Ok(());
     };
-    let room = r.room_id.as_str();
-    let event_id = r.event_id.as_str();
-    if let Some(row) = core.store.get_message_by_event(target.as_str()).await? {
+    let room = &r.room_id;
+    let event_id = &r.event_id;
+    if let Some(row) = core.store.get_message_by_event(target).await? {
         if !row.sender.starts_with('@') {
             // The bot cannot delete what a Slack user wrote.
             tracing::debug!(%target, "redaction of a Slack user's message; not deleted on slack");
@@ -138,7 +138,7 @@ pub(super) async fn redact(
         )
         .await;
     }
-    if let Some(reaction) = core.store.get_reaction_by_event(target.as_str()).await? {
+    if let Some(reaction) = core.store.get_reaction_by_event(target).await? {
         if !reaction.user_id.starts_with('@') {
             tracing::debug!(%target, "redaction of a Slack user's reaction; not removed on slack");
             return Ok(());
@@ -156,8 +156,8 @@ pub(super) async fn redact(
 async fn unreact(
     core: &Core,
     rt: &LoginRuntime,
-    room: &str,
-    event_id: &str,
+    room: &RoomId,
+    event_id: &EventId,
     reaction: &ReactionRow,
 ) -> Result<()> {
     let others = core
@@ -198,15 +198,15 @@ pub(super) async fn react(
 ) -> Result<()> {
     let target = &r.content.relates_to.event_id;
     let key = &r.content.relates_to.key;
-    let Some(row) = core.store.get_message_by_event(target.as_str()).await? else {
+    let Some(row) = core.store.get_message_by_event(target).await? else {
         tracing::debug!(%target, "reaction to an event the bridge never bridged; ignored");
         return Ok(());
     };
     if row.is_deleted() {
         return Ok(());
     }
-    let room = r.room_id.as_str();
-    let event_id = r.event_id.as_str();
+    let room = &r.room_id;
+    let event_id = &r.event_id;
     let Some(rt) = gate(core, portal, room, &r.sender, event_id, "reaction").await? else {
         return Ok(());
     };

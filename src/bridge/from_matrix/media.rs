@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use ruma::{
-    OwnedMxcUri, UserId,
+    EventId, OwnedMxcUri, RoomId, UserId,
     events::{
         room::{MediaSource, message::MessageType},
         sticker::{StickerEventContent, StickerMediaSource},
@@ -47,10 +47,10 @@ pub(super) async fn to_slack(
     core: &Arc<Core>,
     rt: &LoginRuntime,
     portal: &Portal,
-    room: &str,
+    room: &RoomId,
     sender: &UserId,
     display_name: &str,
-    event_id: &str,
+    event_id: &EventId,
     media: Media,
     thread_ts: Option<&Ts>,
 ) -> Result<()> {
@@ -148,7 +148,7 @@ pub(super) async fn to_slack(
         Err(e) => return fail(e.to_string()).await,
     };
     core.store
-        .set_outgoing_file(event_id, &target.file_id, sender.as_str())
+        .set_outgoing_file(event_id, &target.file_id, sender)
         .await?;
     if let Err(e) = rt
         .slack
@@ -248,9 +248,10 @@ pub async fn on_echo(
                 event_id: up.event_id.clone(),
                 room_id: up.room_id.clone(),
                 thread_ts: msg.thread_ts.clone(),
-                sender: up.sender.clone().unwrap_or_default(),
+                sender: up.sender.to_string(),
                 file_id: Some(file.id.clone()),
-                ..MessageRow::default()
+                edit_ts: None,
+                deleted: 0,
             })
             .await?;
         tracing::debug!(event_id = %up.event_id, ts = %msg.ts, file = %file.id, "slack share of a matrix file recorded");

@@ -5,11 +5,11 @@
 
 use std::sync::Arc;
 
-use ruma::{EventId, UserId, events::room::message::ReplacementMetadata};
+use ruma::events::room::message::ReplacementMetadata;
 
 use super::{Target, matrix_ts, message_content, sender_of};
 use crate::{
-    bridge::{BridgeError, Core, LoginRuntime, Result, files},
+    bridge::{Core, LoginRuntime, Result, files},
     ids::{self, ChannelId, Ts},
     slack::types::Message,
     store::MessageRow,
@@ -69,9 +69,10 @@ pub(super) async fn on_changed(
     };
     // Only the text parts: a caption edit leaves the files as they are.
     for row in rows.iter().filter(|r| r.part < i64::from(files::FILE_PART)) {
-        let replaced = content
-            .clone()
-            .make_replacement(ReplacementMetadata::new(event_id(row)?, before.clone()));
+        let replaced = content.clone().make_replacement(ReplacementMetadata::new(
+            row.event_id.clone(),
+            before.clone(),
+        ));
         let txn = format!("{}-edit-{}", txn_of(row), edited.ts);
         target
             .send(core, &txn, &replaced, matrix_ts(&edited.ts))
@@ -130,23 +131,22 @@ async fn redact(
     row: &MessageRow,
     reason: &str,
 ) -> Result<()> {
-    let room = ruma::RoomId::parse(&row.room_id)
-        .map_err(|e| BridgeError::Other(format!("stored room id: {e}")))?;
+    let room = &row.room_id;
     let as_user = row
         .slack_sender()
-        .and_then(|s| UserId::parse(core.ghost_mxid(rt.team_id(), &s)).ok());
+        .and_then(|s| core.ghost_mxid(rt.team_id(), &s).ok());
     let txn = format!("{}-redact", txn_of(row));
-    let event = event_id(row)?;
+    let event = &row.event_id;
     match core
         .matrix
-        .redact(as_user.as_deref(), &room, &event, &txn, Some(reason))
+        .redact(as_user.as_deref(), room, event, &txn, Some(reason))
         .await
     {
         Ok(_) => Ok(()),
         // The ghost left the room since: the bot (room admin) redacts instead.
         Err(e) if as_user.is_some() && e.errcode() == Some("M_FORBIDDEN") => {
             core.matrix
-                .redact(None, &room, &event, &txn, Some(reason))
+                .redact(None, room, event, &txn, Some(reason))
                 .await?;
             Ok(())
         }
@@ -157,8 +157,4 @@ async fn redact(
 
 fn txn_of(row: &MessageRow) -> String {
     ids::message_txn_id(&row.team_id, &row.channel_id, &row.ts, row.part as u32)
-}
-
-fn event_id(row: &MessageRow) -> Result<ruma::OwnedEventId> {
-    EventId::parse(&row.event_id).map_err(|e| BridgeError::Other(format!("stored event id: {e}")))
 }

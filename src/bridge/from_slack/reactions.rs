@@ -4,13 +4,12 @@
 
 use std::sync::Arc;
 
-use ruma::{EventId, RoomId};
 use serde_json::json;
 
 use super::{Target, matrix_ts};
 use crate::{
     bridge::{
-        BridgeError, Core, LoginRuntime, Result,
+        Core, LoginRuntime, Result,
         custom_emoji::{self, Resolved},
     },
     format::emoji,
@@ -71,8 +70,7 @@ pub(super) async fn on_added(
         return Ok(());
     }
     let target = Target::in_room(core, rt, &message.room_id, &r.user.clone().into()).await?;
-    let event = EventId::parse(&message.event_id)
-        .map_err(|e| BridgeError::Other(format!("stored event id: {e}")))?;
+    let event = &message.event_id;
     let mut content = json!({
         "m.relates_to": {"rel_type": "m.annotation", "event_id": event, "key": key},
     });
@@ -96,7 +94,7 @@ pub(super) async fn on_added(
                 msg_ts: ts.clone(),
                 user_id: r.user.to_string(),
                 emoji: r.reaction.clone(),
-                event_id: event_id.to_string(),
+                event_id: event_id.clone(),
                 room_id: message.room_id.clone(),
             })
             .await?;
@@ -122,14 +120,11 @@ pub(super) async fn on_removed(
         return Ok(());
     };
     let target = Target::in_room(core, rt, &row.room_id, &r.user.clone().into()).await?;
-    let room = RoomId::parse(&row.room_id)
-        .map_err(|e| BridgeError::Other(format!("stored room id: {e}")))?;
-    let event = EventId::parse(&row.event_id)
-        .map_err(|e| BridgeError::Other(format!("stored event id: {e}")))?;
+    let (room, event) = (&row.room_id, &row.event_id);
     let txn = format!("slack-unreact-{}", row.event_id);
     match core
         .matrix
-        .redact(Some(&target.ghost), &room, &event, &txn, None)
+        .redact(Some(&target.ghost), room, event, &txn, None)
         .await
     {
         Ok(_) => {}
