@@ -19,6 +19,7 @@ pub mod members;
 pub mod portal;
 pub mod queue;
 pub mod slack_inbox;
+pub mod user_login;
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},

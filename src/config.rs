@@ -252,6 +252,9 @@ pub struct SlackConfig {
     /// Seconds between two looks at a portal's history for messages the socket never
     /// delivered (the Event Subscriptions check); 0 turns the check off.
     pub event_check_interval: u64,
+    /// The Slack app's OAuth credentials, so Matrix users can link their own Slack account
+    /// with `login-user`; without them a user can still paste a user token (`xoxp-…`).
+    pub oauth: OAuthConfig,
 }
 
 impl Default for SlackConfig {
@@ -261,7 +264,28 @@ impl Default for SlackConfig {
             logins: Vec::new(),
             request_timeout: Duration::from_secs(30),
             event_check_interval: 60,
+            oauth: OAuthConfig::default(),
         }
+    }
+}
+
+/// `slack.oauth`: the app's Client ID and Client Secret (Basic Information → App
+/// Credentials) and a redirect URL registered under OAuth & Permissions. Slack sends the user
+/// there after they approve; nothing needs to answer at that address, because the user copies
+/// the `code` from their browser's address bar back to the bridge.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct OAuthConfig {
+    pub client_id: String,
+    pub client_secret: Option<Secret>,
+    pub client_secret_file: Option<PathBuf>,
+    pub redirect_url: String,
+}
+
+impl OAuthConfig {
+    /// Whether the code exchange of `login-user` is set up.
+    pub fn is_configured(&self) -> bool {
+        !self.client_id.is_empty()
     }
 }
 
@@ -630,6 +654,15 @@ impl Config {
                 }),
             }
         }
+        let oauth = &mut self.slack.oauth;
+        resolve_one(
+            &mut oauth.client_secret,
+            oauth.client_secret_file.as_deref(),
+            "slack.oauth.client_secret",
+            "OAUTH_CLIENT_SECRET",
+            env,
+            problems,
+        );
         for (i, login) in self.slack.logins.iter_mut().enumerate() {
             resolve_one(
                 &mut login.bot_token,
@@ -834,6 +867,42 @@ mod tests {
                 "metrics.listen"
             ],
             "{p:?}"
+        );
+    }
+
+    #[test]
+    fn slack_oauth_is_all_or_nothing() {
+        let base = "homeserver: {domain: example.org}\nappservice: {as_token: a, hs_token: b}\n";
+        let c = parse(base, Mode::Run, &|_| None).unwrap();
+        assert!(!c.slack.oauth.is_configured());
+        let full = format!(
+            "{base}slack:\n  oauth: {{client_id: '1.2', client_secret: s3cret, redirect_url: 'https://b.example.org/ok'}}\n"
+        );
+        let c = parse(&full, Mode::Run, &|_| None).unwrap();
+        assert!(c.slack.oauth.is_configured());
+        let env =
+            |k: &str| (k == "SLACK_BRIDGE_OAUTH_CLIENT_SECRET").then(|| "from-env".to_owned());
+        let c = parse(&full, Mode::Run, &env).unwrap();
+        assert_eq!(c.slack.oauth.client_secret.unwrap().expose(), "from-env");
+        let keys = |yaml: &str| -> Vec<String> {
+            problems(parse(
+                &format!("{base}slack:\n  oauth: {yaml}\n"),
+                Mode::Run,
+                &|_| None,
+            ))
+            .into_iter()
+            .map(|p| p.key)
+            .collect()
+        };
+        assert_eq!(keys("{client_secret: s}"), ["slack.oauth.client_id"]);
+        assert_eq!(
+            keys("{client_id: '1.2'}"),
+            ["slack.oauth.client_secret", "slack.oauth.redirect_url"]
+        );
+        assert_eq!(
+            keys("{client_id: '1.2', client_secret: s, redirect_url: 'http://b.example.org/'}"),
+            ["slack.oauth.redirect_url"],
+            "Slack takes https redirect URLs only"
         );
     }
 

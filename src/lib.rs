@@ -165,7 +165,12 @@ pub fn execute(cli: cli::Cli) -> Result<(), Error> {
             Ok(())
         }
         cli::Command::Manifest { name } => {
-            print!("{}", slack::manifest::yaml(&name));
+            // The redirect URL comes from the config when there is a readable one.
+            let redirect = Config::load(&cli.config, Mode::Generate)
+                .ok()
+                .map(|c| c.slack.oauth.redirect_url)
+                .filter(|u| !u.is_empty());
+            print!("{}", slack::manifest::yaml(&name, redirect.as_deref()));
             Ok(())
         }
         cli::Command::Doctor { json } => {

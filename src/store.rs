@@ -18,6 +18,7 @@ mod outgoing;
 mod portals;
 mod queues;
 mod reactions;
+mod user_logins;
 
 use std::{str::FromStr, time::Duration};
 
@@ -41,6 +42,7 @@ pub use queues::{
     COMMAND_QUEUE, NewOutboxEvent, QueueFailure, QueueStats, QueueTable, QueuedItem, slack_queue,
 };
 pub use reactions::ReactionRow;
+pub use user_logins::UserLogin;
 
 /// A Matrix ID read back from a column: stored only after being parsed, so one that does not
 /// parse means the database was changed behind the bridge's back.

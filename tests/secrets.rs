@@ -1,6 +1,7 @@
 //! No secret in any log line, at trace level for every crate: the bridge binary logs in by
-//! command (once with wrong tokens), moves files both ways (with a failed download and a
-//! failed upload on the way), and its whole log is searched for every token, every
+//! command (once with wrong tokens), links a Slack user account through OAuth (after a refused
+//! user token), moves files both ways (with a failed download and a failed upload on the way),
+//! and its whole log is searched for every token, the OAuth client secret and code, every
 //! pre-signed upload URL, every private file URL and every Socket Mode URL it was handed.
 
 mod support;
@@ -9,7 +10,7 @@ use serde_json::json;
 use slack_emulator::Workspace;
 use support::{
     process::BridgeProcess,
-    world::{WAIT, body, management_room_of, poll, world_with},
+    world::{WAIT, body, management_room_of, poll, wait_after, world_with},
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -22,6 +23,16 @@ async fn no_secret_reaches_the_log_at_trace_level() {
         vec![],
     )
     .await;
+    let (client_id, client_secret) = w.emu.oauth_client();
+    w.env.edit_config(
+        "    client_id: \"\"",
+        &format!("    client_id: \"{client_id}\"\n    client_secret: \"{client_secret}\""),
+    );
+    let redirect = "https://bridge.example.org/slack-approved";
+    w.env.edit_config(
+        "    redirect_url: \"\"",
+        &format!("    redirect_url: \"{redirect}\""),
+    );
     let bridge = BridgeProcess::start_logging(&w.env, "trace").await;
     let dm = management_room_of(&w.owner).await;
 
@@ -38,6 +49,29 @@ async fn no_secret_reaches_the_log_at_trace_level() {
         "wrong tokens were accepted: {refused}"
     );
     w.login_by_command(&dm).await;
+
+    // A user token Slack refuses, then a Slack account linked through OAuth.
+    let wrong_user = "xoxp-1-2-3-WRONGwrongWRONGwrong";
+    let answer = async |text: String| {
+        let sent = w.owner.send_text(&dm, &text).await.unwrap();
+        wait_after(&w.owner, &dm, &sent, |e| {
+            e["content"]["msgtype"] == "m.notice"
+        })
+        .await
+        .expect("an answer")
+    };
+    let refused = answer(format!("login-user {wrong_user}")).await;
+    assert!(body(&refused).contains("refused"), "{refused}");
+    let code = w.emu.authorize_user("dave", &["chat:write"], redirect);
+    let linked = answer(format!("login-user {redirect}?code={code}")).await;
+    assert!(
+        body(&linked).contains("Linked your Slack account"),
+        "{linked}"
+    );
+    let user_token = w.emu.calls("oauth.v2.access")[0].response["authed_user"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let general = w.emu.channel_id("general").unwrap();
     let room = w.joined_room_of(&general).await;
     let alice = w.emu.user_id("alice").unwrap();
@@ -107,6 +141,10 @@ async fn no_secret_reaches_the_log_at_trace_level() {
         ("the app token".into(), w.emu.app_token()),
         ("a refused bot token".into(), wrong_bot.into()),
         ("a refused app token".into(), wrong_app.into()),
+        ("a refused user token".into(), wrong_user.into()),
+        ("a linked user's token".into(), user_token),
+        ("the OAuth client secret".into(), client_secret),
+        ("an OAuth code".into(), code),
         (
             "the as_token".into(),
             token(config.appservice.as_token.clone()),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use ruma::{EventId, RoomId, UserId};
 
-use super::{Core, Result, from_matrix::notice, login};
+use super::{Core, Result, from_matrix::notice, login, user_login};
 use crate::{
     config::{PermissionLevel, Secret},
     ids::ChannelId,
@@ -34,6 +34,13 @@ enum Command {
     },
     /// disconnect your Slack login
     Logout,
+    /// link your own Slack account, to post as yourself (without an argument: how)
+    LoginUser {
+        #[arg(value_name = "code, address or user token")]
+        arg: Option<String>,
+    },
+    /// unlink your Slack account; your messages go through the relay again
+    LogoutUser,
     /// state of the Slack connection(s), the queues and the homeserver
     Ping,
     /// the bridged conversations of your login(s), their history, and what did not get through
@@ -48,6 +55,8 @@ impl Command {
             Command::Help => PermissionLevel::Relay,
             Command::Login { .. }
             | Command::Logout
+            | Command::LoginUser { .. }
+            | Command::LogoutUser
             | Command::Ping
             | Command::List
             | Command::Backfill => PermissionLevel::User,
@@ -148,8 +157,13 @@ pub async fn run(
     let words = shell_words::split(text)
         .unwrap_or_else(|_| text.split_whitespace().map(str::to_owned).collect());
     let first = words.first().map(|w| w.to_lowercase());
-    if first.as_deref() == Some("login") {
-        // Whatever happens next, the tokens must not stay readable in the room.
+    let secret_inside = match first.as_deref() {
+        Some("login") => true,
+        Some("login-user") => words.len() > 1,
+        _ => false,
+    };
+    if secret_inside {
+        // Whatever happens next, tokens and codes must not stay readable in the room.
         redact_tokens(core, room, event_id).await;
     }
     let words = match &first {
@@ -188,6 +202,8 @@ pub async fn run(
             login_command(core, sender, &args).await
         }
         Command::Logout => logout_command(core, sender).await?,
+        Command::LoginUser { arg } => user_login::command(core, sender, arg.as_deref()).await,
+        Command::LogoutUser => user_login::logout(core, sender).await?,
         Command::Ping => ping_command(core, sender).await,
         Command::List => list_command(core, sender).await?,
         Command::Backfill => backfill_command(core, room, sender).await?,

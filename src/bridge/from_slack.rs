@@ -146,6 +146,10 @@ pub(super) async fn handle_event(
             super::lifecycle::deleted(core, rt, &c.channel, ts).await
         }
         SlackEvent::UserChange(u) => ghost::update_from_user(core, rt, &u.user).await,
+        // Linked users' tokens (`oauth`) end their links; the bot's end the login.
+        SlackEvent::TokensRevoked(t) if t.tokens.bot.is_empty() => {
+            super::user_login::revoked(core, rt.team_id(), &t.tokens.oauth).await
+        }
         SlackEvent::TokensRevoked(_) | SlackEvent::AppUninstalled => {
             super::login::mark_invalid(
                 core,

@@ -186,6 +186,7 @@ pub fn validate(config: &Config, mode: Mode, problems: &mut Vec<Problem>) {
         );
         check_user_id(problems, &format!("{base}.owner"), &login.owner);
     }
+    check_oauth(problems, &config.slack.oauth);
 
     let b = &config.bridge;
     if b.command_prefix.trim().is_empty() {
@@ -247,6 +248,50 @@ fn check_http_url(problems: &mut Vec<Problem>, key: &str, value: &str) {
             ),
         ),
         Err(e) => push(problems, key, format!("`{value}` is not a valid URL: {e}")),
+    }
+}
+
+/// `slack.oauth` is all or nothing: a client id needs its secret and a redirect URL, which
+/// Slack only accepts over https.
+fn check_oauth(problems: &mut Vec<Problem>, o: &super::OAuthConfig) {
+    let secret = o.client_secret.as_ref().is_some_and(|s| !s.is_empty());
+    if !o.is_configured() {
+        if secret || !o.redirect_url.is_empty() {
+            push(
+                problems,
+                "slack.oauth.client_id",
+                "missing while slack.oauth has other settings; copy the Client ID from the app's Basic Information → App Credentials",
+            );
+        }
+        return;
+    }
+    if !secret {
+        push(
+            problems,
+            "slack.oauth.client_secret",
+            "missing: copy the Client Secret from the app's Basic Information → App Credentials (or set client_secret_file)",
+        );
+    }
+    match url::Url::parse(&o.redirect_url) {
+        Ok(u) if u.scheme() == "https" && u.host().is_some() => {}
+        Ok(_) => push(
+            problems,
+            "slack.oauth.redirect_url",
+            format!(
+                "`{}` must be an https:// URL: Slack refuses other redirect URLs",
+                o.redirect_url
+            ),
+        ),
+        Err(_) if o.redirect_url.is_empty() => push(
+            problems,
+            "slack.oauth.redirect_url",
+            "missing: set an https:// URL and add it under OAuth & Permissions → Redirect URLs (nothing has to answer there)",
+        ),
+        Err(e) => push(
+            problems,
+            "slack.oauth.redirect_url",
+            format!("`{}` is not a valid URL: {e}", o.redirect_url),
+        ),
     }
 }
 

@@ -33,6 +33,43 @@ pub const BOT_SCOPES: &[(&str, &str)] = &[
     ("usergroups:read", "mentions of user groups"),
 ];
 
+/// User scopes a linked Slack user grants (`login-user`), and what each is for: acting as
+/// them in the conversations they are in.
+pub const USER_SCOPES: &[(&str, &str)] = &[
+    (
+        "chat:write",
+        "posting, editing and deleting messages as the linked user",
+    ),
+    ("reactions:write", "reacting as the linked user"),
+    ("files:write", "sharing files as the linked user"),
+    (
+        "channels:history",
+        "finding the linked user's posts in public channels",
+    ),
+    (
+        "groups:history",
+        "finding the linked user's posts in private channels",
+    ),
+    (
+        "im:history",
+        "finding the linked user's posts in direct messages",
+    ),
+    (
+        "mpim:history",
+        "finding the linked user's posts in group direct messages",
+    ),
+    ("channels:read", "the public channels the linked user is in"),
+    ("groups:read", "the private channels the linked user is in"),
+    ("im:read", "the linked user's direct messages"),
+    ("mpim:read", "the linked user's group direct messages"),
+    ("users:read", "who the linked user is"),
+];
+
+/// The user scope names alone, in manifest order.
+pub fn user_scope_names() -> Vec<&'static str> {
+    USER_SCOPES.iter().map(|(s, _)| *s).collect()
+}
+
 /// The scope names alone, in manifest order.
 pub fn bot_scope_names() -> Vec<&'static str> {
     BOT_SCOPES.iter().map(|(s, _)| *s).collect()
@@ -83,8 +120,13 @@ pub fn describe_missing(missing: &[&str]) -> String {
         .join("; ")
 }
 
-/// The manifest as YAML, with the steps around it as comments.
-pub fn yaml(app_name: &str) -> String {
+/// The manifest as YAML, with the steps around it as comments. `redirect_url` is
+/// `slack.oauth.redirect_url`, where Slack sends a user who approved `login-user`.
+pub fn yaml(app_name: &str, redirect_url: Option<&str>) -> String {
+    let mut oauth = json!({"scopes": {"bot": bot_scope_names(), "user": user_scope_names()}});
+    if let Some(url) = redirect_url {
+        oauth["redirect_urls"] = json!([url]);
+    }
     let manifest = json!({
         "_metadata": {"major_version": 1, "minor_version": 1},
         "display_information": {
@@ -99,7 +141,7 @@ pub fn yaml(app_name: &str) -> String {
             },
             "bot_user": {"display_name": app_name, "always_online": true},
         },
-        "oauth_config": {"scopes": {"bot": bot_scope_names()}},
+        "oauth_config": oauth,
         "settings": {
             "event_subscriptions": {"bot_events": BOT_EVENTS},
             "interactivity": {"is_enabled": false},
@@ -117,6 +159,9 @@ pub fn yaml(app_name: &str) -> String {
          #  2. Install the app to the workspace → copy the Bot User OAuth Token (xoxb-…).\n\
          #  3. Give both to the bridge: `login <xapp-…> <xoxb-…>` in a DM with the bridge bot, or\n\
          #     slack.logins in config.yaml. Invite the bot to the channels to bridge.\n\
+         #  4. For `login-user` (Matrix users posting as their own Slack account): copy the\n\
+         #     Client ID and Client Secret into slack.oauth, and set slack.oauth.redirect_url\n\
+         #     (listed under redirect_urls below once it is set).\n\
          {body}"
     )
 }
@@ -158,7 +203,7 @@ mod tests {
 
     #[test]
     fn manifest_is_a_socket_mode_app_with_everything() {
-        let text = yaml("Matrix Bridge");
+        let text = yaml("Matrix Bridge", Some("https://bridge.example.org/slack"));
         let v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
         assert_eq!(
             v["settings"]["socket_mode_enabled"],
@@ -175,6 +220,20 @@ mod tests {
             .filter_map(|s| s.as_str())
             .collect();
         assert_eq!(scopes, bot_scope_names());
+        let user: Vec<&str> = v["oauth_config"]["scopes"]["user"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s.as_str())
+            .collect();
+        assert_eq!(user, user_scope_names());
+        assert_eq!(
+            v["oauth_config"]["redirect_urls"][0].as_str(),
+            Some("https://bridge.example.org/slack")
+        );
+        let without: serde_yaml::Value =
+            serde_yaml::from_str(&yaml("Matrix Bridge", None)).unwrap();
+        assert!(without["oauth_config"].get("redirect_urls").is_none());
         assert!(
             v["settings"]["event_subscriptions"]
                 .get("request_url")

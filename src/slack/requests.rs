@@ -9,7 +9,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::types::{AuthTest, Message};
-use crate::ids::{ChannelId, Ts};
+use crate::{
+    config::Secret,
+    ids::{ChannelId, TeamId, Ts, UserId},
+};
 
 /// auth.test plus the scopes granted to the bot token (from `x-oauth-scopes`).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -31,6 +34,28 @@ impl Authed {
             .filter(|s| !self.scopes.contains(*s))
             .collect()
     }
+}
+
+/// oauth.v2.access for a user-scope install: the user who approved and their token.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OAuthAccess {
+    pub authed_user: AuthedUser,
+    pub team: OAuthTeam,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthedUser {
+    pub id: UserId,
+    /// Comma-separated.
+    #[serde(default)]
+    pub scope: String,
+    /// Absent when the app asked for no user scopes.
+    pub access_token: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OAuthTeam {
+    pub id: TeamId,
 }
 
 /// One page of a cursor-paginated list.

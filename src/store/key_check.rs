@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use super::{Result, Store, StoreError, on_pool};
+use super::{Result, Store, StoreError, on_pool, user_logins};
 use crate::{
     crypto::{Cipher, EncryptionKey, is_sealed},
-    ids::TeamId,
+    ids::{TeamId, UserId},
 };
 
 /// What the check row seals; only its key opens it to this.
@@ -113,6 +113,20 @@ impl Store {
                     .bind(&team)
                     .bind(&bot)
                     .bind(&app)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let users: Vec<(TeamId, UserId, String)> =
+                sqlx::query_as(user_logins::TOKENS).fetch_all(&mut *tx).await?;
+            for (team, user, token) in users {
+                let plain = old
+                    .open(&user_logins::user_token_aad(&team, &user), &token)
+                    .map_err(|_| StoreError::Corrupt(format!("user_logins.token of {user} in {team} does not open with the current key")))?;
+                let token = user_logins::seal_user_token(&new, &team, &user, &plain)?;
+                sqlx::query(user_logins::SET_TOKEN)
+                    .bind(&team)
+                    .bind(&user)
+                    .bind(&token)
                     .execute(&mut *tx)
                     .await?;
             }

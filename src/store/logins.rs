@@ -33,7 +33,7 @@ pub enum LoginState {
 }
 
 impl LoginState {
-    fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Self::Ok => "ok",
             Self::Invalid => "invalid",
@@ -41,7 +41,7 @@ impl LoginState {
         }
     }
 
-    fn parse(s: &str) -> Result<Self> {
+    pub(super) fn parse(s: &str) -> Result<Self> {
         Ok(match s {
             "ok" => Self::Ok,
             "invalid" => Self::Invalid,

@@ -12,11 +12,12 @@ use super::{
     transport::{Auth, Form},
 };
 use crate::{
+    config::Secret,
     ids::{BotId, ChannelId, Ts, UserId},
     slack::{
         requests::{
-            Authed, FileUpload, History, HistoryQuery, Page, PostMessage, Posted, UpdateMessage,
-            UploadRequest, UploadUrl,
+            Authed, FileUpload, History, HistoryQuery, OAuthAccess, Page, PostMessage, Posted,
+            UpdateMessage, UploadRequest, UploadUrl,
         },
         types::{
             AuthTest, Bot, Conversation, ConversationKind, EmojiMap, File, Message, Team, User,
@@ -43,6 +44,25 @@ impl SlackClient {
             .map(str::to_string)
             .collect();
         Ok(Authed { info, scopes })
+    }
+
+    /// oauth.v2.access: the user token for the `code` Slack gave a user who approved the app
+    /// (`redirect_uri` as in the authorize URL). The app's client id and secret authenticate;
+    /// no token is sent.
+    pub async fn oauth_v2_access(
+        &self,
+        client_id: &str,
+        client_secret: &Secret,
+        code: &str,
+        redirect_uri: &str,
+    ) -> Result<OAuthAccess, SlackError> {
+        let form = Form::new()
+            .set("client_id", client_id)
+            .set("client_secret", client_secret.expose())
+            .set("code", code)
+            .set("redirect_uri", redirect_uri);
+        let (v, _) = self.call("oauth.v2.access", Auth::None, form, None).await?;
+        decode("oauth.v2.access", v)
     }
 
     pub async fn team_info(&self) -> Result<Team, SlackError> {

@@ -30,8 +30,8 @@ pub use self::{
     transport::RetryPolicy,
 };
 pub use super::requests::{
-    Authed, FileUpload, History, HistoryQuery, Page, PostMessage, Posted, UpdateMessage,
-    UploadRequest, UploadUrl,
+    Authed, AuthedUser, FileUpload, History, HistoryQuery, OAuthAccess, Page, PostMessage, Posted,
+    UpdateMessage, UploadRequest, UploadUrl,
 };
 use crate::config::Secret;
 use pacing::Pacer;
@@ -69,6 +69,7 @@ struct Inner {
     /// Without a trailing slash.
     api_url: String,
     api: Url,
+    /// The token the Web API methods send: the bot's, or a linked user's.
     bot_token: Secret,
     app_token: Secret,
     options: ClientOptions,
@@ -133,5 +134,22 @@ impl SlackClient {
 
     pub fn api_url(&self) -> &str {
         &self.inner.api_url
+    }
+
+    /// A client that acts as a Slack user (their `xoxp-…` token from `login-user`): every
+    /// method sends that token, paced apart from the bot, as Slack limits user tokens per user.
+    pub fn for_user(&self, token: Secret) -> SlackClient {
+        let i = &self.inner;
+        SlackClient {
+            inner: Arc::new(Inner {
+                http: i.http.clone(),
+                api_url: i.api_url.clone(),
+                api: i.api.clone(),
+                bot_token: token,
+                app_token: Secret::new(""),
+                pacer: Pacer::new(i.options.pacing.clone()),
+                options: i.options.clone(),
+            }),
+        }
     }
 }

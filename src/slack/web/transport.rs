@@ -49,8 +49,11 @@ impl RetryPolicy {
 
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Auth {
+    /// The token the methods act with: the bot's, or a user's for a [`SlackClient::for_user`].
     Bot,
     App,
+    /// None: the method authenticates otherwise (oauth.v2.access, with the client secret).
+    None,
 }
 
 /// Form parameters of one call.
@@ -107,14 +110,17 @@ impl SlackClient {
                 inner.pacer.acquire(method, None).await;
             }
             let token = match auth {
-                Auth::Bot => &inner.bot_token,
-                Auth::App => &inner.app_token,
+                Auth::Bot => Some(&inner.bot_token),
+                Auth::App => Some(&inner.app_token),
+                Auth::None => None,
             };
             let mut req = inner
                 .http
                 .post(format!("{}/{method}", inner.api_url))
-                .bearer_auth(token.expose())
                 .timeout(inner.options.request_timeout);
+            if let Some(token) = token {
+                req = req.bearer_auth(token.expose());
+            }
             if !form.0.is_empty() {
                 req = req.form(&form.0);
             }

@@ -26,9 +26,10 @@ pub struct ProfileUpdate {
     pub avatar: Option<Vec<u8>>,
 }
 
-/// Options for a bot post (chat.postMessage parameters that shape the stored message).
+/// Options for a post through the Web API (chat.postMessage parameters that shape the stored
+/// message), by the bot or by a person with a user token.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct BotPost {
+pub(crate) struct ApiPost {
     pub text: String,
     pub blocks: Option<Value>,
     pub thread_ts: Option<String>,
@@ -37,6 +38,17 @@ pub(crate) struct BotPost {
     pub icon_url: Option<String>,
     pub icon_emoji: Option<String>,
     pub metadata: Option<Value>,
+}
+
+/// What an edit does to a message's blocks.
+#[derive(Debug, Clone)]
+pub(crate) enum EditBlocks {
+    /// A person's edit in a Slack client: re-derived from the new text.
+    Derive,
+    /// chat.update without `blocks`: the previous blocks stay.
+    Keep,
+    /// chat.update with `blocks`; an empty array removes them.
+    Set(Value),
 }
 
 impl Workspace {
@@ -245,16 +257,16 @@ impl Workspace {
         Ok((ts.clone(), self.insert_and_announce(channel, msg)))
     }
 
-    /// Edits a message's text (and derived blocks); `message_changed` follows. `metadata`:
-    /// `None` keeps the message's metadata, `Some(None)` removes it, `Some(Some(m))` replaces it
-    /// (chat.update's rules).
+    /// Edits a message's text (and blocks, see [`EditBlocks`]); `message_changed` follows.
+    /// `metadata`: `None` keeps the message's metadata, `Some(None)` removes it,
+    /// `Some(Some(m))` replaces it (chat.update's rules).
     pub(crate) fn act_edit(
         &mut self,
         user: &str,
         channel: &str,
         ts: &str,
         text: &str,
-        blocks: Option<Value>,
+        blocks: EditBlocks,
         metadata: Option<Option<Value>>,
     ) -> Outcome<String> {
         self.need_user(user)?;
@@ -268,19 +280,18 @@ impl Workspace {
             return Err(Error::new("cant_update_message"));
         }
         let before = self.message_json(c, m);
-        let is_bot = self.user(user).map(|u| u.is_bot).unwrap_or(false);
         let edit_ts = self.clock.next();
-        // chat.update keeps a message's previous blocks unless new ones are given (an empty
-        // array removes them); a person's edit re-derives them from the new text.
         let new_blocks = match blocks {
-            Some(Value::Array(a)) if a.is_empty() => None,
-            Some(b) => Some(b),
-            None if is_bot => m.body.get("blocks").cloned(),
-            None if !text.is_empty() => Some(json!([crate::blocks::rich_text_from_mrkdwn(
-                text,
-                &self.emoji
-            )])),
-            None => None,
+            EditBlocks::Set(Value::Array(a)) if a.is_empty() => None,
+            EditBlocks::Set(b) => Some(b),
+            EditBlocks::Keep => m.body.get("blocks").cloned(),
+            EditBlocks::Derive if !text.is_empty() => {
+                Some(json!([crate::blocks::rich_text_from_mrkdwn(
+                    text,
+                    &self.emoji
+                )]))
+            }
+            EditBlocks::Derive => None,
         };
         let c = self.channel_mut(channel).unwrap();
         let m = c.message_mut(ts).unwrap();
@@ -514,7 +525,9 @@ impl Workspace {
     }
 
     /// Shares existing files into a channel as one `file_share` message by `user`, plus a
-    /// `file_shared` event per file (bridges must not double-handle the pair).
+    /// `file_shared` event per file (bridges must not double-handle the pair). `via_api`: the
+    /// share came from files.completeUploadExternal (shaped as an API post by `user`, the bot
+    /// or a person), else from a Slack client.
     pub(crate) fn share_file_message(
         &mut self,
         user: &str,
@@ -522,13 +535,14 @@ impl Workspace {
         files: &[String],
         text: &str,
         thread_ts: Option<&str>,
-        as_bot: bool,
+        via_api: bool,
     ) -> Outcome<String> {
         let root = thread_ts.map(|t| self.thread_root(channel, t));
         let ts = self.clock.next();
-        let mut msg = if as_bot {
-            self.bot_message_body(
-                &BotPost {
+        let mut msg = if via_api {
+            self.api_message_body(
+                user,
+                &ApiPost {
                     text: text.to_string(),
                     thread_ts: root.clone(),
                     ..Default::default()
@@ -991,11 +1005,32 @@ impl Workspace {
         Ok(((), vec![RawEvent::new(ev, "emoji_changed", None, true)]))
     }
 
+    /// The stored form of a message `author` posted through the Web API: the bot's (bot token)
+    /// or a person's (their user token).
+    pub(crate) fn api_message_body(&self, author: &str, p: &ApiPost, ts: &str) -> Message {
+        if author == self.bot_user_id {
+            return self.bot_message_body(p, ts);
+        }
+        // A person's post is a plain message by them: no bot fields, name and icon overrides
+        // are not applied, and unlike a client's post no `client_msg_id` and only the blocks
+        // it was given.
+        let mut m = self.user_message_body(author, &p.text, ts, p.thread_ts.as_deref());
+        m.body.remove("client_msg_id");
+        m.body.remove("blocks");
+        if let Some(b) = &p.blocks {
+            m.body.insert("blocks".into(), b.clone());
+        }
+        if let Some(md) = &p.metadata {
+            m.body.insert("metadata".into(), md.clone());
+        }
+        m
+    }
+
     /// The stored form of a message posted with the bot token. Without name/icon overrides it
     /// has no subtype but `bot_id`/`app_id`/`bot_profile` and `user` = the bot user (a real
     /// capture, slack-protocol.md §2.3); with overrides it takes the legacy
     /// `subtype: bot_message` + `username` + `icons` form, so bridges must handle both.
-    pub(crate) fn bot_message_body(&self, p: &BotPost, ts: &str) -> Message {
+    fn bot_message_body(&self, p: &ApiPost, ts: &str) -> Message {
         let mut body = serde_json::Map::new();
         let custom = p.username.is_some() || p.icon_url.is_some() || p.icon_emoji.is_some();
         if custom {
@@ -1042,10 +1077,17 @@ impl Workspace {
         }
     }
 
-    pub(crate) fn bot_post(&mut self, channel: &str, mut p: BotPost) -> Outcome<(String, Value)> {
+    /// `author` (the bot user or a person with a user token) posts through chat.postMessage;
+    /// returns the ts and the message as history renders it.
+    pub(crate) fn api_post(
+        &mut self,
+        author: &str,
+        channel: &str,
+        mut p: ApiPost,
+    ) -> Outcome<(String, Value)> {
         p.thread_ts = p.thread_ts.map(|t| self.thread_root(channel, &t));
         let ts = self.clock.next();
-        let mut msg = self.bot_message_body(&p, &ts);
+        let mut msg = self.api_message_body(author, &p, &ts);
         if p.reply_broadcast && p.thread_ts.is_some() {
             msg.body.insert("subtype".into(), json!("thread_broadcast"));
         }

@@ -83,6 +83,8 @@ pub(crate) fn routes() -> Router<Arc<Inner>> {
         .route("/faults/redeliver", post(redeliver))
         .route("/faults/disconnect", post(disconnect))
         .route("/faults/revoke", post(revoke))
+        .route("/oauth/authorize", post(oauth_authorize))
+        .route("/oauth/user_token", post(oauth_user_token))
         .route("/scopes", get(scopes).post(set_scopes))
         .route("/scopes/remove", post(remove_scopes))
         .route("/config", post(config))
@@ -106,7 +108,10 @@ pub(crate) async fn index() -> Json<Value> {
             "POST /_emulator/faults/http_status {method, status, body=html|empty, times=1, forever?, channel?}",
             "POST /_emulator/faults/apply_then_status {method, status=503, body=html|empty, times=1, forever?, channel?}",
             "POST /_emulator/faults/apply_then_delay {method, delay_ms, times=1, forever?, channel?}",
-            "POST /_emulator/faults/{clear,drop_acks,redeliver,disconnect,revoke}",
+            "POST /_emulator/faults/{clear,drop_acks,redeliver,disconnect}",
+            "POST /_emulator/faults/revoke {token: bot|app|user, user?}",
+            "POST /_emulator/oauth/authorize {user, scopes, redirect_uri?}",
+            "POST /_emulator/oauth/user_token {user, scopes}",
             "GET|POST /_emulator/scopes", "POST /_emulator/scopes/remove", "POST /_emulator/config",
         ],
     }))
@@ -114,7 +119,10 @@ pub(crate) async fn index() -> Json<Value> {
 
 async fn info(State(i): S) -> Response {
     let e = emu(i);
+    let (client_id, client_secret) = e.oauth_client();
     reply(Ok(json!({
+        "client_id": client_id,
+        "client_secret": client_secret,
         "base_url": e.base_url(),
         "api_url": e.api_url(),
         "bot_token": e.bot_token(),
@@ -604,16 +612,47 @@ async fn disconnect(State(i): S, Json(b): Json<Disconnect>) -> Response {
 #[derive(Deserialize)]
 struct Revoke {
     token: String,
+    /// Whose user token, for `token: "user"` (an ID or handle).
+    user: Option<String>,
 }
 
 async fn revoke(State(i): S, Json(b): Json<Revoke>) -> Response {
     let e = emu(i);
-    match b.token.as_str() {
-        "bot" => e.revoke_bot_token(),
-        "app" => e.revoke_app_token(),
+    match (b.token.as_str(), &b.user) {
+        ("bot", _) => e.revoke_bot_token(),
+        ("app", _) => e.revoke_app_token(),
+        ("user", Some(u)) => return reply(e.try_revoke_user_token(u)),
+        ("user", None) => return bad("missing_user"),
         _ => return reply::<()>(Err(Error::new("invalid_token_kind"))),
     }
     reply::<()>(Ok(()))
+}
+
+/// A person's grant of user scopes.
+#[derive(Deserialize)]
+struct Grant {
+    user: String,
+    scopes: Vec<String>,
+    #[serde(default)]
+    redirect_uri: String,
+}
+
+async fn oauth_authorize(State(i): S, Json(b): Json<Grant>) -> Response {
+    let scopes: Vec<&str> = b.scopes.iter().map(String::as_str).collect();
+    reply(
+        emu(i)
+            .try_authorize_user(&b.user, &scopes, &b.redirect_uri)
+            .map(|code| json!({"code": code})),
+    )
+}
+
+async fn oauth_user_token(State(i): S, Json(b): Json<Grant>) -> Response {
+    let scopes: Vec<&str> = b.scopes.iter().map(String::as_str).collect();
+    reply(
+        emu(i)
+            .try_user_token(&b.user, &scopes)
+            .map(|token| json!({"token": token})),
+    )
 }
 
 #[derive(Deserialize)]

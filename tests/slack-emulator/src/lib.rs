@@ -3,6 +3,17 @@
 //! [`Emulator`] and JSON endpoints under `/_emulator/`) for acting as users, observing what the
 //! app did, and injecting faults. Shapes follow /work/shared/reference/slack-protocol.md.
 //!
+//! Tokens: the app's bot token (`xoxb-…`) and app-level token (`xapp-…`) exist from the start;
+//! people get user tokens (`xoxp-…`) through OAuth v2. [`Emulator::oauth_client`] gives the
+//! app's client ID and secret, [`Emulator::authorize_user`] (`POST /_emulator/oauth/authorize`)
+//! is a person approving the authorize URL and returns the one-time `code` (10 minutes, once),
+//! which the Web API method oauth.v2.access exchanges for the person's token;
+//! [`Emulator::user_token`] (`POST /_emulator/oauth/user_token`) issues one directly. A user
+//! token acts as its person with its own scopes: posts are plain messages by them (no
+//! `bot_id`), only their messages can be changed, and private conversations they are not in
+//! do not exist for it. [`Emulator::revoke_user_token`] and [`Emulator::revoke_bot_token`]
+//! send `tokens_revoked`; [`RecordedCall::token_user`] says whose user token a call used.
+//!
 //! Web API faults are scripted per method and optionally per conversation (the call's
 //! `channel` parameter; an ID, `#name` or person's ID, resolved as chat.postMessage does), for
 //! `times` calls or [`FOREVER`] until [`Emulator::clear_faults`]:
@@ -34,6 +45,7 @@ mod error;
 mod events;
 mod faults;
 pub mod model;
+mod oauth;
 mod server;
 pub mod socket;
 pub mod util;
@@ -49,6 +61,7 @@ pub use actions::ProfileUpdate;
 pub use error::Error;
 pub use faults::{FOREVER, Fault, FaultBody, FaultKind};
 pub use model::{BotId, ChannelId, ChannelKind, FileId, UserId, Workspace};
+pub use oauth::CODE_TTL as OAUTH_CODE_TTL;
 pub use server::Config;
 pub use socket::{AckRecord, DeliveryRecord, EventRecord, SocketConfig, Target};
 pub use web::{BodyKind, RecordedCall, TokenKind};
@@ -318,7 +331,7 @@ impl Emulator {
     }
     /// Edits `user`'s message (`message_changed`); returns the edit's `ts`.
     pub fn edit(&self, user: &str, channel: &str, ts: &str, text: &str) -> Result<String, Error> {
-        self.act(|w| w.act_edit(user, channel, ts, text, None, None))
+        self.act(|w| w.act_edit(user, channel, ts, text, actions::EditBlocks::Derive, None))
     }
     /// Slack unfurls a link of a message: `attachments` gain a preview of `url` and a
     /// `message_changed` follows, with no `edited` (it is not an edit).
@@ -440,6 +453,65 @@ impl Emulator {
         self.with_workspace(|w| w.emoji_images.insert(name.to_owned(), png));
         self.add_emoji(name, &url);
         url
+    }
+
+    // ---- OAuth and user tokens ----
+
+    /// The app's OAuth `(client_id, client_secret)`, fixed for the emulator's lifetime; what
+    /// oauth.v2.access checks (as parameters or HTTP Basic auth).
+    pub fn oauth_client(&self) -> (String, String) {
+        self.ws(|w| (w.oauth.client_id.clone(), w.oauth.client_secret.clone()))
+    }
+    /// `user` (an ID or handle of a person) approves the app's authorize URL
+    /// (`/oauth/v2/authorize?client_id=…&user_scope=…&redirect_uri=…`) for the user `scopes`;
+    /// returns the `code` Slack puts in the redirect. oauth.v2.access takes it once, within
+    /// [`OAUTH_CODE_TTL`] (10 minutes on the tokio clock), and then issues a user token with
+    /// exactly `scopes`, replacing the one `user` had. `redirect_uri` is `""` when the
+    /// authorize URL had none. Panics for an unknown user, a bot user or no scopes.
+    pub fn authorize_user(&self, user: &str, scopes: &[&str], redirect_uri: &str) -> String {
+        self.try_authorize_user(user, scopes, redirect_uri)
+            .unwrap_or_else(|e| panic!("slack-emulator: authorize_user({user:?}): {e}"))
+    }
+    pub(crate) fn try_authorize_user(
+        &self,
+        user: &str,
+        scopes: &[&str],
+        redirect_uri: &str,
+    ) -> Result<String, Error> {
+        let mut ws = self.inner.ws.lock().unwrap();
+        let id = grantee(&ws, user, scopes)?;
+        let now = tokio::time::Instant::now();
+        Ok(ws.oauth.authorize(&id, scopes, redirect_uri, now))
+    }
+    /// Issues `user` (an ID or handle of a person) a user token (`xoxp-…`) with exactly
+    /// `scopes`, as copied from the app's OAuth page; same effect as a code exchange (their
+    /// previous token now answers `invalid_auth`). Panics for an unknown user, a bot user or
+    /// no scopes.
+    pub fn user_token(&self, user: &str, scopes: &[&str]) -> String {
+        self.try_user_token(user, scopes)
+            .unwrap_or_else(|e| panic!("slack-emulator: user_token({user:?}): {e}"))
+    }
+    pub(crate) fn try_user_token(&self, user: &str, scopes: &[&str]) -> Result<String, Error> {
+        let mut ws = self.inner.ws.lock().unwrap();
+        let id = grantee(&ws, user, scopes)?;
+        let scopes = scopes.iter().map(|s| s.to_string()).collect();
+        Ok(ws.oauth.issue(&id, scopes).token)
+    }
+    /// `user`'s user token now answers `token_revoked` (and downloads get the login page); the
+    /// app gets `tokens_revoked` with `user`'s ID in `tokens.oauth`. Panics unless `user` (an
+    /// ID or handle) holds a live user token.
+    pub fn revoke_user_token(&self, user: &str) {
+        self.try_revoke_user_token(user)
+            .unwrap_or_else(|e| panic!("slack-emulator: revoke_user_token({user:?}): {e}"))
+    }
+    pub(crate) fn try_revoke_user_token(&self, user: &str) -> Result<(), Error> {
+        let mut ws = self.inner.ws.lock().unwrap();
+        let id = person(&ws, user)?;
+        if !ws.oauth.revoke(&id) {
+            return Err(Error::new("no_user_token"));
+        }
+        self.tokens_revoked(&mut ws, vec![id], vec![]);
+        Ok(())
     }
 
     // ---- observation ----
@@ -696,19 +768,26 @@ impl Emulator {
     pub fn close_sockets(&self) {
         self.inner.drop_all_sockets();
     }
-    /// Bot token now answers `token_revoked`; file downloads get the login page.
+    /// Bot token now answers `token_revoked`; file downloads get the login page. The app
+    /// gets `tokens_revoked` with the bot user in `tokens.bot`.
     pub fn revoke_bot_token(&self) {
         let mut ws = self.inner.ws.lock().unwrap();
         ws.bot_token_revoked = true;
+        let bot = ws.bot_user_id.clone();
+        self.tokens_revoked(&mut ws, vec![], vec![bot]);
+    }
+    /// Queues the `tokens_revoked` app event for the given user IDs (`tokens.oauth`: user
+    /// tokens, `tokens.bot`: bot tokens).
+    fn tokens_revoked(&self, ws: &mut Workspace, oauth: Vec<UserId>, bot: Vec<UserId>) {
         let ev = serde_json::json!({
             "type": "tokens_revoked",
-            "tokens": {"oauth": [], "bot": [ws.bot_user_id.clone()]},
+            "tokens": {"oauth": oauth, "bot": bot},
             "event_ts": ws.clock.next(),
         });
         // App events need no subscription; deliver before sockets are affected.
         let raw = events::RawEvent::new(ev, "tokens_revoked", None, true);
         ws.bot_events.insert("tokens_revoked".into());
-        self.inner.commit(&ws, vec![raw]);
+        self.inner.commit(ws, vec![raw]);
     }
     /// App token revoked: apps.connections.open answers `invalid_auth`, open sockets close.
     pub fn revoke_app_token(&self) {
@@ -851,6 +930,28 @@ impl FaultBuilder<'_> {
             delay_ms: delay.as_millis().try_into().unwrap_or(u64::MAX),
         });
     }
+}
+
+/// The person `user` names (an ID, else a handle): `user_not_found`, or `user_is_bot` since
+/// only people hold user tokens.
+fn person(ws: &Workspace, user: &str) -> Result<UserId, Error> {
+    let u = ws
+        .user(user)
+        .or_else(|| ws.users.iter().find(|u| u.name == user))
+        .ok_or_else(|| Error::new("user_not_found"))?;
+    if u.is_bot {
+        return Err(Error::new("user_is_bot"));
+    }
+    Ok(u.id.clone())
+}
+
+/// [`person`] for a grant of `scopes`, which must not be empty (`no_scopes`).
+fn grantee(ws: &Workspace, user: &str, scopes: &[&str]) -> Result<UserId, Error> {
+    let id = person(ws, user)?;
+    if scopes.is_empty() {
+        return Err(Error::new("no_scopes"));
+    }
+    Ok(id)
 }
 
 fn valid_status(status: u16) -> u16 {

@@ -66,6 +66,9 @@ async fn main() {
     println!("  bot_user_id:  {}", emu.bot_user_id());
     println!("  bot_id:       {}", emu.bot_id());
     println!("  app_id:       {}", emu.app_id());
+    let (client_id, client_secret) = emu.oauth_client();
+    println!("  client_id:    {client_id}");
+    println!("  client_secret: {client_secret}");
     emu.with_workspace(|w| {
         for c in w.channels().iter() {
             let kind = format!("{:?}", c.kind).to_lowercase();

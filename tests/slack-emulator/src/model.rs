@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
+use crate::oauth::OAuth;
 use crate::util::{self, TsClock};
 
 pub type UserId = String;
@@ -227,6 +228,8 @@ pub struct Workspace {
     pub(crate) app_token: String,
     pub(crate) bot_token_revoked: bool,
     pub(crate) app_token_revoked: bool,
+    /// The app's client credentials, pending OAuth codes and the people's user tokens.
+    pub(crate) oauth: OAuth,
     pub(crate) scopes: BTreeSet<String>,
     pub(crate) app_scopes: BTreeSet<String>,
     pub(crate) bot_events: BTreeSet<String>,
@@ -309,7 +312,8 @@ const COLORS: &[&str] = &[
 
 impl Workspace {
     /// An empty workspace with the app installed: bot user `matrix-bridge`, its bot and app IDs,
-    /// a bot token (`xoxb-…`) and an app-level token (`xapp-…`), the manifest's scopes and events.
+    /// a bot token (`xoxb-…`) and an app-level token (`xapp-…`), the manifest's scopes and events,
+    /// and the app's OAuth client ID and secret (no user tokens yet).
     pub fn new(team_id: &str, team_name: &str) -> Self {
         let app_id = util::slack_id('A');
         let bot_id = util::slack_id('B');
@@ -348,6 +352,7 @@ impl Workspace {
             app_token,
             bot_token_revoked: false,
             app_token_revoked: false,
+            oauth: OAuth::new(),
             scopes: DEFAULT_BOT_SCOPES.iter().map(|s| s.to_string()).collect(),
             app_scopes: ["connections:write".to_string()].into(),
             bot_events: DEFAULT_BOT_EVENTS.iter().map(|s| s.to_string()).collect(),
@@ -679,6 +684,25 @@ impl Workspace {
             c.kind == ChannelKind::Im && c.is_member(user) && c.is_member(&self.bot_user_id)
         })
     }
+    /// The DM between two people (one person alone: their DM with themselves).
+    pub(crate) fn im_between(&self, a: &str, b: &str) -> Option<&Channel> {
+        self.channels.iter().find(|c| {
+            c.kind == ChannelKind::Im
+                && c.is_member(a)
+                && c.is_member(b)
+                && c.members.iter().all(|m| m == a || m == b)
+        })
+    }
+    /// Adds the DM between two people silently.
+    pub(crate) fn add_im_between(&mut self, a: &str, b: &str) -> ChannelId {
+        self.insert_channel(
+            util::slack_id('D'),
+            b,
+            ChannelKind::Im,
+            a.to_string(),
+            &[a, b],
+        )
+    }
     pub fn bot_is_member(&self, channel: &Channel) -> bool {
         channel.is_member(&self.bot_user_id)
     }
@@ -845,16 +869,23 @@ impl Workspace {
         v
     }
 
-    /// conversations.info / conversations.list object (slack-protocol.md §5).
+    /// conversations.info / conversations.list object (slack-protocol.md §5), as the bot
+    /// sees it.
     pub fn channel_json(&self, c: &Channel) -> Value {
-        let is_member = self.bot_is_member(c);
+        self.channel_json_as(c, &self.bot_user_id)
+    }
+
+    /// [`Workspace::channel_json`] as `viewer` sees it: `is_member` is theirs, and a DM's
+    /// `user` is the member other than them.
+    pub(crate) fn channel_json_as(&self, c: &Channel, viewer: &str) -> Value {
+        let is_member = c.is_member(viewer);
         if c.kind == ChannelKind::Im {
             let other = c
                 .members
                 .iter()
-                .find(|m| **m != self.bot_user_id)
+                .find(|m| *m != viewer)
                 .cloned()
-                .unwrap_or_else(|| self.bot_user_id.clone());
+                .unwrap_or_else(|| viewer.to_string());
             return json!({
                 "id": c.id,
                 "created": c.created,

@@ -238,8 +238,9 @@ const MAX_UPLOAD: usize = 1 << 30;
 /// `emu.fault("files.download").forever().http_status(503)`.
 pub const DOWNLOAD_FAULTS: &str = "files.download";
 
-/// `url_private` downloads need `Authorization: Bearer <bot token>` with files:read; anything
-/// else gets HTTP 200 with an HTML login page, exactly the trap real Slack sets.
+/// `url_private` downloads need `Authorization: Bearer <token>` with files:read (the bot token
+/// or a live user token); anything else gets HTTP 200 with an HTML login page, exactly the
+/// trap real Slack sets.
 async fn download(
     State(inner): State<Arc<Inner>>,
     Path((id, rest)): Path<(String, String)>,
@@ -264,9 +265,14 @@ async fn download(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let authed = auth == Some(ws.bot_token.as_str())
-        && !ws.bot_token_revoked
-        && ws.scopes.contains("files:read");
+    let authed = match auth {
+        Some(t) if t == ws.bot_token => !ws.bot_token_revoked && ws.scopes.contains("files:read"),
+        Some(t) => ws
+            .oauth
+            .token(t)
+            .is_some_and(|u| !u.revoked && u.scopes.contains("files:read")),
+        None => false,
+    };
     // `<team>-<file>` or, for thumbnails, `<team>-<file>-<secret>`.
     let file_id = id.split('-').nth(1).unwrap_or("");
     let file = ws.file(file_id).filter(|f| f.uploaded && !f.deleted);

@@ -3,7 +3,14 @@
 //! `x-oauth-scopes` header, call recording, and the method implementations (including message
 //! metadata: validated on chat.postMessage / chat.update, returned by conversations.history and
 //! replies only with `include_all_metadata=true`).
+//!
+//! Calls act as an [`Actor`]: the bot (bot token) or a person (user token, `xoxp-…`). A user
+//! token has its own scopes, creates content as that person (messages without bot fields,
+//! reactions, files), may change only their messages, and sees private conversations only
+//! where they are a member. oauth.v2.access needs no token: it takes the app's client
+//! credentials and a code from [`crate::Emulator::authorize_user`].
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -13,9 +20,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::actions::BotPost;
+use crate::actions::{ApiPost, EditBlocks};
 use crate::faults::{FaultBody, FaultKind, HistoryTier1};
-use crate::model::{Channel, ChannelKind, File, Workspace};
+use crate::model::{Channel, ChannelKind, File, UserId, Workspace};
+use crate::oauth::UserToken;
 use crate::server::Inner;
 use crate::util;
 
@@ -25,6 +33,8 @@ use crate::util;
 pub enum TokenKind {
     Bot,
     App,
+    /// A person's user token (`xoxp-…`); [`RecordedCall::token_user`] says whose.
+    User,
     /// No token at all.
     None,
     /// A token the workspace does not know.
@@ -51,6 +61,8 @@ pub struct RecordedCall {
     /// Slack does not see them either.
     pub params: Map<String, Value>,
     pub token_kind: TokenKind,
+    /// For a user token: the Slack user ID of the person it belongs to (also when revoked).
+    pub token_user: Option<String>,
     /// Whether the token came from the `Authorization` header (else a `token` parameter).
     pub token_in_header: bool,
     pub body_kind: BodyKind,
@@ -154,15 +166,24 @@ impl Params {
     }
 }
 
-/// Per-method facts: whether JSON bodies are accepted (slack-protocol.md §5) and the scope
-/// the method needs when it does not depend on the conversation type.
+/// Per-method facts: whether JSON bodies are accepted (slack-protocol.md §5), the scope the
+/// method needs when it does not depend on the conversation type, and whether it takes no
+/// token (oauth.v2.access authenticates the app by its client credentials).
 struct Spec {
     json: bool,
     scope: Option<&'static str>,
+    tokenless: bool,
 }
 
 fn spec(method: &str) -> Option<Spec> {
     let (json, scope) = match method {
+        "oauth.v2.access" => {
+            return Some(Spec {
+                json: false,
+                scope: None,
+                tokenless: true,
+            });
+        }
         "auth.test" => (true, None),
         "apps.connections.open" => (true, Some("connections:write")),
         "team.info" => (true, Some("team:read")),
@@ -180,26 +201,91 @@ fn spec(method: &str) -> Option<Spec> {
         "usergroups.list" => (false, Some("usergroups:read")),
         _ => return None,
     };
-    Some(Spec { json, scope })
+    Some(Spec {
+        json,
+        scope,
+        tokenless: false,
+    })
 }
 
-fn missing_scope(ws: &Workspace, needed: &[&str]) -> ApiError {
-    let provided: Vec<&str> = ws.scopes.iter().map(String::as_str).collect();
+fn missing_scope(granted: &BTreeSet<String>, needed: &[&str]) -> ApiError {
+    let provided: Vec<&str> = granted.iter().map(String::as_str).collect();
     ApiError::new("missing_scope")
         .with("needed", json!(needed.join(",")))
         .with("provided", json!(provided.join(",")))
 }
 
-fn need_scopes(ws: &Workspace, scopes: &[&str]) -> Result<(), ApiError> {
+/// `missing_scope` unless the token's `granted` scopes include all of `scopes`.
+fn need_scopes(granted: &BTreeSet<String>, scopes: &[&str]) -> Result<(), ApiError> {
     let missing: Vec<&str> = scopes
         .iter()
         .copied()
-        .filter(|s| !ws.scopes.contains(*s))
+        .filter(|s| !granted.contains(*s))
         .collect();
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(missing_scope(ws, &missing))
+        Err(missing_scope(granted, &missing))
+    }
+}
+
+/// What a call presented to authenticate itself.
+struct Credentials {
+    kind: TokenKind,
+    /// The user token behind [`TokenKind::User`], as it stood when the call arrived.
+    user: Option<UserToken>,
+    /// `client_id` and `client_secret` from an HTTP Basic `Authorization` header.
+    basic: Option<(String, String)>,
+}
+
+/// `Authorization: Basic base64(id:secret)`, as Slack prefers for oauth.v2.access.
+fn basic_credentials(value: &str) -> Option<(String, String)> {
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(util::base64_decode(encoded.trim())?).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    Some((id.to_string(), secret.to_string()))
+}
+
+/// Who a Web API call acts as: the app's bot user (bot token) or the person a user token
+/// belongs to. What the call creates is theirs, and conversations other than public channels
+/// exist for it only where they are a member.
+struct Actor {
+    /// The bot user's ID or the person's.
+    id: UserId,
+    /// A user token's scopes; `None` for the bot, whose grant is the workspace's `scopes`
+    /// (read at each use, so [`crate::Emulator::set_scopes`] applies at once).
+    user_scopes: Option<BTreeSet<String>>,
+}
+
+impl Actor {
+    fn bot(ws: &Workspace) -> Self {
+        Actor {
+            id: ws.bot_user_id.clone(),
+            user_scopes: None,
+        }
+    }
+
+    fn person(t: UserToken) -> Self {
+        Actor {
+            id: t.user,
+            user_scopes: Some(t.scopes),
+        }
+    }
+
+    fn is_bot(&self) -> bool {
+        self.user_scopes.is_none()
+    }
+
+    /// The scopes the call's token grants.
+    fn scopes<'a>(&'a self, ws: &'a Workspace) -> &'a BTreeSet<String> {
+        self.user_scopes.as_ref().unwrap_or(&ws.scopes)
+    }
+
+    fn is_member(&self, c: &Channel) -> bool {
+        c.is_member(&self.id)
     }
 }
 
@@ -252,14 +338,16 @@ pub(crate) async fn api(
         BodyKind::Other
     };
 
-    let auth_header = headers
+    let auth_value = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.to_str().ok());
+    let auth_header = auth_value
         .and_then(|v| {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .map(|s| s.trim().to_string());
+    let basic = auth_value.and_then(basic_credentials);
     let token_param = match body_kind {
         BodyKind::Json => None,
         _ => map.get("token").and_then(Value::as_str).map(str::to_string),
@@ -273,20 +361,19 @@ pub(crate) async fn api(
         (None, true) => (None, false),
     };
 
-    let (token_kind, scopes_header) = {
+    let join = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(",");
+    let (creds, scopes_header) = {
         let ws = inner.ws.lock().unwrap();
-        match token.as_deref() {
-            None => (TokenKind::None, None),
-            Some(t) if t == ws.bot_token => (
-                TokenKind::Bot,
-                Some(ws.scopes.iter().cloned().collect::<Vec<_>>().join(",")),
-            ),
-            Some(t) if t == ws.app_token => (
-                TokenKind::App,
-                Some(ws.app_scopes.iter().cloned().collect::<Vec<_>>().join(",")),
-            ),
-            Some(_) => (TokenKind::Invalid, None),
-        }
+        let (kind, user, scopes) = match token.as_deref() {
+            None => (TokenKind::None, None, None),
+            Some(t) if t == ws.bot_token => (TokenKind::Bot, None, Some(join(&ws.scopes))),
+            Some(t) if t == ws.app_token => (TokenKind::App, None, Some(join(&ws.app_scopes))),
+            Some(t) => match ws.oauth.token(t) {
+                Some(u) => (TokenKind::User, Some(u.clone()), Some(join(&u.scopes))),
+                None => (TokenKind::Invalid, None, None),
+            },
+        };
+        (Credentials { kind, user, basic }, scopes)
     };
 
     let params = Params { map };
@@ -295,7 +382,7 @@ pub(crate) async fn api(
         &method,
         &http_method,
         spec.as_ref(),
-        token_kind,
+        &creds,
         parse_error,
         &params,
         &mut warnings,
@@ -339,7 +426,8 @@ pub(crate) async fn api(
         method: method.clone(),
         http_method: http_method.to_string(),
         params: params.map.clone(),
-        token_kind,
+        token_kind: creds.kind,
+        token_user: creds.user.as_ref().map(|u| u.user.clone()),
         token_in_header,
         body_kind,
         status: raw.as_ref().map_or(status, |r| r.0).as_u16(),
@@ -443,12 +531,12 @@ fn run(
     method: &str,
     http_method: &Method,
     spec: Option<&Spec>,
-    token_kind: TokenKind,
+    creds: &Credentials,
     parse_error: Option<&str>,
     p: &Params,
     warnings: &mut Vec<String>,
 ) -> (ApiResult, Option<FaultKind>) {
-    if let Err(e) = check(inner, http_method, token_kind, parse_error) {
+    if let Err(e) = check(inner, http_method, spec, creds, parse_error) {
         return (Err(e), None);
     }
     let channels = call_channels(inner, p);
@@ -468,7 +556,7 @@ fn run(
         Some(FaultKind::Error { error }) => Err(ApiError::new(error)),
         // The method does not run; the caller answers the status.
         Some(FaultKind::HttpStatus { .. }) => Err(ApiError::new("http_status_fault")),
-        _ => dispatch(inner, method, http_method, spec, token_kind, p, warnings),
+        _ => dispatch(inner, method, http_method, spec, creds, p, warnings),
     };
     (result, fault)
 }
@@ -476,18 +564,22 @@ fn run(
 fn check(
     inner: &Arc<Inner>,
     http_method: &Method,
-    token_kind: TokenKind,
+    spec: Option<&Spec>,
+    creds: &Credentials,
     parse_error: Option<&str>,
 ) -> Result<(), ApiError> {
     if http_method != Method::GET && http_method != Method::POST {
         return Err(ApiError::new("invalid_post_type"));
     }
-    {
+    if !spec.is_some_and(|s| s.tokenless) {
         let ws = inner.ws.lock().unwrap();
-        match token_kind {
+        match creds.kind {
             TokenKind::None => return Err(ApiError::new("not_authed")),
             TokenKind::Invalid => return Err(ApiError::new("invalid_auth")),
             TokenKind::Bot if ws.bot_token_revoked => return Err(ApiError::new("token_revoked")),
+            TokenKind::User if creds.user.as_ref().is_some_and(|u| u.revoked) => {
+                return Err(ApiError::new("token_revoked"));
+            }
             // A revoked app token cannot open sockets; Slack says invalid_auth there.
             TokenKind::App if ws.app_token_revoked => return Err(ApiError::new("invalid_auth")),
             _ => {}
@@ -504,43 +596,58 @@ fn dispatch(
     method: &str,
     http_method: &Method,
     spec: Option<&Spec>,
-    token_kind: TokenKind,
+    creds: &Credentials,
     p: &Params,
     warnings: &mut Vec<String>,
 ) -> ApiResult {
     let Some(spec) = spec else {
         return Err(ApiError::new("unknown_method"));
     };
-    match (method == "apps.connections.open", token_kind) {
-        (true, TokenKind::App) | (false, TokenKind::Bot) => {}
+    if spec.tokenless {
+        return oauth_v2_access(inner, p, creds.basic.as_ref());
+    }
+    // apps.connections.open takes only the app token; everything else a bot or user token.
+    if method == "apps.connections.open" {
+        return match creds.kind {
+            TokenKind::App => connections_open(inner, http_method),
+            _ => Err(ApiError::new("not_allowed_token_type")),
+        };
+    }
+    let actor = match (creds.kind, &creds.user) {
+        (TokenKind::Bot, _) => Actor::bot(&inner.ws.lock().unwrap()),
+        (TokenKind::User, Some(t)) => Actor::person(t.clone()),
         _ => return Err(ApiError::new("not_allowed_token_type")),
+    };
+    // User tokens join with channels:write; bots have channels:join (slack-protocol.md §5).
+    let scope = match method {
+        "conversations.join" if !actor.is_bot() => Some("channels:write"),
+        _ => spec.scope,
+    };
+    if let Some(scope) = scope {
+        let ws = inner.ws.lock().unwrap();
+        need_scopes(actor.scopes(&ws), &[scope])?;
     }
-    if token_kind == TokenKind::Bot
-        && let Some(scope) = spec.scope
-    {
-        need_scopes(&inner.ws.lock().unwrap(), &[scope])?;
-    }
+    let a = &actor;
     match method {
-        "auth.test" => auth_test(inner),
-        "apps.connections.open" => connections_open(inner, http_method),
+        "auth.test" => auth_test(inner, a),
         "team.info" => team_info(inner),
-        "conversations.list" => conversations_list(inner, p),
-        "conversations.info" => conversations_info(inner, p),
-        "conversations.members" => conversations_members(inner, p),
-        "conversations.history" => conversations_history(inner, p),
-        "conversations.replies" => conversations_replies(inner, p),
-        "conversations.join" => conversations_join(inner, p, warnings),
-        "users.info" => users_info(inner, p),
-        "users.list" => users_list(inner, p),
+        "conversations.list" => conversations_list(inner, a, p),
+        "conversations.info" => conversations_info(inner, a, p),
+        "conversations.members" => conversations_members(inner, a, p),
+        "conversations.history" => conversations_history(inner, a, p),
+        "conversations.replies" => conversations_replies(inner, a, p),
+        "conversations.join" => conversations_join(inner, a, p, warnings),
+        "users.info" => users_info(inner, a, p),
+        "users.list" => users_list(inner, a, p),
         "bots.info" => bots_info(inner, p),
-        "chat.postMessage" => chat_post_message(inner, p, warnings),
-        "chat.update" => chat_update(inner, p, warnings),
-        "chat.delete" => chat_delete(inner, p),
-        "reactions.add" => reactions(inner, p, true),
-        "reactions.remove" => reactions(inner, p, false),
-        "files.getUploadURLExternal" => get_upload_url(inner, p),
-        "files.completeUploadExternal" => complete_upload(inner, p),
-        "files.info" => files_info(inner, p),
+        "chat.postMessage" => chat_post_message(inner, a, p, warnings),
+        "chat.update" => chat_update(inner, a, p, warnings),
+        "chat.delete" => chat_delete(inner, a, p),
+        "reactions.add" => reactions(inner, a, p, true),
+        "reactions.remove" => reactions(inner, a, p, false),
+        "files.getUploadURLExternal" => get_upload_url(inner, a, p),
+        "files.completeUploadExternal" => complete_upload(inner, a, p),
+        "files.info" => files_info(inner, a, p),
         "emoji.list" => emoji_list(inner),
         "usergroups.list" => usergroups_list(inner, p),
         _ => Err(ApiError::new("unknown_method")),
@@ -614,32 +721,83 @@ fn paginate<T: Clone>(
 // ---------------------------------------------------------------------------------------------
 // conversations
 
-/// The bot sees every public channel, and private conversations only when it is a member;
-/// anything else is `channel_not_found`, as Slack hides it.
-fn visible_channel(ws: &Workspace, id: Option<String>) -> Result<&Channel, ApiError> {
+/// The actor (bot or person) sees every public channel, and private conversations (private
+/// channels, DMs, group DMs) only when a member; anything else is `channel_not_found`, as
+/// Slack hides it.
+fn visible_channel<'a>(
+    ws: &'a Workspace,
+    actor: &Actor,
+    id: Option<String>,
+) -> Result<&'a Channel, ApiError> {
     let id = id.ok_or_else(|| ApiError::new("channel_not_found"))?;
     let c = ws
         .channel(&id)
         .ok_or_else(|| ApiError::new("channel_not_found"))?;
-    if c.kind != ChannelKind::Public && !ws.bot_is_member(c) {
+    if c.kind != ChannelKind::Public && !actor.is_member(c) {
         return Err(ApiError::new("channel_not_found"));
     }
     Ok(c)
 }
 
-fn auth_test(inner: &Arc<Inner>) -> ApiResult {
+/// auth.test: who the token is. A user token names its person and has no `bot_id`.
+fn auth_test(inner: &Arc<Inner>, actor: &Actor) -> ApiResult {
     let ws = inner.ws.lock().unwrap();
     let name = ws
-        .user(&ws.bot_user_id)
+        .user(&actor.id)
         .map(|u| u.name.clone())
         .unwrap_or_default();
-    Ok(obj(json!({
+    let mut out = obj(json!({
         "url": format!("{}/", inner.base_url),
         "team": ws.team_name,
         "user": name,
         "team_id": ws.team_id,
-        "user_id": ws.bot_user_id,
-        "bot_id": ws.bot_id,
+        "user_id": actor.id,
+        "is_enterprise_install": false,
+    }));
+    if actor.is_bot() {
+        out.insert("bot_id".into(), json!(ws.bot_id));
+    }
+    Ok(out)
+}
+
+/// oauth.v2.access: the app (client credentials from HTTP Basic auth, else the `client_id`
+/// and `client_secret` parameters) redeems a code from [`crate::Emulator::authorize_user`]
+/// for the person's user token. The answer is Slack's shape for a user-scope-only install.
+fn oauth_v2_access(inner: &Arc<Inner>, p: &Params, basic: Option<&(String, String)>) -> ApiResult {
+    let mut ws = inner.ws.lock().unwrap();
+    let (id, secret) = match basic {
+        Some((i, s)) => (Some(i.clone()), Some(s.clone())),
+        None => (p.nonempty("client_id"), p.nonempty("client_secret")),
+    };
+    ws.oauth
+        .check_client(id.as_deref(), secret.as_deref())
+        .map_err(ApiError::new)?;
+    match p.nonempty("grant_type").as_deref() {
+        None | Some("authorization_code") => {}
+        // Token rotation is off, so there are no refresh tokens.
+        Some("refresh_token") => return Err(ApiError::new("invalid_refresh_token")),
+        Some(_) => return Err(ApiError::new("invalid_grant_type")),
+    }
+    let now = tokio::time::Instant::now();
+    let t = ws
+        .oauth
+        .redeem(
+            p.nonempty("code").as_deref(),
+            p.nonempty("redirect_uri").as_deref(),
+            now,
+        )
+        .map_err(ApiError::new)?;
+    let scope = t.scopes.iter().cloned().collect::<Vec<_>>().join(",");
+    Ok(obj(json!({
+        "app_id": ws.app_id,
+        "authed_user": {
+            "id": t.user,
+            "scope": scope,
+            "access_token": t.token,
+            "token_type": "user",
+        },
+        "team": {"id": ws.team_id, "name": ws.team_name},
+        "enterprise": null,
         "is_enterprise_install": false,
     })))
 }
@@ -675,7 +833,7 @@ fn team_info(inner: &Arc<Inner>) -> ApiResult {
     })))
 }
 
-fn conversations_list(inner: &Arc<Inner>, p: &Params) -> ApiResult {
+fn conversations_list(inner: &Arc<Inner>, actor: &Actor, p: &Params) -> ApiResult {
     let ws = inner.ws.lock().unwrap();
     let types_param = p
         .nonempty("types")
@@ -693,7 +851,7 @@ fn conversations_list(inner: &Arc<Inner>, p: &Params) -> ApiResult {
     }
     let needed: Vec<String> = kinds.iter().map(|k| kind_scope(*k, "read")).collect();
     let needed: Vec<&str> = needed.iter().map(String::as_str).collect();
-    need_scopes(&ws, &needed)?;
+    need_scopes(actor.scopes(&ws), &needed)?;
     let exclude_archived = p.bool("exclude_archived");
     // Slack pages over all conversations and filters afterwards, so pages can be short or even
     // empty while `next_cursor` is set; clients must keep following the cursor.
@@ -702,9 +860,9 @@ fn conversations_list(inner: &Arc<Inner>, p: &Params) -> ApiResult {
     let channels: Vec<Value> = page
         .into_iter()
         .filter(|c| kinds.contains(&c.kind))
-        .filter(|c| c.kind == ChannelKind::Public || ws.bot_is_member(c))
+        .filter(|c| c.kind == ChannelKind::Public || actor.is_member(c))
         .filter(|c| !(exclude_archived && c.archived))
-        .map(|c| ws.channel_json(c))
+        .map(|c| ws.channel_json_as(c, &actor.id))
         .collect();
     Ok(obj(json!({
         "channels": channels,
@@ -712,21 +870,21 @@ fn conversations_list(inner: &Arc<Inner>, p: &Params) -> ApiResult {
     })))
 }
 
-fn conversations_info(inner: &Arc<Inner>, p: &Params) -> ApiResult {
+fn conversations_info(inner: &Arc<Inner>, actor: &Actor, p: &Params) -> ApiResult {
     let ws = inner.ws.lock().unwrap();
-    let c = visible_channel(&ws, p.nonempty("channel"))?;
-    need_scopes(&ws, &[&kind_scope(c.kind, "read")])?;
-    let mut v = ws.channel_json(c);
+    let c = visible_channel(&ws, actor, p.nonempty("channel"))?;
+    need_scopes(actor.scopes(&ws), &[&kind_scope(c.kind, "read")])?;
+    let mut v = ws.channel_json_as(c, &actor.id);
     if !p.bool("include_num_members") {
         v.as_object_mut().unwrap().remove("num_members");
     }
     Ok(obj(json!({"channel": v})))
 }
 
-fn conversations_members(inner: &Arc<Inner>, p: &Params) -> ApiResult {
+fn conversations_members(inner: &Arc<Inner>, actor: &Actor, p: &Params) -> ApiResult {
     let ws = inner.ws.lock().unwrap();
-    let c = visible_channel(&ws, p.nonempty("channel"))?;
-    need_scopes(&ws, &[&kind_scope(c.kind, "read")])?;
+    let c = visible_channel(&ws, actor, p.nonempty("channel"))?;
+    need_scopes(actor.scopes(&ws), &[&kind_scope(c.kind, "read")])?;
     let (page, next) = paginate(&c.members, p, 100, 1000)?;
     Ok(obj(json!({
         "members": page,
@@ -734,10 +892,14 @@ fn conversations_members(inner: &Arc<Inner>, p: &Params) -> ApiResult {
     })))
 }
 
-fn history_access<'a>(ws: &'a Workspace, p: &Params) -> Result<&'a Channel, ApiError> {
-    let c = visible_channel(ws, p.nonempty("channel"))?;
-    need_scopes(ws, &[&kind_scope(c.kind, "history")])?;
-    if !ws.bot_is_member(c) {
+fn history_access<'a>(
+    ws: &'a Workspace,
+    actor: &Actor,
+    p: &Params,
+) -> Result<&'a Channel, ApiError> {
+    let c = visible_channel(ws, actor, p.nonempty("channel"))?;
+    need_scopes(actor.scopes(ws), &[&kind_scope(c.kind, "history")])?;
+    if !actor.is_member(c) {
         return Err(ApiError::new("not_in_channel"));
     }
     Ok(c)
@@ -753,10 +915,10 @@ fn history_limits(inner: &Arc<Inner>, default: usize, max: usize) -> (usize, usi
     (default.min(cap), max.min(cap))
 }
 
-fn conversations_history(inner: &Arc<Inner>, p: &Params) -> ApiResult {
+fn conversations_history(inner: &Arc<Inner>, actor: &Actor, p: &Params) -> ApiResult {
     let (default, max) = history_limits(inner, 100, 999);
     let ws = inner.ws.lock().unwrap();
-    let c = history_access(&ws, p)?;
+    let c = history_access(&ws, actor, p)?;
     let parse = |k: &str, err: &str| -> Result<Option<u64>, ApiError> {
         match p.nonempty(k) {
             None => Ok(None),
@@ -820,10 +982,10 @@ fn conversations_history(inner: &Arc<Inner>, p: &Params) -> ApiResult {
     Ok(r)
 }
 
-fn conversations_replies(inner: &Arc<Inner>, p: &Params) -> ApiResult {
+fn conversations_replies(inner: &Arc<Inner>, actor: &Actor, p: &Params) -> ApiResult {
     let (default, max) = history_limits(inner, 1000, 1000);
     let ws = inner.ws.lock().unwrap();
-    let c = history_access(&ws, p)?;
+    let c = history_access(&ws, actor, p)?;
     let ts = p.req("ts", "thread_not_found")?;
     let parent = c
         .message(&ts)
@@ -857,13 +1019,18 @@ fn conversations_replies(inner: &Arc<Inner>, p: &Params) -> ApiResult {
     Ok(r)
 }
 
-fn conversations_join(inner: &Arc<Inner>, p: &Params, warnings: &mut Vec<String>) -> ApiResult {
+fn conversations_join(
+    inner: &Arc<Inner>,
+    actor: &Actor,
+    p: &Params,
+    warnings: &mut Vec<String>,
+) -> ApiResult {
     let mut ws = inner.ws.lock().unwrap();
-    let c = visible_channel(&ws, p.nonempty("channel"))?;
+    let c = visible_channel(&ws, actor, p.nonempty("channel"))?;
     if c.kind != ChannelKind::Public {
-        if ws.bot_is_member(c) {
+        if actor.is_member(c) {
             warnings.push("already_in_channel".into());
-            return Ok(obj(json!({"channel": ws.channel_json(c)})));
+            return Ok(obj(json!({"channel": ws.channel_json_as(c, &actor.id)})));
         }
         return Err(ApiError::new("method_not_supported_for_channel_type"));
     }
@@ -871,33 +1038,31 @@ fn conversations_join(inner: &Arc<Inner>, p: &Params, warnings: &mut Vec<String>
         return Err(ApiError::new("is_archived"));
     }
     let id = c.id.clone();
-    let bot = ws.bot_user_id.clone();
-    let (joined, events) = ws.act_join(&bot, &id, None)?;
+    let (joined, events) = ws.act_join(&actor.id, &id, None)?;
     if !joined {
         warnings.push("already_in_channel".into());
     }
     inner.commit(&ws, events);
     let c = ws.channel(&id).unwrap();
-    Ok(obj(json!({"channel": ws.channel_json(c)})))
+    Ok(obj(json!({"channel": ws.channel_json_as(c, &actor.id)})))
 }
 
 // ---------------------------------------------------------------------------------------------
 // users, bots, team, emoji
 
-fn users_info(inner: &Arc<Inner>, p: &Params) -> ApiResult {
+fn users_info(inner: &Arc<Inner>, actor: &Actor, p: &Params) -> ApiResult {
     let ws = inner.ws.lock().unwrap();
     let id = p.req("user", "user_not_found")?;
     let u = ws
         .user(&id)
         .ok_or_else(|| ApiError::new("user_not_found"))?;
-    Ok(obj(
-        json!({"user": ws.user_json(u, ws.scopes.contains("users:read.email"))}),
-    ))
+    let email = actor.scopes(&ws).contains("users:read.email");
+    Ok(obj(json!({"user": ws.user_json(u, email)})))
 }
 
-fn users_list(inner: &Arc<Inner>, p: &Params) -> ApiResult {
+fn users_list(inner: &Arc<Inner>, actor: &Actor, p: &Params) -> ApiResult {
     let ws = inner.ws.lock().unwrap();
-    let email = ws.scopes.contains("users:read.email");
+    let email = actor.scopes(&ws).contains("users:read.email");
     let all: Vec<Value> = ws.users.iter().map(|u| ws.user_json(u, email)).collect();
     let (page, next) = paginate(&all, p, 100, 1000)?;
     Ok(obj(json!({
@@ -947,28 +1112,35 @@ fn usergroups_list(inner: &Arc<Inner>, p: &Params) -> ApiResult {
 // ---------------------------------------------------------------------------------------------
 // chat
 
-/// Resolves chat.postMessage's `channel`: an ID, a `#name`, or a user ID (the bot's DM).
-fn post_target(ws: &mut Workspace, raw: &str) -> Result<String, ApiError> {
+/// Resolves chat.postMessage's `channel`: an ID, a `#name`, or a user ID (the DM between the
+/// actor and that user, opened if needed). Only the bot may post in public channels it is not
+/// in (with chat:write.public); people post only where they are members.
+fn post_target(ws: &mut Workspace, actor: &Actor, raw: &str) -> Result<String, ApiError> {
     if raw.starts_with('U') || raw.starts_with('W') {
         if ws.user(raw).is_none() {
             return Err(ApiError::new("channel_not_found"));
         }
-        if let Some(c) = ws.dm_with(raw) {
+        if let Some(c) = ws.im_between(&actor.id, raw) {
             return Ok(c.id.clone());
         }
-        return Ok(ws.add_dm(raw));
+        return Ok(if actor.is_bot() {
+            ws.add_dm(raw)
+        } else {
+            ws.add_im_between(&actor.id, raw)
+        });
     }
     let c = ws
         .channel(raw)
         .or_else(|| ws.channel_by_name(raw))
         .ok_or_else(|| ApiError::new("channel_not_found"))?;
-    if c.kind != ChannelKind::Public && !ws.bot_is_member(c) {
+    if c.kind != ChannelKind::Public && !actor.is_member(c) {
         return Err(ApiError::new("channel_not_found"));
     }
     if c.archived {
         return Err(ApiError::new("is_archived"));
     }
-    if !ws.bot_is_member(c) && !ws.scopes.contains("chat:write.public") {
+    let public_ok = actor.is_bot() && ws.scopes.contains("chat:write.public");
+    if !actor.is_member(c) && !public_ok {
         return Err(ApiError::new("not_in_channel"));
     }
     Ok(c.id.clone())
@@ -1058,7 +1230,14 @@ fn strip_metadata(p: &Params, messages: &mut [Value]) {
 
 const MAX_TEXT: usize = 40_000;
 
-fn chat_post_message(inner: &Arc<Inner>, p: &Params, warnings: &mut Vec<String>) -> ApiResult {
+/// chat.postMessage, by the bot or, with a user token, by that person (a plain message of
+/// theirs: `username` / `icon_*` are not applied).
+fn chat_post_message(
+    inner: &Arc<Inner>,
+    actor: &Actor,
+    p: &Params,
+    warnings: &mut Vec<String>,
+) -> ApiResult {
     let mut ws = inner.ws.lock().unwrap();
     let raw = p.req("channel", "channel_not_found")?;
     let blocks = parse_blocks(p)?;
@@ -1080,13 +1259,20 @@ fn chat_post_message(inner: &Arc<Inner>, p: &Params, warnings: &mut Vec<String>)
     if text.chars().count() > MAX_TEXT {
         return Err(ApiError::new("msg_too_long"));
     }
-    let username = p.nonempty("username");
-    let icon_url = p.nonempty("icon_url");
-    let icon_emoji = p.nonempty("icon_emoji");
+    // Name and icon overrides are for bots; a person's post ignores them.
+    let (username, icon_url, icon_emoji) = if actor.is_bot() {
+        (
+            p.nonempty("username"),
+            p.nonempty("icon_url"),
+            p.nonempty("icon_emoji"),
+        )
+    } else {
+        (None, None, None)
+    };
     if username.is_some() || icon_url.is_some() || icon_emoji.is_some() {
         // Whether Slack ignores or rejects these without the scope is unsure; rejecting
         // makes a missing scope visible.
-        need_scopes(&ws, &["chat:write.customize"])?;
+        need_scopes(actor.scopes(&ws), &["chat:write.customize"])?;
     }
     let thread_ts = p.nonempty("thread_ts");
     if let Some(t) = &thread_ts
@@ -1094,8 +1280,8 @@ fn chat_post_message(inner: &Arc<Inner>, p: &Params, warnings: &mut Vec<String>)
     {
         return Err(ApiError::new("invalid_thread_ts"));
     }
-    let channel = post_target(&mut ws, &raw)?;
-    let post = BotPost {
+    let channel = post_target(&mut ws, actor, &raw)?;
+    let post = ApiPost {
         text,
         blocks,
         reply_broadcast: p.bool("reply_broadcast"),
@@ -1105,7 +1291,7 @@ fn chat_post_message(inner: &Arc<Inner>, p: &Params, warnings: &mut Vec<String>)
         icon_emoji,
         metadata,
     };
-    let ((ts, message), events) = ws.bot_post(&channel, post)?;
+    let ((ts, message), events) = ws.api_post(&actor.id, &channel, post)?;
     inner.commit(&ws, events);
     let mut message = message;
     if let Some(o) = message.as_object_mut() {
@@ -1125,15 +1311,21 @@ fn chat_post_message(inner: &Arc<Inner>, p: &Params, warnings: &mut Vec<String>)
     ))
 }
 
-fn chat_update(inner: &Arc<Inner>, p: &Params, warnings: &mut Vec<String>) -> ApiResult {
+/// chat.update of one of the actor's own messages (`cant_update_message` otherwise).
+fn chat_update(
+    inner: &Arc<Inner>,
+    actor: &Actor,
+    p: &Params,
+    warnings: &mut Vec<String>,
+) -> ApiResult {
     let mut ws = inner.ws.lock().unwrap();
-    let c = visible_channel(&ws, p.nonempty("channel"))?;
+    let c = visible_channel(&ws, actor, p.nonempty("channel"))?;
     let channel = c.id.clone();
     let ts = p.req("ts", "message_not_found")?;
     let m = c
         .message(&ts)
         .ok_or_else(|| ApiError::new("message_not_found"))?;
-    if m.user.as_deref() != Some(ws.bot_user_id.as_str()) {
+    if m.user.as_deref() != Some(actor.id.as_str()) {
         return Err(ApiError::new("cant_update_message"));
     }
     let blocks = parse_blocks(p)?;
@@ -1164,8 +1356,8 @@ fn chat_update(inner: &Arc<Inner>, p: &Params, warnings: &mut Vec<String>) -> Ap
     if text.chars().count() > MAX_TEXT {
         return Err(ApiError::new("msg_too_long"));
     }
-    let bot = ws.bot_user_id.clone();
-    let (_, events) = ws.act_edit(&bot, &channel, &ts, &text, blocks, metadata)?;
+    let blocks = blocks.map_or(EditBlocks::Keep, EditBlocks::Set);
+    let (_, events) = ws.act_edit(&actor.id, &channel, &ts, &text, blocks, metadata)?;
     inner.commit(&ws, events);
     let c = ws.channel(&channel).unwrap();
     let mut msg = ws.message_json(c, c.message(&ts).unwrap());
@@ -1178,40 +1370,41 @@ fn chat_update(inner: &Arc<Inner>, p: &Params, warnings: &mut Vec<String>) -> Ap
     ))
 }
 
-fn chat_delete(inner: &Arc<Inner>, p: &Params) -> ApiResult {
+/// chat.delete of one of the actor's own messages (`cant_delete_message` otherwise, also for
+/// admins' user tokens: the stricter reading).
+fn chat_delete(inner: &Arc<Inner>, actor: &Actor, p: &Params) -> ApiResult {
     let mut ws = inner.ws.lock().unwrap();
-    let c = visible_channel(&ws, p.nonempty("channel"))?;
+    let c = visible_channel(&ws, actor, p.nonempty("channel"))?;
     let channel = c.id.clone();
     let ts = p.req("ts", "message_not_found")?;
     let m = c
         .message(&ts)
         .ok_or_else(|| ApiError::new("message_not_found"))?;
-    if m.user.as_deref() != Some(ws.bot_user_id.as_str()) {
+    if m.user.as_deref() != Some(actor.id.as_str()) {
         return Err(ApiError::new("cant_delete_message"));
     }
-    let bot = ws.bot_user_id.clone();
-    let (_, events) = ws.act_delete(Some(&bot), &channel, &ts)?;
+    let (_, events) = ws.act_delete(Some(&actor.id), &channel, &ts)?;
     inner.commit(&ws, events);
     Ok(obj(json!({"channel": channel, "ts": ts})))
 }
 
-fn reactions(inner: &Arc<Inner>, p: &Params, add: bool) -> ApiResult {
+/// reactions.add / reactions.remove: the actor's reaction.
+fn reactions(inner: &Arc<Inner>, actor: &Actor, p: &Params, add: bool) -> ApiResult {
     let mut ws = inner.ws.lock().unwrap();
     let name = p.req("name", "invalid_name")?;
     if p.nonempty("timestamp").is_none() && p.nonempty("file").is_none() {
         return Err(ApiError::new("no_item_specified"));
     }
-    let c = visible_channel(&ws, p.nonempty("channel"))?;
+    let c = visible_channel(&ws, actor, p.nonempty("channel"))?;
     let channel = c.id.clone();
     let ts = p.req("timestamp", "no_item_specified")?;
     if c.archived {
         return Err(ApiError::new("is_archived"));
     }
-    let bot = ws.bot_user_id.clone();
     let (_, events) = if add {
-        ws.act_react(&bot, &channel, &ts, &name)?
+        ws.act_react(&actor.id, &channel, &ts, &name)?
     } else {
-        ws.act_unreact(&bot, &channel, &ts, &name)?
+        ws.act_unreact(&actor.id, &channel, &ts, &name)?
     };
     inner.commit(&ws, events);
     Ok(Map::new())
@@ -1220,7 +1413,8 @@ fn reactions(inner: &Arc<Inner>, p: &Params, add: bool) -> ApiResult {
 // ---------------------------------------------------------------------------------------------
 // files
 
-fn get_upload_url(inner: &Arc<Inner>, p: &Params) -> ApiResult {
+/// files.getUploadURLExternal: a pending file owned by the actor.
+fn get_upload_url(inner: &Arc<Inner>, actor: &Actor, p: &Params) -> ApiResult {
     let mut ws = inner.ws.lock().unwrap();
     let filename = p.req("filename", "invalid_arguments")?;
     let length: u64 = p
@@ -1229,14 +1423,13 @@ fn get_upload_url(inner: &Arc<Inner>, p: &Params) -> ApiResult {
         .map_err(|_| ApiError::new("invalid_arguments"))?;
     let id = util::slack_id('F');
     let ticket = format!("{}{}", util::random_alnum(24), util::random_hex(16));
-    let bot = ws.bot_user_id.clone();
     let mimetype = guess_mime(&filename);
     ws.files.push(File {
         id: id.clone(),
         name: filename.clone(),
         title: filename,
         mimetype,
-        user: bot,
+        user: actor.id.clone(),
         created: util::now_secs(),
         bytes: Arc::new(Vec::new()),
         declared_len: Some(length),
@@ -1278,7 +1471,8 @@ fn guess_mime(name: &str) -> String {
     .to_string()
 }
 
-fn complete_upload(inner: &Arc<Inner>, p: &Params) -> ApiResult {
+/// files.completeUploadExternal: the share message (a moment later) is the actor's.
+fn complete_upload(inner: &Arc<Inner>, actor: &Actor, p: &Params) -> ApiResult {
     let mut ws = inner.ws.lock().unwrap();
     let files = match p.json("files") {
         Ok(Some(Value::Array(a))) if !a.is_empty() => a,
@@ -1296,11 +1490,13 @@ fn complete_upload(inner: &Arc<Inner>, p: &Params) -> ApiResult {
         }
         ids.push((id.to_string(), f["title"].as_str().map(str::to_string)));
     }
-    if p.nonempty("username").is_some()
-        || p.nonempty("icon_url").is_some()
-        || p.nonempty("icon_emoji").is_some()
+    // Name and icon overrides apply to bots only, as in chat.postMessage.
+    if actor.is_bot()
+        && (p.nonempty("username").is_some()
+            || p.nonempty("icon_url").is_some()
+            || p.nonempty("icon_emoji").is_some())
     {
-        need_scopes(&ws, &["chat:write.customize"])?;
+        need_scopes(actor.scopes(&ws), &["chat:write.customize"])?;
     }
     let mut targets: Vec<String> = Vec::new();
     if let Some(c) = p.nonempty("channel_id") {
@@ -1321,8 +1517,8 @@ fn complete_upload(inner: &Arc<Inner>, p: &Params) -> ApiResult {
         return Err(ApiError::new("invalid_arguments"));
     }
     for t in &targets {
-        let c = visible_channel(&ws, Some(t.clone()))?;
-        if !ws.bot_is_member(c) {
+        let c = visible_channel(&ws, actor, Some(t.clone()))?;
+        if !actor.is_member(c) {
             return Err(ApiError::new("not_in_channel"));
         }
     }
@@ -1343,15 +1539,15 @@ fn complete_upload(inner: &Arc<Inner>, p: &Params) -> ApiResult {
         let file_ids: Vec<String> = ids.into_iter().map(|(id, _)| id).collect();
         let delay = inner.config.lock().unwrap().file_share_delay;
         let inner2 = inner.clone();
+        let author = actor.id.clone();
         // Slack shares asynchronously: the response shows no shares yet and the file_share
         // message arrives a moment later.
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             let mut ws = inner2.ws.lock().unwrap();
-            let bot = ws.bot_user_id.clone();
             for t in targets {
                 match ws.share_file_message(
-                    &bot,
+                    &author,
                     &t,
                     &file_ids,
                     &comment,
@@ -1367,7 +1563,7 @@ fn complete_upload(inner: &Arc<Inner>, p: &Params) -> ApiResult {
     Ok(obj(json!({"files": out})))
 }
 
-fn files_info(inner: &Arc<Inner>, p: &Params) -> ApiResult {
+fn files_info(inner: &Arc<Inner>, actor: &Actor, p: &Params) -> ApiResult {
     let ws = inner.ws.lock().unwrap();
     let id = p.req("file", "file_not_found")?;
     let f = ws
@@ -1377,10 +1573,10 @@ fn files_info(inner: &Arc<Inner>, p: &Params) -> ApiResult {
     if f.deleted {
         return Err(ApiError::new("file_deleted"));
     }
-    let visible = f.user == ws.bot_user_id
+    let visible = f.user == actor.id
         || f.shares.iter().any(|(c, _)| {
             ws.channel(c)
-                .is_some_and(|c| c.kind == ChannelKind::Public || ws.bot_is_member(c))
+                .is_some_and(|c| c.kind == ChannelKind::Public || actor.is_member(c))
         });
     if !visible {
         return Err(ApiError::new("file_not_found"));
