@@ -124,6 +124,9 @@ pub struct Core {
     pub history: history::Registry,
     /// (room, user) pairs known to be joined, to skip the invite + join round trips.
     joined: Mutex<HashSet<(OwnedRoomId, OwnedUserId)>>,
+    /// When a live Slack event last moved a ghost in or out of a room: a member sync that
+    /// listed the channel before then must not undo it.
+    membership_moves: Mutex<HashMap<(OwnedRoomId, OwnedUserId), std::time::Instant>>,
 }
 
 impl Core {
@@ -149,6 +152,7 @@ impl Core {
             span: tracing::Span::current(),
             history: history::Registry::default(),
             joined: Mutex::new(HashSet::new()),
+            membership_moves: Mutex::new(HashMap::new()),
         })
     }
 
@@ -266,6 +270,31 @@ impl Core {
             .lock()
             .expect("joined")
             .remove(&(room.to_owned(), user.to_owned()));
+    }
+
+    /// A live `member_joined_channel` / `member_left_channel` moved `user` (a ghost).
+    pub fn note_membership_move(&self, room: &RoomId, user: &UserId) {
+        self.membership_moves
+            .lock()
+            .expect("membership moves")
+            .insert(
+                (room.to_owned(), user.to_owned()),
+                std::time::Instant::now(),
+            );
+    }
+
+    /// Whether a live event moved `user` in or out of `room` after `since`.
+    pub fn membership_moved_since(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        since: std::time::Instant,
+    ) -> bool {
+        self.membership_moves
+            .lock()
+            .expect("membership moves")
+            .get(&(room.to_owned(), user.to_owned()))
+            .is_some_and(|at| *at >= since)
     }
 
     pub fn mark_joined(&self, room: &RoomId, user: &UserId) {

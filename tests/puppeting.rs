@@ -1,6 +1,6 @@
 //! Puppeting, as a Matrix user meets it: linking their own Slack account with `login-user`
-//! (Slack's OAuth approval and the code pasted back, or a pasted user token), and what
-//! happens when Slack revokes it — the Slack emulator, a real homeserver and the bridge, on
+//! (Slack's OAuth approval and the code pasted back, or a pasted user token), posting as that
+//! account, and what happens when Slack revokes it — the Slack emulator, a real homeserver and the bridge, on
 //! SQLite and PostgreSQL (`synapse::sqlite::…`, `tuwunel::postgres::…`).
 
 mod support;
@@ -16,6 +16,7 @@ use testkit::HomeserverKind;
 on_every_homeserver_and_database!(
     a_slack_account_links_through_oauth,
     a_pasted_user_token_links_until_slack_revokes_it,
+    a_linked_user_posts_as_themselves,
 );
 
 const REDIRECT: &str = "https://bridge.example.org/slack-approved";
@@ -214,5 +215,92 @@ async fn a_pasted_user_token_links_until_slack_revokes_it(hs: HomeserverKind, db
         user_login_state(&w).await.is_none().then_some(())
     })
     .await;
+    bridge.stop().await.unwrap();
+}
+
+/// A linked user's Matrix message reaches chat.postMessage with their user token and no
+/// name override, and shows on Slack as theirs; its echo is not bridged back. Where their
+/// account is not a member, and once Slack revoked the token, the relay posts instead.
+async fn a_linked_user_posts_as_themselves(hs: HomeserverKind, db: Option<TestDb>) {
+    let w = setup(hs, db, false).await;
+    let bridge = w.env.run_bridge_full().await;
+    let dm = management_room_of(&w.owner).await;
+    let token = w.emu.user_token("dave", &["chat:write"]);
+    let (_, linked) = ask(&w, &dm, &format!("login-user {token}")).await;
+    assert!(linked.contains("Linked your Slack account"), "{linked}");
+    let dave = w.emu.user_id("dave").unwrap();
+    let general = w.emu.channel_id("general").unwrap();
+    let room = w.joined_room_of(&general).await;
+
+    w.owner.send_text(&room, "hello as myself").await.unwrap();
+    let call = w.wait_for_post("hello as myself").await;
+    assert_eq!(call.token_kind, slack_emulator::TokenKind::User);
+    assert_eq!(call.token_user.as_deref(), Some(dave.as_str()));
+    assert_eq!(call.param("username"), None, "no name override as oneself");
+    let on_slack = w
+        .emu
+        .messages(&general)
+        .into_iter()
+        .find(|m| m["text"] == "hello as myself")
+        .unwrap();
+    assert_eq!(on_slack["user"], dave.as_str());
+    assert!(on_slack.get("bot_id").is_none(), "{on_slack}");
+    // The echo came over Socket Mode as Dave's message; a sentinel after it shows it was
+    // handled, and nothing of it reached the room.
+    let alice = w.emu.user_id("alice").unwrap();
+    w.emu
+        .post_message(&alice, &general, "after the echo")
+        .unwrap();
+    w.owner
+        .wait_for_text(&room, "after the echo", WAIT)
+        .await
+        .unwrap();
+    let events = w.owner.messages(&room, 100).await.unwrap();
+    let copies: Vec<&Value> = events
+        .iter()
+        .filter(|e| body(e) == "hello as myself")
+        .collect();
+    assert_eq!(copies.len(), 1, "one copy, the owner's own: {copies:#?}");
+    assert_eq!(copies[0]["sender"], w.owner.user_id());
+
+    // #random has no Dave: the relay posts there, under the owner's name.
+    let random = w.emu.channel_id("random").unwrap();
+    let random_room = w.joined_room_of(&random).await;
+    w.owner
+        .send_text(&random_room, "where dave is not")
+        .await
+        .unwrap();
+    let attempts = poll("the relayed post", WAIT, async || {
+        let calls: Vec<_> = w
+            .emu
+            .calls("chat.postMessage")
+            .into_iter()
+            .filter(|c| c.param("text").as_deref() == Some("where dave is not"))
+            .collect();
+        (calls.len() == 2).then_some(calls)
+    })
+    .await;
+    assert_eq!(attempts[0].token_kind, slack_emulator::TokenKind::User);
+    assert_eq!(attempts[0].response["error"], "not_in_channel");
+    assert_eq!(attempts[1].token_kind, slack_emulator::TokenKind::Bot);
+    assert!(attempts[1].param("username").is_some());
+
+    // Revoked on Slack: told, and the next message goes through the relay.
+    w.emu.revoke_user_token("dave");
+    w.owner
+        .wait_for_event(
+            &dm,
+            |e: &Value| body(e).contains("Slack revoked the token"),
+            WAIT,
+        )
+        .await
+        .expect("the owner is told about the revoked token");
+    w.owner
+        .send_text(&room, "after the revocation")
+        .await
+        .unwrap();
+    let after = w.wait_for_post("after the revocation").await;
+    assert_eq!(after.token_kind, slack_emulator::TokenKind::Bot);
+    assert!(after.param("username").is_some());
     bridge.stop().await.unwrap();
 }

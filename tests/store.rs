@@ -663,7 +663,7 @@ async fn messages_and_reactions(db: &TestDb) {
         ts: ts.into(),
         thread_ts: Some("9.000001".into()),
         event_id: event_id(event),
-        ..m(0, "")
+        ..m(0, "$base")
     };
     store
         .insert_message(&MessageRow {

@@ -118,7 +118,8 @@ pub(super) async fn handle_event(
     event: SlackEvent,
 ) -> Result<()> {
     let l = &rt.login;
-    let ours = event.is_from_bot(&l.bot_id, &l.app_id, &l.bot_user_id);
+    let ours = event.is_from_bot(&l.bot_id, &l.app_id, &l.bot_user_id)
+        || posted_from_matrix(&event, &l.bot_user_id);
     match event {
         SlackEvent::MemberJoinedChannel(m) if m.user == rt.login.bot_user_id => {
             portal::ensure_portal(core, rt, &m.channel).await?;
@@ -293,6 +294,20 @@ async fn handle_message(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: MessageEven
         tracing::debug!(team = %rt.team_id(), channel = %m.channel, ts = %msg.ts, part, event_id = %event_id, "slack message bridged");
     }
     Ok(())
+}
+
+/// A message this bridge posted as a linked user: Slack shows it as theirs, but its metadata
+/// names the Matrix event it came from and the bridge's bot.
+fn posted_from_matrix(event: &SlackEvent, bot_user_id: &crate::ids::UserId) -> bool {
+    let SlackEvent::Message(m) = event else {
+        return false;
+    };
+    let message = match &m.subtype {
+        MessageSubtype::Changed { message, .. } => message.as_ref(),
+        _ => &m.message,
+    };
+    message.metadata_event_type() == Some(super::from_matrix::META_EVENT_TYPE)
+        && message.metadata_field("bridge") == Some(bot_user_id.as_str())
 }
 
 /// Applies the edit a history message shows, unless it was bridged already.

@@ -101,6 +101,8 @@ async fn sync_portal(
     let Some(room) = portal.room_id.as_deref() else {
         return Ok(());
     };
+    // Joins and leaves that arrive while this runs are newer than the list: they win.
+    let listed_at = std::time::Instant::now();
     let members: Vec<SenderId> = rt
         .slack
         .conversations_members_all(&portal.channel_id)
@@ -135,6 +137,10 @@ async fn sync_portal(
             Some(u) => ghost::ensure_ghost_of(core, rt, u).await?,
             None => ghost::ensure_ghost(core, rt, m).await?,
         };
+        let _guard = core.lock(membership_key(room, &mxid)).await;
+        if core.membership_moved_since(room, &mxid, listed_at) {
+            continue;
+        }
         ghost::ensure_joined(core, room, &mxid).await?;
     }
     core.store
@@ -142,6 +148,12 @@ async fn sync_portal(
         .await?;
     tracing::info!(team = %rt.team_id(), channel = %portal.channel_id, members = members.len(), "portal members synced");
     Ok(())
+}
+
+/// Held while a ghost's membership of a room changes: a member sync and live events take
+/// turns, and whichever comes last is what the room shows.
+fn membership_key(room: &ruma::RoomId, ghost: &ruma::UserId) -> String {
+    format!("membership:{room}:{ghost}")
 }
 
 /// `member_joined_channel` of someone other than the bot: their ghost joins the room.
@@ -155,6 +167,8 @@ pub async fn joined(
         return Ok(());
     };
     let mxid = ghost::ensure_ghost(core, rt, &user.clone().into()).await?;
+    let _guard = core.lock(membership_key(&room, &mxid)).await;
+    core.note_membership_move(&room, &mxid);
     ghost::ensure_joined(core, &room, &mxid).await
 }
 
@@ -175,6 +189,8 @@ pub async fn left(
     else {
         return Ok(());
     };
+    let _guard = core.lock(membership_key(&room, &g.mxid)).await;
+    core.note_membership_move(&room, &g.mxid);
     match core.matrix.leave(Some(&g.mxid), &room).await {
         Ok(()) => {}
         // Not in the room (never joined, or left already).

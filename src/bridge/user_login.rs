@@ -12,7 +12,7 @@ use super::{Core, Result, commands::notify_owner, login};
 use crate::{
     config::Secret,
     ids::{self, TeamId},
-    slack::manifest,
+    slack::{manifest, web::SlackClient},
     store::{LoginState, UserLogin},
 };
 
@@ -206,6 +206,47 @@ pub async fn revoked(core: &Core, team: &TeamId, users: &[ids::UserId]) -> Resul
         .await;
     }
     Ok(())
+}
+
+/// A client acting as `sender` on Slack, when they linked an account there that still works.
+pub async fn client_of(
+    core: &Core,
+    slack: &SlackClient,
+    team: &TeamId,
+    sender: &UserId,
+) -> Result<Option<SlackClient>> {
+    Ok(core
+        .store
+        .get_user_login(sender, team)
+        .await?
+        .filter(|l| l.state == LoginState::Ok)
+        .map(|l| slack.for_user(l.token)))
+}
+
+/// Slack refused a linked user's token while posting for them: the link stops, and they are
+/// told; what they sent goes through the relay.
+pub async fn token_refused(core: &Core, team: &TeamId, sender: &UserId, error: &str) {
+    let Ok(Some(l)) = core.store.get_user_login(sender, team).await else {
+        return;
+    };
+    let reason = format!("Slack refused the token: {error}");
+    if let Err(e) = core
+        .store
+        .set_user_login_state(team, &l.slack_user_id, LoginState::Invalid, Some(&reason))
+        .await
+    {
+        tracing::error!(%team, mxid = %sender, error = %e, "cannot record a refused user token");
+        return;
+    }
+    tracing::info!(%team, slack_user = %l.slack_user_id, mxid = %sender, %error, "slack refused a linked user's token");
+    notify_owner(
+        core,
+        sender,
+        &format!(
+            "Slack refused the token of your linked Slack account ({error}): your messages go through the relay again. Send `login-user` to link it anew."
+        ),
+    )
+    .await;
 }
 
 #[cfg(test)]

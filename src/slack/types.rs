@@ -444,6 +444,20 @@ impl Message {
     pub fn thread_root(&self) -> Option<&str> {
         self.thread_ts.as_deref()
     }
+
+    /// The `event_type` of the message's metadata (what the posting app put there).
+    pub fn metadata_event_type(&self) -> Option<&str> {
+        self.metadata.as_ref()?.get("event_type")?.as_str()
+    }
+
+    /// A string field of the metadata's `event_payload`.
+    pub fn metadata_field(&self, key: &str) -> Option<&str> {
+        self.metadata
+            .as_ref()?
+            .get("event_payload")?
+            .get(key)?
+            .as_str()
+    }
 }
 
 /// A file object (files.info, completeUploadExternal, `files` on file_share messages).

@@ -83,7 +83,7 @@ pub(super) async fn edit(
     // A file's edit changes its caption: the comment of its share.
     let text = match super::media::of_msgtype(&new_content.msgtype) {
         Some(file) => {
-            let (name, _) = super::sender_profile(core, &msg.room_id, &msg.sender).await;
+            let (name, _) = super::post::sender_profile(core, &msg.room_id, &msg.sender).await;
             super::media::relay_comment(&name, file.caption.as_deref())
         }
         None => match slack_text(core, &portal.team_id, &new_content.msgtype, false).await {
