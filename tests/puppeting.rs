@@ -263,6 +263,37 @@ async fn a_linked_user_posts_as_themselves(hs: HomeserverKind, db: Option<TestDb
     assert_eq!(copies.len(), 1, "one copy, the owner's own: {copies:#?}");
     assert_eq!(copies[0]["sender"], w.owner.user_id());
 
+    // Edited and then redacted in Matrix: changed and deleted on Slack with Dave's token (the
+    // bot may not touch his message).
+    let ts = on_slack["ts"].as_str().unwrap().to_owned();
+    let original = copies[0]["event_id"].as_str().unwrap().to_owned();
+    w.owner
+        .send_event(
+            &room,
+            "m.room.message",
+            &json!({
+                "msgtype": "m.text",
+                "body": "* hello, edited",
+                "m.new_content": {"msgtype": "m.text", "body": "hello, edited"},
+                "m.relates_to": {"rel_type": "m.replace", "event_id": original},
+            }),
+        )
+        .await
+        .unwrap();
+    poll("the edit on Slack", WAIT, async || {
+        (w.emu.message(&general, &ts)?["text"] == "hello, edited").then_some(())
+    })
+    .await;
+    let update = w.emu.calls("chat.update").pop().unwrap();
+    assert_eq!(update.token_user.as_deref(), Some(dave.as_str()));
+    w.owner.redact(&room, &original, None).await.unwrap();
+    poll("the delete on Slack", WAIT, async || {
+        w.emu.message(&general, &ts).is_none().then_some(())
+    })
+    .await;
+    let delete = w.emu.calls("chat.delete").pop().unwrap();
+    assert_eq!(delete.token_user.as_deref(), Some(dave.as_str()));
+
     // #random has no Dave: the relay posts there, under the owner's name.
     let random = w.emu.channel_id("random").unwrap();
     let random_room = w.joined_room_of(&random).await;

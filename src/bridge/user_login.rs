@@ -12,7 +12,10 @@ use super::{Core, Result, commands::notify_owner, login};
 use crate::{
     config::Secret,
     ids::{self, TeamId},
-    slack::{manifest, web::SlackClient},
+    slack::{
+        manifest,
+        web::{SlackClient, SlackError},
+    },
     store::{LoginState, UserLogin},
 };
 
@@ -221,6 +224,37 @@ pub async fn client_of(
         .await?
         .filter(|l| l.state == LoginState::Ok)
         .map(|l| slack.for_user(l.token)))
+}
+
+/// Changes a message on Slack as its author: the sender's linked account when they have one
+/// (what it posted is only its own to change), and the bot for what the relay posted (before
+/// they linked, or where their account could not post). A refused token ends the link.
+pub async fn as_author<T, F, Fut>(
+    core: &Core,
+    bot: &SlackClient,
+    team: &TeamId,
+    sender: &UserId,
+    call: F,
+) -> Result<std::result::Result<T, SlackError>>
+where
+    F: Fn(SlackClient) -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, SlackError>>,
+{
+    if let Some(own) = client_of(core, bot, team, sender).await? {
+        match call(own).await {
+            Err(e) if e.is_auth_dead() => {
+                token_refused(core, team, sender, &e.to_string()).await;
+            }
+            // Not theirs: the relay posted it.
+            Err(e)
+                if matches!(
+                    e.code(),
+                    Some("cant_update_message" | "cant_delete_message")
+                ) => {}
+            other => return Ok(other),
+        }
+    }
+    Ok(call(bot.clone()).await)
 }
 
 /// Slack refused a linked user's token while posting for them: the link stops, and they are

@@ -21,7 +21,7 @@ use ruma::{
 
 use super::{gate, notice, slack_text};
 use crate::{
-    bridge::{Core, LoginRuntime, Result, custom_emoji},
+    bridge::{Core, LoginRuntime, Result, custom_emoji, user_login},
     format::emoji,
     slack::web::{SlackError, UpdateMessage},
     store::{Portal, ReactionRow},
@@ -100,7 +100,15 @@ pub(super) async fn edit(
         text,
         blocks: None,
     };
-    let result = rt.slack.chat_update(&update).await.map(drop);
+    let update = &update;
+    let result = user_login::as_author(
+        core,
+        &rt.slack,
+        &portal.team_id,
+        &msg.sender,
+        |c| async move { c.chat_update(update).await.map(drop) },
+    )
+    .await?;
     settle(core, room, event_id, "edit", result, &[]).await
 }
 
@@ -127,7 +135,15 @@ pub(super) async fn redact(
         core.store
             .mark_message_deleted(&row.team_id, &row.channel_id, &row.ts)
             .await?;
-        let result = rt.slack.chat_delete(&row.channel_id, &row.ts).await;
+        // As the message's author (a moderator's redaction too): only their account may
+        // delete what it posted.
+        let author = ruma::UserId::parse(&row.sender).unwrap_or_else(|_| r.sender.clone());
+        let row = &row;
+        let result =
+            user_login::as_author(core, &rt.slack, &portal.team_id, &author, |c| async move {
+                c.chat_delete(&row.channel_id, &row.ts).await
+            })
+            .await?;
         return settle(
             core,
             room,
