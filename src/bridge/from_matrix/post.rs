@@ -261,10 +261,8 @@ async fn find_post(
     for _ in 0..RECONCILE_PAGES {
         let page = slack.conversations_history(&q).await?;
         let found = page.messages.iter().find(|m| {
-            m.metadata.as_ref().is_some_and(|md| {
-                md["event_type"] == META_EVENT_TYPE
-                    && md["event_payload"]["event_id"] == event_id.as_str()
-            })
+            m.metadata_event_type() == Some(META_EVENT_TYPE)
+                && m.metadata_field("event_id") == Some(event_id.as_str())
         });
         if let Some(m) = found {
             return Ok(Some(m.ts.clone()));
