@@ -7,6 +7,7 @@
 
 pub mod commands;
 pub mod custom_emoji;
+pub mod double_puppet;
 pub mod event_watch;
 pub mod files;
 pub mod from_matrix;
@@ -31,7 +32,7 @@ use tokio::sync::OwnedMutexGuard;
 
 use crate::{
     config::Config,
-    ids::TeamId,
+    ids::{ChannelId, TeamId, Ts},
     matrix::{MatrixClient, MatrixError, Namespace},
     metrics::Metrics,
     slack::web::SlackError,
@@ -105,6 +106,8 @@ pub struct Core {
     pub config: Config,
     pub store: Store,
     pub matrix: Arc<MatrixClient>,
+    /// Per homeserver domain, the client acting as that server's users (double puppeting).
+    pub double_puppets: BTreeMap<String, Arc<MatrixClient>>,
     pub namespace: Namespace,
     /// Every login the bridge runs or is about to run, by team id: the one place that says
     /// whether a team's events can be handled now, later, or not at all.
@@ -127,6 +130,9 @@ pub struct Core {
     /// When a live Slack event last moved a ghost in or out of a room: a member sync that
     /// listed the channel before then must not undo it.
     membership_moves: Mutex<HashMap<(OwnedRoomId, OwnedUserId), std::time::Instant>>,
+    /// Edits made on Slack with a linked user's token, by message: the text whose
+    /// `message_changed` is their echo (it comes from the user, not the bot).
+    expected_edits: Mutex<HashMap<(TeamId, ChannelId, Ts), String>>,
 }
 
 impl Core {
@@ -138,10 +144,12 @@ impl Core {
         sup: Supervisor,
     ) -> Arc<Self> {
         let namespace = Namespace::from_config(&config);
+        let double_puppets = double_puppet::clients(&config, matrix.bot());
         Arc::new(Self {
             config,
             store,
             matrix,
+            double_puppets,
             namespace,
             logins: RwLock::new(BTreeMap::new()),
             inbound: Arc::default(),
@@ -153,6 +161,7 @@ impl Core {
             history: history::Registry::default(),
             joined: Mutex::new(HashSet::new()),
             membership_moves: Mutex::new(HashMap::new()),
+            expected_edits: Mutex::new(HashMap::new()),
         })
     }
 
@@ -295,6 +304,30 @@ impl Core {
             .expect("membership moves")
             .get(&(room.to_owned(), user.to_owned()))
             .is_some_and(|at| *at >= since)
+    }
+
+    /// The bridge is changing a message's text on Slack as a linked user.
+    pub fn expect_edit(&self, team: &TeamId, channel: &ChannelId, ts: &Ts, text: &str) {
+        self.expected_edits
+            .lock()
+            .expect("expected edits")
+            .insert((team.clone(), channel.clone(), ts.clone()), text.to_owned());
+    }
+
+    /// Whether a `message_changed` to `text` is the echo of [`Self::expect_edit`]; the
+    /// expectation is used up either way.
+    pub fn is_expected_edit(
+        &self,
+        team: &TeamId,
+        channel: &ChannelId,
+        ts: &Ts,
+        text: &str,
+    ) -> bool {
+        self.expected_edits
+            .lock()
+            .expect("expected edits")
+            .remove(&(team.clone(), channel.clone(), ts.clone()))
+            .is_some_and(|t| t == text)
     }
 
     pub fn mark_joined(&self, room: &RoomId, user: &UserId) {

@@ -319,6 +319,37 @@ pub struct BridgeConfig {
     pub invite: Vec<String>,
     pub outbound: OutboundConfig,
     pub backfill: BackfillConfig,
+    pub double_puppet: DoublePuppetConfig,
+}
+
+/// `bridge.double_puppet`: Slack messages of a user who linked their Slack account
+/// (`login-user`) appear in Matrix from their own account instead of their ghost, through an
+/// appservice of their homeserver that may act as its users (its `as_token`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct DoublePuppetConfig {
+    /// Per homeserver domain, `as_token:<token>` of that appservice.
+    pub secrets: BTreeMap<String, Secret>,
+    /// The same, read from files (one secret per file).
+    pub secret_files: BTreeMap<String, PathBuf>,
+    /// The client-server URL of other homeservers than the bridge's own (which is
+    /// `homeserver.address`).
+    pub servers: BTreeMap<String, String>,
+}
+
+/// What a double-puppet secret starts with.
+pub const DOUBLE_PUPPET_AS_TOKEN: &str = "as_token:";
+
+impl DoublePuppetConfig {
+    /// The as_token for users of `domain`, when a secret is configured for it.
+    pub fn as_token(&self, domain: &str) -> Option<Secret> {
+        self.secrets
+            .get(domain)?
+            .expose()
+            .strip_prefix(DOUBLE_PUPPET_AS_TOKEN)
+            .filter(|t| !t.is_empty())
+            .map(Secret::new)
+    }
 }
 
 impl Default for BridgeConfig {
@@ -330,6 +361,7 @@ impl Default for BridgeConfig {
             invite: Vec::new(),
             outbound: OutboundConfig::default(),
             backfill: BackfillConfig::default(),
+            double_puppet: DoublePuppetConfig::default(),
         }
     }
 }
@@ -663,6 +695,37 @@ impl Config {
             env,
             problems,
         );
+        let dp = &mut self.bridge.double_puppet;
+        let domains: std::collections::BTreeSet<String> = dp
+            .secrets
+            .keys()
+            .chain(dp.secret_files.keys())
+            .cloned()
+            .collect();
+        for domain in domains {
+            let mut slot = dp.secrets.remove(&domain);
+            let suffix: String = domain
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_uppercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            resolve_one(
+                &mut slot,
+                dp.secret_files.get(&domain).map(PathBuf::as_path),
+                &format!("bridge.double_puppet.secrets.{domain}"),
+                &format!("DOUBLE_PUPPET_{suffix}"),
+                env,
+                problems,
+            );
+            if let Some(secret) = slot {
+                dp.secrets.insert(domain, secret);
+            }
+        }
         for (i, login) in self.slack.logins.iter_mut().enumerate() {
             resolve_one(
                 &mut login.bot_token,
@@ -904,6 +967,60 @@ mod tests {
             ["slack.oauth.redirect_url"],
             "Slack takes https redirect URLs only"
         );
+    }
+
+    #[test]
+    fn double_puppet_secrets_are_as_tokens_of_known_servers() {
+        let base = "homeserver: {domain: example.org}\nappservice: {as_token: a, hs_token: b}\n";
+        let with = |yaml: &str| format!("{base}bridge:\n  double_puppet: {yaml}\n");
+        let c = parse(
+            &with("{secrets: {example.org: 'as_token:t0k'}}"),
+            Mode::Run,
+            &|_| None,
+        )
+        .unwrap();
+        let dp = &c.bridge.double_puppet;
+        assert_eq!(dp.as_token("example.org").unwrap().expose(), "t0k");
+        assert!(dp.as_token("other.org").is_none());
+        assert!(!format!("{dp:?}").contains("t0k"), "secrets are not shown");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("dp");
+        std::fs::write(&file, "as_token:from-file\n").unwrap();
+        let c = parse(
+            &with(&format!(
+                "{{secret_files: {{example.org: {}}}}}",
+                file.display()
+            )),
+            Mode::Run,
+            &|_| None,
+        )
+        .unwrap();
+        assert_eq!(
+            c.bridge
+                .double_puppet
+                .as_token("example.org")
+                .unwrap()
+                .expose(),
+            "from-file"
+        );
+
+        let problems_of = |yaml: &str| -> Vec<(String, String)> {
+            problems(parse(&with(yaml), Mode::Run, &|_| None))
+                .into_iter()
+                .map(|p| (p.key, p.message))
+                .collect()
+        };
+        let p = problems_of("{secrets: {example.org: 'shared-secret'}}");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].0, "bridge.double_puppet.secrets.example.org");
+        assert!(p[0].1.contains("as_token:<token>"), "{p:?}");
+        let p = problems_of("{secrets: {other.org: 'as_token:x'}}");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].1.contains("bridge.double_puppet.servers"), "{p:?}");
+        let elsewhere =
+            "{secrets: {other.org: 'as_token:x'}, servers: {other.org: 'https://m.other.org'}}";
+        assert!(parse(&with(elsewhere), Mode::Run, &|_| None).is_ok());
     }
 
     #[test]

@@ -198,6 +198,11 @@ impl SenderId {
     pub fn bot(&self) -> Option<BotId> {
         self.0.starts_with('B').then(|| BotId(self.0.clone()))
     }
+
+    /// The user, for a sender that is not a bot integration.
+    pub fn user(&self) -> Option<UserId> {
+        (!self.0.starts_with('B')).then(|| UserId(self.0.clone()))
+    }
 }
 
 impl Ts {

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use slack_emulator::Workspace;
 use support::{
     TestDb,
-    world::{WAIT, World, body, management_room_of, poll, world_with},
+    bridge::EnvOptions,
+    world::{WAIT, World, body, management_room_of, poll, world_with_env},
 };
 use testkit::HomeserverKind;
 
@@ -17,6 +18,8 @@ on_every_homeserver_and_database!(
     a_slack_account_links_through_oauth,
     a_pasted_user_token_links_until_slack_revokes_it,
     a_linked_user_posts_as_themselves,
+    a_linked_user_reacts_shares_and_is_mentioned_as_themselves,
+    a_linked_users_slack_side_comes_from_their_matrix_account,
 );
 
 const REDIRECT: &str = "https://bridge.example.org/slack-approved";
@@ -24,7 +27,22 @@ const REDIRECT: &str = "https://bridge.example.org/slack-approved";
 /// The demo workspace with the app's OAuth credentials in the bridge config; the bridge's
 /// owner `@dan` will link the Slack user `dave`.
 async fn setup(hs: HomeserverKind, db: Option<TestDb>, oauth: bool) -> World {
-    let w = world_with(hs, Workspace::demo(), db, true, Vec::new()).await;
+    setup_with(hs, db, oauth, false).await
+}
+
+/// [`setup`], with the double-puppet appservice registered and its secret configured.
+async fn setup_with(
+    hs: HomeserverKind,
+    db: Option<TestDb>,
+    oauth: bool,
+    double_puppet: bool,
+) -> World {
+    let opts = EnvOptions {
+        homeserver: hs,
+        double_puppet,
+        ..EnvOptions::default()
+    };
+    let w = world_with_env(Workspace::demo(), db, true, opts).await;
     if oauth {
         let (id, secret) = w.emu.oauth_client();
         w.env.edit_config(
@@ -333,5 +351,323 @@ async fn a_linked_user_posts_as_themselves(hs: HomeserverKind, db: Option<TestDb
     let after = w.wait_for_post("after the revocation").await;
     assert_eq!(after.token_kind, slack_emulator::TokenKind::Bot);
     assert!(after.param("username").is_some());
+    bridge.stop().await.unwrap();
+}
+
+/// Links the owner to the Slack user `dave` with a pasted user token.
+async fn link_dave(w: &World, dm: &str) -> String {
+    let token = w
+        .emu
+        .user_token("dave", &["chat:write", "reactions:write", "files:write"]);
+    let (_, linked) = ask(w, dm, &format!("login-user {token}")).await;
+    assert!(linked.contains("Linked your Slack account"), "{linked}");
+    w.emu.user_id("dave").unwrap().to_string()
+}
+
+/// Waits for Alice's `text` in the room after posting it: what the bridge handled before it
+/// is in the room by then.
+async fn sentinel(w: &World, channel: &str, room: &str, text: &str) {
+    let alice = w.emu.user_id("alice").unwrap();
+    w.emu.post_message(&alice, channel, text).unwrap();
+    w.owner.wait_for_text(room, text, WAIT).await.unwrap();
+}
+
+/// Without double puppeting: a linked user's Matrix reaction is theirs on Slack
+/// (reactions.add/remove with their token) and their file is shared by them with its caption
+/// alone; neither echo comes back. Their own Slack messages still come from their ghost, and
+/// mentions of them resolve to the person both ways.
+async fn a_linked_user_reacts_shares_and_is_mentioned_as_themselves(
+    hs: HomeserverKind,
+    db: Option<TestDb>,
+) {
+    let w = setup(hs, db, false).await;
+    let bridge = w.env.run_bridge_full().await;
+    let dm = management_room_of(&w.owner).await;
+    let dave = link_dave(&w, &dm).await;
+    let general = w.emu.channel_id("general").unwrap();
+    let room = w.joined_room_of(&general).await;
+    let alice = w.emu.user_id("alice").unwrap();
+
+    // Alice mentions Dave on Slack: the pill is the owner's own account.
+    let ts = w
+        .emu
+        .post_message(&alice, &general, &format!("lunch, <@{dave}>?"))
+        .unwrap();
+    let lunch = w
+        .owner
+        .wait_for_event(&room, |e: &Value| body(e).starts_with("lunch, "), WAIT)
+        .await
+        .unwrap();
+    assert!(
+        body(&lunch).to_lowercase().contains("dave") && !body(&lunch).contains(&dave),
+        "named as on Slack: {lunch}"
+    );
+    assert_eq!(
+        lunch["content"]["m.mentions"]["user_ids"],
+        json!([w.owner.user_id()]),
+        "{lunch}"
+    );
+    let html = lunch["content"]["formatted_body"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        html.contains(&format!("https://matrix.to/#/{}", w.owner.user_id())),
+        "{html}"
+    );
+
+    // The owner reacts in Matrix: Dave's reaction on Slack.
+    let lunch_id = lunch["event_id"].as_str().unwrap();
+    let reaction = w
+        .owner
+        .send_event(
+            &room,
+            "m.reaction",
+            &json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": lunch_id, "key": "👍"}}),
+        )
+        .await
+        .unwrap();
+    let add = poll("reactions.add", WAIT, async || {
+        w.emu.calls("reactions.add").pop()
+    })
+    .await;
+    assert_eq!(add.token_user.as_deref(), Some(dave.as_str()));
+    poll("Dave's reaction on Slack", WAIT, async || {
+        let m = w.emu.message(&general, &ts)?;
+        let users = &m["reactions"][0]["users"];
+        (users == &json!([dave])).then_some(())
+    })
+    .await;
+    // A file, with a caption.
+    let pdf = b"%PDF-1.4 dave's notes".to_vec();
+    let mxc = w
+        .owner
+        .upload(pdf.clone(), "application/pdf", "notes.pdf")
+        .await
+        .unwrap();
+    w.owner
+        .send_event(
+            &room,
+            "m.room.message",
+            &json!({"msgtype": "m.file", "body": "my notes", "filename": "notes.pdf", "url": mxc,
+                    "info": {"mimetype": "application/pdf", "size": pdf.len()}}),
+        )
+        .await
+        .unwrap();
+    let shared = poll("the file shared", WAIT, async || {
+        w.emu.calls("files.completeUploadExternal").pop()
+    })
+    .await;
+    assert_eq!(shared.token_user.as_deref(), Some(dave.as_str()));
+    assert_eq!(shared.param("initial_comment").as_deref(), Some("my notes"));
+    let share = poll("the share on Slack", WAIT, async || {
+        w.emu
+            .messages(&general)
+            .into_iter()
+            .find(|m| !m["files"].is_null())
+    })
+    .await;
+    assert_eq!(share["user"], dave.as_str(), "{share}");
+
+    // Dave writes on Slack himself: without double puppeting, his ghost brings it.
+    w.emu
+        .post_message(&dave, &general, "from dave's slack")
+        .unwrap();
+    let own = w
+        .owner
+        .wait_for_text(&room, "from dave's slack", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(own["sender"], w.ghost(&dave));
+
+    // The echoes of the reaction and of the share were handled by now, and brought nothing.
+    sentinel(&w, &general, &room, "after the echoes").await;
+    let events = w.owner.messages(&room, 100).await.unwrap();
+    let reactions: Vec<&Value> = events
+        .iter()
+        .filter(|e| {
+            e["type"] == "m.reaction" && e["content"]["m.relates_to"]["event_id"] == lunch_id
+        })
+        .collect();
+    assert_eq!(reactions.len(), 1, "only the owner's: {reactions:#?}");
+    let files: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["content"]["msgtype"] == "m.file")
+        .collect();
+    assert_eq!(files.len(), 1, "only the owner's: {files:#?}");
+    assert_eq!(files[0]["sender"], w.owner.user_id());
+
+    // Removed in Matrix: removed as Dave.
+    w.owner.redact(&room, &reaction, None).await.unwrap();
+    let remove = poll("reactions.remove", WAIT, async || {
+        w.emu.calls("reactions.remove").pop()
+    })
+    .await;
+    assert_eq!(remove.token_user.as_deref(), Some(dave.as_str()));
+    poll("no reaction left on Slack", WAIT, async || {
+        w.emu.message(&general, &ts)?["reactions"]
+            .is_null()
+            .then_some(())
+    })
+    .await;
+
+    // The owner mentions himself with a pill: Dave's mention on Slack.
+    let pill = format!(
+        "<a href=\"https://matrix.to/#/{}\">Dan</a>: done",
+        w.owner.user_id()
+    );
+    w.owner
+        .send_event(
+            &room,
+            "m.room.message",
+            &json!({"msgtype": "m.text", "body": "Dan: done", "format": "org.matrix.custom.html",
+                    "formatted_body": pill}),
+        )
+        .await
+        .unwrap();
+    w.wait_for_post(&format!("<@{dave}>: done")).await;
+    bridge.stop().await.unwrap();
+}
+
+/// With double puppeting: what Dave (linked to the owner) does on Slack comes to Matrix from
+/// the owner's own account, messages, edits and reactions, and none of it goes back to Slack;
+/// the owner edits and deletes that Slack message and removes that reaction from Matrix, with
+/// Dave's token, and no echo of those comes back either.
+async fn a_linked_users_slack_side_comes_from_their_matrix_account(
+    hs: HomeserverKind,
+    db: Option<TestDb>,
+) {
+    let w = setup_with(hs, db, false, true).await;
+    let bridge = w.env.run_bridge_full().await;
+    let dm = management_room_of(&w.owner).await;
+    let dave = link_dave(&w, &dm).await;
+    let general = w.emu.channel_id("general").unwrap();
+    let room = w.joined_room_of(&general).await;
+    let me = w.owner.user_id().to_owned();
+
+    let ts = w
+        .emu
+        .post_message(&dave, &general, "written on slack")
+        .unwrap();
+    let msg = w
+        .owner
+        .wait_for_text(&room, "written on slack", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        msg["sender"],
+        me.as_str(),
+        "from the owner's own account: {msg}"
+    );
+    let msg_id = msg["event_id"].as_str().unwrap().to_owned();
+
+    w.emu
+        .edit(&dave, &general, &ts, "written on slack, edited")
+        .unwrap();
+    let edit = w
+        .owner
+        .wait_for_event(
+            &room,
+            |e: &Value| {
+                e["content"]["m.relates_to"]["rel_type"] == "m.replace"
+                    && e["content"]["m.relates_to"]["event_id"] == msg_id.as_str()
+            },
+            WAIT,
+        )
+        .await
+        .expect("the Slack edit in Matrix");
+    assert_eq!(edit["sender"], me.as_str());
+    assert_eq!(
+        edit["content"]["m.new_content"]["body"],
+        "written on slack, edited"
+    );
+
+    let alice = w.emu.user_id("alice").unwrap();
+    let alice_ts = w.emu.post_message(&alice, &general, "react to me").unwrap();
+    let alice_msg = w
+        .owner
+        .wait_for_text(&room, "react to me", WAIT)
+        .await
+        .unwrap();
+    w.emu.react(&dave, &general, &alice_ts, "tada").unwrap();
+    let reaction = w
+        .owner
+        .wait_for_event(
+            &room,
+            |e: &Value| {
+                e["type"] == "m.reaction"
+                    && e["content"]["m.relates_to"]["event_id"] == alice_msg["event_id"]
+            },
+            WAIT,
+        )
+        .await
+        .expect("Dave's Slack reaction in Matrix");
+    assert_eq!(reaction["sender"], me.as_str());
+    assert_eq!(
+        reaction["content"]["m.relates_to"]["event_id"],
+        alice_msg["event_id"]
+    );
+
+    // Nothing of it went back to Slack.
+    sentinel(&w, &general, &room, "after dave's slack side").await;
+    assert_eq!(w.posted(&general, "written on slack, edited"), 1);
+    assert!(w.emu.calls("chat.postMessage").is_empty());
+    assert!(w.emu.calls("chat.update").is_empty());
+    assert!(w.emu.calls("reactions.add").is_empty());
+
+    // The owner removes the reaction in Matrix: removed on Slack as Dave.
+    let reaction_id = reaction["event_id"].as_str().unwrap();
+    w.owner.redact(&room, reaction_id, None).await.unwrap();
+    let remove = poll("reactions.remove", WAIT, async || {
+        w.emu.calls("reactions.remove").pop()
+    })
+    .await;
+    assert_eq!(remove.token_user.as_deref(), Some(dave.as_str()));
+    poll("the reaction gone on Slack", WAIT, async || {
+        w.emu.message(&general, &alice_ts)?["reactions"]
+            .is_null()
+            .then_some(())
+    })
+    .await;
+
+    // He edits his Slack message in Matrix: changed on Slack with Dave's token, and its
+    // message_changed brings no second edit.
+    w.owner
+        .send_event(
+            &room,
+            "m.room.message",
+            &json!({
+                "msgtype": "m.text",
+                "body": "* fixed from matrix",
+                "m.new_content": {"msgtype": "m.text", "body": "fixed from matrix"},
+                "m.relates_to": {"rel_type": "m.replace", "event_id": msg_id},
+            }),
+        )
+        .await
+        .unwrap();
+    poll("the edit on Slack", WAIT, async || {
+        (w.emu.message(&general, &ts)?["text"] == "fixed from matrix").then_some(())
+    })
+    .await;
+    let update = w.emu.calls("chat.update").pop().unwrap();
+    assert_eq!(update.token_user.as_deref(), Some(dave.as_str()));
+    sentinel(&w, &general, &room, "after the matrix edit").await;
+    let events = w.owner.messages(&room, 100).await.unwrap();
+    let edits: Vec<&Value> = events
+        .iter()
+        .filter(|e| {
+            e["content"]["m.relates_to"]["rel_type"] == "m.replace"
+                && e["content"]["m.relates_to"]["event_id"] == msg_id.as_str()
+        })
+        .collect();
+    assert_eq!(edits.len(), 2, "the Slack edit and the owner's: {edits:#?}");
+
+    // And deletes it in Matrix: deleted on Slack as Dave.
+    w.owner.redact(&room, &msg_id, None).await.unwrap();
+    poll("the delete on Slack", WAIT, async || {
+        w.emu.message(&general, &ts).is_none().then_some(())
+    })
+    .await;
+    let delete = w.emu.calls("chat.delete").pop().unwrap();
+    assert_eq!(delete.token_user.as_deref(), Some(dave.as_str()));
     bridge.stop().await.unwrap();
 }

@@ -55,6 +55,14 @@ impl MatrixEventSink for MatrixSide {
     ) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
             let core = &self.0;
+            let content = event
+                .get_field::<serde_json::Value>("content")
+                .ok()
+                .flatten();
+            if super::double_puppet::is_ours(&core.config, content.as_ref()) {
+                // A Slack user's message the bridge sent as their own Matrix account.
+                return Ok(());
+            }
             let ev = match event.deserialize() {
                 Ok(ev) => ev,
                 Err(e) => {
@@ -500,6 +508,9 @@ async fn matrix_context(core: &Core, team_id: &TeamId, html: Option<&str>) -> Ma
                 && g.team_id == team_id
             {
                 ctx.users.insert(id, g.user_id.into_string());
+            } else if let Ok(Some(l)) = core.store.get_user_login(&user, team_id).await {
+                // A Matrix user who linked their Slack account: a mention of that account.
+                ctx.users.insert(id, l.slack_user_id.into_string());
             }
         } else if let Ok(room) = RoomId::parse(&id)
             && let Ok(Some(p)) = core.store.get_portal_by_room(&room).await

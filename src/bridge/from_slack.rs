@@ -11,7 +11,7 @@ mod changes;
 mod reactions;
 
 use super::{
-    BridgeError, Core, LoginRuntime, Result, files, ghost, history, portal,
+    BridgeError, Core, LoginRuntime, Result, double_puppet, files, ghost, history, portal,
     queue::{Handled, QueueHandler},
 };
 use crate::{
@@ -25,7 +25,8 @@ use crate::{
     store::{MessageRow, QueueTable, QueuedItem},
 };
 use ruma::{
-    MilliSecondsSinceUnixEpoch, OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UInt, UserId,
+    EventId, MilliSecondsSinceUnixEpoch, OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UInt,
+    UserId,
     events::{
         Mentions,
         relation::{Reply, Thread},
@@ -215,6 +216,10 @@ async fn handle_message(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: MessageEven
     {
         return Ok(());
     }
+    if super::from_matrix::media::is_echo(core, rt.team_id(), msg).await? {
+        // A Matrix file shared with a linked user's account: theirs on Slack, ours to map.
+        return super::from_matrix::media::on_echo(core, rt.team_id(), &m.channel, msg).await;
+    }
     let sender = sender_of(msg)?;
     // First: creating the portal runs its backfill, which may bridge this very message.
     let target = Target::of(core, rt, &m.channel, &sender).await?;
@@ -270,7 +275,7 @@ async fn handle_message(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: MessageEven
         let (content, file_id) = match body {
             Part::Text(c) => (*c, None),
             Part::File(f) => (
-                in_thread(files::to_matrix(core, rt, f, &target.ghost).await?),
+                in_thread(files::to_matrix(core, rt, f, target.uploader(core)).await?),
                 Some(f.id.clone()),
             ),
         };
@@ -302,11 +307,11 @@ fn posted_from_matrix(event: &SlackEvent, bot_user_id: &crate::ids::UserId) -> b
     let SlackEvent::Message(m) = event else {
         return false;
     };
-    let message = match &m.subtype {
-        MessageSubtype::Changed { message, .. } => message.as_ref(),
-        _ => &m.message,
-    };
-    message.metadata_event_type() == Some(super::from_matrix::META_EVENT_TYPE)
+    // Not its edits: the metadata stays on the message when they edit it on Slack, and
+    // the echoes of edits from Matrix are known otherwise (`Core::expect_edit`).
+    let message = &m.message;
+    m.is_new_message()
+        && message.metadata_event_type() == Some(super::from_matrix::META_EVENT_TYPE)
         && message.metadata_field("bridge") == Some(bot_user_id.as_str())
 }
 
@@ -335,14 +340,17 @@ fn sender_of(msg: &Message) -> Result<SenderId> {
         .ok_or_else(|| BridgeError::Other("message without a sender".into()))
 }
 
-/// A Slack user's ghost in a portal room, joined, ready to send.
+/// Who a Slack user's messages come from in a portal room, joined, ready to send: their
+/// ghost, or their own Matrix account when they linked it and double puppeting is set up.
 pub(super) struct Target {
     pub room: OwnedRoomId,
-    pub ghost: OwnedUserId,
+    pub sender: OwnedUserId,
+    /// The double puppet's client; None: the ghost, through the bridge's own.
+    puppet: Option<Arc<crate::matrix::client::MatrixClient>>,
 }
 
 impl Target {
-    /// The portal of `channel` (created when missing) and the ghost of `slack_user` in it.
+    /// The portal of `channel` (created when missing) and the sender of `slack_user` in it.
     pub async fn of(
         core: &Arc<Core>,
         rt: &Arc<LoginRuntime>,
@@ -365,15 +373,52 @@ impl Target {
         room: &RoomId,
         slack_user: &SenderId,
     ) -> Result<Target> {
+        if let Some(user) = slack_user.user()
+            && let Some(p) = double_puppet::of(core, rt.team_id(), &user).await?
+        {
+            match double_puppet::ensure_joined(core, room, &p).await {
+                Ok(()) => {
+                    return Ok(Target {
+                        room: room.to_owned(),
+                        sender: p.mxid,
+                        puppet: Some(p.client),
+                    });
+                }
+                Err(e) if e.is_retryable() => return Err(e),
+                // Refused (banned, or the secret does not work): the ghost sends.
+                Err(e) => {
+                    tracing::warn!(%room, user = %p.mxid, error = %e, "double puppet cannot join the portal; sending as the ghost")
+                }
+            }
+        }
         let ghost = ghost::ensure_ghost(core, rt, slack_user).await?;
         ghost::ensure_joined(core, room, &ghost).await?;
         Ok(Target {
             room: room.to_owned(),
-            ghost,
+            sender: ghost,
+            puppet: None,
         })
     }
 
-    /// Sends `content` as the ghost; a ghost no longer in the room (kicked) joins again and
+    /// Whether the user's own Matrix account sends.
+    pub fn is_puppet(&self) -> bool {
+        self.puppet.is_some()
+    }
+
+    /// The user media is uploaded as: the ghost, or the bot for a double puppet.
+    pub fn uploader<'a>(&'a self, core: &'a Core) -> &'a UserId {
+        if self.is_puppet() {
+            core.matrix.bot()
+        } else {
+            &self.sender
+        }
+    }
+
+    fn client<'a>(&'a self, core: &'a Core) -> &'a crate::matrix::client::MatrixClient {
+        self.puppet.as_deref().unwrap_or(&core.matrix)
+    }
+
+    /// Sends `content`; a sender no longer in the room (kicked, or left) joins again and
     /// sends once more. The txn id makes a retry after a lost response a no-op.
     pub async fn send<C: ruma::events::MessageLikeEventContent>(
         &self,
@@ -383,17 +428,18 @@ impl Target {
         ts: Option<MilliSecondsSinceUnixEpoch>,
     ) -> Result<OwnedEventId> {
         let started = std::time::Instant::now();
-        let sent = match core
-            .matrix
-            .send_message(Some(&self.ghost), &self.room, txn, content, ts)
-            .await
-        {
+        let event_type = content.event_type().to_string();
+        let json = serde_json::to_value(content).map_err(|e| BridgeError::Other(e.to_string()))?;
+        let json = self.marked(core, json);
+        let send = || {
+            self.client(core)
+                .send_raw(Some(&self.sender), &self.room, txn, &event_type, &json, ts)
+        };
+        let sent = match send().await {
             Ok(id) => id,
             Err(e) if e.errcode() == Some("M_FORBIDDEN") => {
                 self.rejoin(core).await?;
-                core.matrix
-                    .send_message(Some(&self.ghost), &self.room, txn, content, ts)
-                    .await?
+                send().await?
             }
             Err(e) => return Err(e.into()),
         };
@@ -401,7 +447,7 @@ impl Target {
         Ok(sent)
     }
 
-    /// Sends a reaction as the ghost; None when the ghost already reacted with that key.
+    /// Sends a reaction; None when the sender already reacted with that key.
     pub async fn react(
         &self,
         core: &Core,
@@ -409,26 +455,55 @@ impl Target {
         content: &serde_json::Value,
         ts: Option<MilliSecondsSinceUnixEpoch>,
     ) -> Result<Option<OwnedEventId>> {
-        match core
-            .matrix
-            .send_reaction(Some(&self.ghost), &self.room, txn, content, ts)
-            .await
-        {
+        let content = self.marked(core, content.clone());
+        let react = || {
+            self.client(core)
+                .send_reaction(Some(&self.sender), &self.room, txn, &content, ts)
+        };
+        match react().await {
             Ok(id) => Ok(id),
             Err(e) if e.errcode() == Some("M_FORBIDDEN") => {
                 self.rejoin(core).await?;
-                Ok(core
-                    .matrix
-                    .send_reaction(Some(&self.ghost), &self.room, txn, content, ts)
-                    .await?)
+                Ok(react().await?)
             }
             Err(e) => Err(e.into()),
         }
     }
 
+    /// Redacts an event the sender sent; one already gone is fine.
+    pub async fn redact(&self, core: &Core, event: &EventId, txn: &str) -> Result<()> {
+        match self
+            .client(core)
+            .redact(Some(&self.sender), &self.room, event, txn, None)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A double puppet's content carries the bridge's mark, so its echo is dropped.
+    fn marked(&self, core: &Core, content: serde_json::Value) -> serde_json::Value {
+        if self.is_puppet() {
+            double_puppet::mark(&core.config, content)
+        } else {
+            content
+        }
+    }
+
     pub async fn rejoin(&self, core: &Core) -> Result<()> {
-        core.forget_joined(&self.room, &self.ghost);
-        ghost::ensure_joined(core, &self.room, &self.ghost).await
+        core.forget_joined(&self.room, &self.sender);
+        match &self.puppet {
+            Some(client) => {
+                let p = double_puppet::Puppet {
+                    mxid: self.sender.clone(),
+                    client: client.clone(),
+                };
+                double_puppet::ensure_joined(core, &self.room, &p).await
+            }
+            None => ghost::ensure_joined(core, &self.room, &self.sender).await,
+        }
     }
 }
 
@@ -503,26 +578,40 @@ async fn mention_context(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: &Message) 
         format::referenced_ids_with(&m.text, m.blocks.as_ref(), m.attachments.as_ref());
     let mut ctx = SlackContext::default();
     for user in users {
-        match ghost::ensure_ghost(core, rt, &SenderId::from(&user)).await {
-            Ok(mxid) => {
-                let name = core
-                    .store
-                    .get_ghost_by_mxid(&mxid)
-                    .await
-                    .ok()
-                    .flatten()
-                    .map(|g| g.display_name)
-                    .unwrap_or_else(|| user.clone());
-                ctx.users.insert(
-                    user,
-                    format::Mention {
-                        mxid: mxid.to_string(),
-                        name,
-                    },
-                );
+        // The ghost carries the name Slack shows (and is the pill, unless the user linked
+        // their Matrix account: then that person is).
+        let ghost = match ghost::ensure_ghost(core, rt, &SenderId::from(&user)).await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::debug!(%user, error = %e, "cannot resolve a mentioned user");
+                continue;
             }
-            Err(e) => tracing::debug!(%user, error = %e, "cannot resolve a mentioned user"),
-        }
+        };
+        let name = core
+            .store
+            .get_ghost_by_mxid(&ghost)
+            .await
+            .ok()
+            .flatten()
+            .map(|g| g.display_name)
+            .unwrap_or_else(|| user.clone());
+        let person = core
+            .store
+            .user_login_by_slack(rt.team_id(), &crate::ids::UserId::from(user.as_str()))
+            .await
+            .unwrap_or_else(|e| {
+                tracing::debug!(%user, error = %e, "cannot look up a mentioned user's link");
+                None
+            })
+            .map(|l| l.mxid);
+        let mxid = person.unwrap_or(ghost);
+        ctx.users.insert(
+            user,
+            format::Mention {
+                mxid: mxid.to_string(),
+                name,
+            },
+        );
     }
     let groups = format::referenced_usergroups(&m.text, m.blocks.as_ref(), m.attachments.as_ref());
     if !groups.is_empty() {

@@ -226,9 +226,41 @@ pub async fn client_of(
         .map(|l| slack.for_user(l.token)))
 }
 
+/// Makes a Slack call as `sender`: with their linked account when they have one that works,
+/// else (and when Slack answers one of `fallback` to it) with the bot. `call` is told which
+/// (`true`: as them). A refused token ends the link, and the bot makes the call.
+pub async fn as_user<T, F, Fut>(
+    core: &Core,
+    bot: &SlackClient,
+    team: &TeamId,
+    sender: &UserId,
+    fallback: &[&str],
+    call: F,
+) -> Result<std::result::Result<T, SlackError>>
+where
+    F: Fn(SlackClient, bool) -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, SlackError>>,
+{
+    if let Some(own) = client_of(core, bot, team, sender).await? {
+        match call(own, true).await {
+            Err(e) if e.is_auth_dead() => {
+                token_refused(core, team, sender, &e.to_string()).await;
+            }
+            Err(e) if e.code().is_some_and(|c| fallback.contains(&c)) => {
+                tracing::debug!(%team, mxid = %sender, error = %e, "the linked Slack account cannot do this; the bot does");
+            }
+            other => return Ok(other),
+        }
+    }
+    Ok(call(bot.clone(), false).await)
+}
+
+/// Slack's answers to a linked account that is not in the conversation.
+pub const NOT_IN_CONVERSATION: &[&str] = &["not_in_channel", "channel_not_found"];
+
 /// Changes a message on Slack as its author: the sender's linked account when they have one
 /// (what it posted is only its own to change), and the bot for what the relay posted (before
-/// they linked, or where their account could not post). A refused token ends the link.
+/// they linked, or where their account could not post).
 pub async fn as_author<T, F, Fut>(
     core: &Core,
     bot: &SlackClient,
@@ -240,21 +272,22 @@ where
     F: Fn(SlackClient) -> Fut,
     Fut: std::future::Future<Output = std::result::Result<T, SlackError>>,
 {
-    if let Some(own) = client_of(core, bot, team, sender).await? {
-        match call(own).await {
-            Err(e) if e.is_auth_dead() => {
-                token_refused(core, team, sender, &e.to_string()).await;
-            }
-            // Not theirs: the relay posted it.
-            Err(e)
-                if matches!(
-                    e.code(),
-                    Some("cant_update_message" | "cant_delete_message")
-                ) => {}
-            other => return Ok(other),
-        }
-    }
-    Ok(call(bot.clone()).await)
+    let not_theirs = ["cant_update_message", "cant_delete_message"];
+    as_user(core, bot, team, sender, &not_theirs, |c, _| call(c)).await
+}
+
+/// Whether `mxid` linked the Slack account `user` (a link that still works).
+pub async fn is_linked(
+    core: &Core,
+    team: &TeamId,
+    mxid: &UserId,
+    user: &ids::UserId,
+) -> Result<bool> {
+    Ok(core
+        .store
+        .get_user_login(mxid, team)
+        .await?
+        .is_some_and(|l| l.state == LoginState::Ok && l.slack_user_id == *user))
 }
 
 /// Slack refused a linked user's token while posting for them: the link stops, and they are

@@ -188,6 +188,8 @@ pub fn validate(config: &Config, mode: Mode, problems: &mut Vec<Problem>) {
     }
     check_oauth(problems, &config.slack.oauth);
 
+    check_double_puppet(problems, config);
+
     let b = &config.bridge;
     if b.command_prefix.trim().is_empty() {
         push(problems, "bridge.command_prefix", "must not be empty");
@@ -248,6 +250,46 @@ fn check_http_url(problems: &mut Vec<Problem>, key: &str, value: &str) {
             ),
         ),
         Err(e) => push(problems, key, format!("`{value}` is not a valid URL: {e}")),
+    }
+}
+
+/// `bridge.double_puppet`: every secret an appservice's `as_token:`, for the bridge's own
+/// homeserver or one whose address `servers` gives.
+fn check_double_puppet(problems: &mut Vec<Problem>, config: &Config) {
+    let dp = &config.bridge.double_puppet;
+    for (domain, secret) in &dp.secrets {
+        let key = format!("bridge.double_puppet.secrets.{domain}");
+        if dp.as_token(domain).is_none() {
+            let shown = if secret.expose().starts_with(super::DOUBLE_PUPPET_AS_TOKEN) {
+                "an empty token"
+            } else {
+                "something else"
+            };
+            push(
+                problems,
+                &key,
+                format!(
+                    "must be `as_token:<token>` (the as_token of an appservice registered on {domain} whose user namespace covers its users), not {shown}"
+                ),
+            );
+        }
+        if domain != &config.homeserver.domain && !dp.servers.contains_key(domain) {
+            push(
+                problems,
+                &key,
+                format!(
+                    "{domain} is not this bridge's homeserver ({}): add its client-server URL under bridge.double_puppet.servers",
+                    config.homeserver.domain
+                ),
+            );
+        }
+    }
+    for (domain, url) in &dp.servers {
+        check_http_url(
+            problems,
+            &format!("bridge.double_puppet.servers.{domain}"),
+            url,
+        );
     }
 }
 

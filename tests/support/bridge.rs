@@ -59,6 +59,18 @@ pub struct EnvOptions {
     /// tuwunel only: register the appservice in the admin room after start (as continuwuity
     /// operators must) instead of in the config file.
     pub register_in_admin_room: bool,
+    /// Register a second appservice that may act as every local user (no URL, so nothing is
+    /// pushed to it) and give its as_token to the bridge as the double-puppet secret.
+    pub double_puppet: bool,
+}
+
+/// The double-puppet appservice's registration, as the README tells operators to write it.
+fn double_puppet_registration(as_token: &str) -> String {
+    let hs_token = slack_bridge::config::secret::random_token(32).unwrap();
+    let domain = DOMAIN.replace('.', "\\.");
+    format!(
+        "id: doublepuppet\nurl: null\nas_token: {as_token}\nhs_token: {hs_token}\nsender_localpart: doublepuppet\nrate_limited: false\nnamespaces:\n  users:\n  - regex: '^@.*:{domain}$'\n    exclusive: false\n"
+    )
 }
 
 pub struct Env {
@@ -131,6 +143,18 @@ impl Env {
                 1,
             );
         }
+        let mut extra_registrations = Vec::new();
+        if opts.double_puppet {
+            let token = slack_bridge::config::secret::random_token(32).unwrap();
+            let path = dir.path().join("doublepuppet.yaml");
+            std::fs::write(&path, double_puppet_registration(&token)).unwrap();
+            extra_registrations.push(path);
+            text = text.replacen(
+                "    secrets: {}",
+                &format!("    secrets: {{\"{DOMAIN}\": \"as_token:{token}\"}}"),
+                1,
+            );
+        }
         let config_path = dir.path().join("config.yaml");
         let registration_path = dir.path().join("registration.yaml");
         std::fs::write(&config_path, text).unwrap();
@@ -156,9 +180,9 @@ impl Env {
             HomeserverConfig {
                 server_name: DOMAIN.into(),
                 registrations: if in_config {
-                    vec![registration_path.clone()]
+                    [vec![registration_path.clone()], extra_registrations].concat()
                 } else {
-                    Vec::new()
+                    extra_registrations
                 },
                 port: Some(hs_port),
                 synapse_extra: opts.synapse_extra.clone(),

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use ruma::{
-    EventId, RoomId,
+    EventId, RoomId, UserId,
     events::{
         OriginalMessageLikeEvent,
         reaction::ReactionEventContent,
@@ -70,7 +70,7 @@ pub(super) async fn edit(
         tracing::debug!(%target, "edit of an event the bridge never bridged; ignored");
         return Ok(());
     };
-    if row.sender != msg.sender.as_str() || row.is_deleted() {
+    if !is_own(core, portal, &row, &msg.sender).await? || row.is_deleted() {
         // Only the author edits a message (Slack users' messages are theirs to edit).
         tracing::debug!(%target, sender = %msg.sender, "edit of a message that is not the sender's own, or deleted; ignored");
         return Ok(());
@@ -101,15 +101,32 @@ pub(super) async fn edit(
         blocks: None,
     };
     let update = &update;
-    let result = user_login::as_author(
-        core,
-        &rt.slack,
-        &portal.team_id,
-        &msg.sender,
-        |c| async move { c.chat_update(update).await.map(drop) },
-    )
+    let result = user_login::as_author(core, &rt.slack, &portal.team_id, &msg.sender, |c| {
+        if c.is_user() {
+            // Slack's message_changed for it then is known as the echo.
+            core.expect_edit(&portal.team_id, &update.channel, &update.ts, &update.text);
+        }
+        async move { c.chat_update(update).await.map(drop) }
+    })
     .await?;
     settle(core, room, event_id, "edit", result, &[]).await
+}
+
+/// Whether `sender` wrote the bridged message: from Matrix, or in Slack with the account
+/// they linked (it reached Matrix from them as their double puppet).
+async fn is_own(
+    core: &Core,
+    portal: &Portal,
+    row: &crate::store::MessageRow,
+    sender: &UserId,
+) -> Result<bool> {
+    if row.sender == sender.as_str() {
+        return Ok(true);
+    }
+    match row.slack_sender().and_then(|s| s.user()) {
+        Some(user) => user_login::is_linked(core, &portal.team_id, sender, &user).await,
+        None => Ok(false),
+    }
 }
 
 pub(super) async fn redact(
@@ -123,8 +140,8 @@ pub(super) async fn redact(
     let room = &r.room_id;
     let event_id = &r.event_id;
     if let Some(row) = core.store.get_message_by_event(target).await? {
-        if !row.sender.starts_with('@') {
-            // The bot cannot delete what a Slack user wrote.
+        if !row.sender.starts_with('@') && !is_own(core, portal, &row, &r.sender).await? {
+            // The bot cannot delete what a Slack user wrote; only their linked account can.
             tracing::debug!(%target, "redaction of a Slack user's message; not deleted on slack");
             return Ok(());
         }
@@ -156,6 +173,12 @@ pub(super) async fn redact(
     }
     if let Some(reaction) = core.store.get_reaction_by_event(target).await? {
         if !reaction.user_id.starts_with('@') {
+            // A Slack user's reaction: theirs to remove, when they linked the redacting
+            // Matrix account (it came from there as their double puppet).
+            let user = crate::ids::UserId::from(reaction.user_id.as_str());
+            if user_login::is_linked(core, &portal.team_id, &r.sender, &user).await? {
+                return unreact_own(core, portal, room, event_id, &reaction, &r.sender).await;
+            }
             tracing::debug!(%target, "redaction of a Slack user's reaction; not removed on slack");
             return Ok(());
         }
@@ -163,19 +186,38 @@ pub(super) async fn redact(
         else {
             return Ok(());
         };
-        unreact(core, &rt, room, event_id, &reaction).await?;
+        unreact(core, &rt, room, event_id, &reaction, &r.sender).await?;
     }
     Ok(())
 }
 
-/// Removes the bot's Slack reaction once no Matrix user has that emoji on the message.
+/// Removes a Matrix user's Slack reaction: their own, made with their linked account, or
+/// the bot's once no Matrix user without a link has that emoji on the message.
 async fn unreact(
     core: &Core,
     rt: &LoginRuntime,
     room: &RoomId,
     event_id: &EventId,
     reaction: &ReactionRow,
+    sender: &UserId,
 ) -> Result<()> {
+    let (channel, ts, emoji) = (&reaction.channel_id, &reaction.msg_ts, &reaction.emoji);
+    if let Some(own) = user_login::client_of(core, &rt.slack, &reaction.team_id, sender).await? {
+        match own.reactions_remove(channel, ts, emoji).await {
+            Ok(()) => {
+                core.store.delete_reaction(&reaction.event_id).await?;
+                return Ok(());
+            }
+            Err(e) if e.is_auth_dead() => {
+                user_login::token_refused(core, &reaction.team_id, sender, &e.to_string()).await;
+            }
+            Err(e) if e.is_retryable() => return Err(e.into()),
+            // Not theirs (made by the bot before they linked): the bot's is removed below.
+            Err(e) => {
+                tracing::debug!(%event_id, error = %e, "the linked account has no such reaction; removing the bot's")
+            }
+        }
+    }
     let others = core
         .store
         .reactions_with(
@@ -185,9 +227,18 @@ async fn unreact(
             &reaction.emoji,
         )
         .await?;
-    let still_wanted = others
-        .iter()
-        .any(|o| o.user_id.starts_with('@') && o.event_id != reaction.event_id);
+    let mut still_wanted = false;
+    for o in others.iter().filter(|o| o.event_id != reaction.event_id) {
+        // Matrix users whose reaction is the bot's: those without a working link.
+        if let Ok(user) = UserId::parse(&o.user_id)
+            && user_login::client_of(core, &rt.slack, &o.team_id, &user)
+                .await?
+                .is_none()
+        {
+            still_wanted = true;
+            break;
+        }
+    }
     if !still_wanted {
         let result = rt
             .slack
@@ -205,6 +256,41 @@ async fn unreact(
     }
     core.store.delete_reaction(&reaction.event_id).await?;
     Ok(())
+}
+
+/// Removes a linked user's own Slack reaction with their token, when a Matrix user redacts
+/// its annotation.
+async fn unreact_own(
+    core: &Arc<Core>,
+    portal: &Portal,
+    room: &RoomId,
+    event_id: &EventId,
+    reaction: &ReactionRow,
+    sender: &UserId,
+) -> Result<()> {
+    let Some(rt) = gate(core, portal, room, sender, event_id, "reaction removal").await? else {
+        return Ok(());
+    };
+    let Some(own) = user_login::client_of(core, &rt.slack, &portal.team_id, sender).await? else {
+        return Ok(());
+    };
+    // Gone first: Slack's reaction_removed echo then finds nothing to redact.
+    core.store.delete_reaction(&reaction.event_id).await?;
+    let result = own
+        .reactions_remove(&reaction.channel_id, &reaction.msg_ts, &reaction.emoji)
+        .await;
+    if matches!(&result, Err(e) if e.is_retryable()) {
+        core.store.insert_reaction(reaction).await?;
+    }
+    settle(
+        core,
+        room,
+        event_id,
+        "reaction removal",
+        result,
+        &["no_reaction", "message_not_found"],
+    )
+    .await
 }
 
 pub(super) async fn react(
@@ -244,9 +330,33 @@ pub(super) async fn react(
         .await;
         return Ok(());
     };
-    let result = rt.slack.reactions_add(&row.channel_id, &row.ts, name).await;
+    // Recorded first: the Socket Mode echo of a reaction made as the user is then known.
+    let reaction = ReactionRow {
+        team_id: row.team_id.clone(),
+        channel_id: row.channel_id.clone(),
+        msg_ts: row.ts.clone(),
+        user_id: r.sender.to_string(),
+        emoji: name.to_owned(),
+        event_id: event_id.to_owned(),
+        room_id: room.to_owned(),
+    };
+    core.store.insert_reaction(&reaction).await?;
+    // As the sender's linked account, else one reaction of the bot for every Matrix user.
+    let (channel, ts) = (&row.channel_id, &row.ts);
+    let result = user_login::as_user(
+        core,
+        &rt.slack,
+        &portal.team_id,
+        &r.sender,
+        user_login::NOT_IN_CONVERSATION,
+        |c, _| async move { c.reactions_add(channel, ts, name).await },
+    )
+    .await?;
     let refused =
         matches!(&result, Err(e) if !e.is_retryable() && !already_done(e, &["already_reacted"]));
+    if refused {
+        core.store.delete_reaction(event_id).await?;
+    }
     settle(
         core,
         room,
@@ -257,17 +367,6 @@ pub(super) async fn react(
     )
     .await?;
     if !refused {
-        core.store
-            .insert_reaction(&ReactionRow {
-                team_id: row.team_id.clone(),
-                channel_id: row.channel_id.clone(),
-                msg_ts: row.ts.clone(),
-                user_id: r.sender.to_string(),
-                emoji: name.to_owned(),
-                event_id: event_id.to_owned(),
-                room_id: room.to_owned(),
-            })
-            .await?;
         tracing::debug!(%target, %name, "matrix reaction bridged");
     }
     Ok(())

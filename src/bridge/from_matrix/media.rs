@@ -22,9 +22,13 @@ use ruma::{
 
 use super::{LoginRuntime, Portal, notice};
 use crate::{
-    bridge::{BridgeError, Core, Result},
+    bridge::{BridgeError, Core, Result, user_login},
     ids::{ChannelId, TeamId, Ts},
-    slack::{requests::FileUpload, types::Message},
+    slack::{
+        requests::FileUpload,
+        types::Message,
+        web::{SlackClient, SlackError},
+    },
     store::{MessageRow, Outgoing},
 };
 
@@ -65,7 +69,9 @@ pub(super) async fn to_slack(
         Outgoing::New => {}
         Outgoing::Pending => {
             if let Some(file) = core.store.outgoing_file(event_id).await? {
-                match rt.slack.files_info(&file).await {
+                // Asked as whoever uploaded it: a file not shared yet is only theirs to see.
+                let own = user_login::client_of(core, &rt.slack, &portal.team_id, sender).await?;
+                match own.as_ref().unwrap_or(&rt.slack).files_info(&file).await {
                     Ok(_) => {
                         tracing::info!(%event_id, %file, "the earlier upload was completed; not uploading again");
                         return core
@@ -101,87 +107,157 @@ pub(super) async fn to_slack(
         ))
         .await;
     }
-    let download = match core.matrix.download_stream(&media.mxc).await {
-        Ok(r) => r,
-        Err(e) => {
-            let e = BridgeError::from(e);
-            if e.is_retryable() {
-                return Err(e);
+    let up = Upload {
+        core,
+        portal,
+        event_id,
+        sender,
+        media: &media,
+        thread_ts,
+    };
+    // As the sender's linked account (the file is theirs on Slack, with the caption alone);
+    // else, or where their account may not share, by the bot with their name.
+    if let Some(own) = user_login::client_of(core, &rt.slack, &portal.team_id, sender).await? {
+        match up.run(&own, media.caption.clone()).await? {
+            Ok(()) => return Ok(()),
+            Err(Refusal::Slack(e)) if e.is_auth_dead() => {
+                user_login::token_refused(core, &portal.team_id, sender, &e.to_string()).await;
             }
-            return fail(format!("the homeserver did not give the file: {e}")).await;
+            Err(Refusal::Slack(e))
+                if e.code()
+                    .is_some_and(|c| user_login::NOT_IN_CONVERSATION.contains(&c)) =>
+            {
+                tracing::debug!(%event_id, error = %e, "the linked Slack account cannot share here; relaying the file");
+            }
+            Err(refusal) => return fail(refusal.to_string()).await,
         }
-    };
-    // Slack wants the length first; a download without one goes through a temporary file.
-    let (body, len) = match download.content_length() {
-        Some(len) => (reqwest::Body::wrap_stream(download.bytes_stream()), len),
-        None => match spool(download).await {
-            Ok((file, len)) => (
-                reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file)),
-                len,
-            ),
-            Err(Spool::TooLarge) => {
-                return fail(format!(
-                    "it is larger than Slack accepts (at most {SLACK_MAX_FILE} bytes)"
-                ))
-                .await;
-            }
-            Err(Spool::Failed(e)) => {
-                return Err(BridgeError::Other(format!(
-                    "downloading the file from the homeserver: {e}"
-                )));
-            }
-        },
-    };
-    if len > SLACK_MAX_FILE {
-        return fail(format!(
-            "it is larger than Slack accepts ({len} bytes, at most {SLACK_MAX_FILE})"
-        ))
-        .await;
-    }
-    let target = match rt
-        .slack
-        .files_get_upload_url_external(&media.name, len)
-        .await
-    {
-        Ok(t) => t,
-        Err(e) if e.is_retryable() => return Err(e.into()),
-        Err(e) => return fail(e.to_string()).await,
-    };
-    core.store
-        .set_outgoing_file(event_id, &target.file_id, sender)
-        .await?;
-    if let Err(e) = rt
-        .slack
-        .upload_stream_to_url(&target.upload_url, body, len)
-        .await
-    {
-        return if e.is_retryable() {
-            Err(e.into())
-        } else {
-            fail(e.to_string()).await
-        };
     }
     let comment = relay_comment(display_name, media.caption.as_deref());
-    let done = rt
-        .slack
-        .files_complete_upload_external(
-            &[FileUpload {
-                id: target.file_id.clone(),
-                title: Some(media.name.clone()),
-            }],
-            Some(&portal.channel_id),
-            thread_ts,
-            Some(&comment),
-        )
-        .await;
-    match done {
-        Ok(_) => {
-            core.store.mark_outgoing_uploaded(event_id).await?;
-            tracing::debug!(%event_id, file = %target.file_id, channel = %portal.channel_id, "matrix file uploaded to slack");
-            Ok(())
+    match up.run(&rt.slack, Some(comment)).await? {
+        Ok(()) => Ok(()),
+        Err(refusal) => fail(refusal.to_string()).await,
+    }
+}
+
+/// Why a file was not shared: Slack's answer, or the file itself.
+enum Refusal {
+    Slack(SlackError),
+    File(String),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Slack(e) => e.fmt(f),
+            Refusal::File(reason) => f.write_str(reason),
         }
-        Err(e) if e.is_retryable() => Err(e.into()),
-        Err(e) => fail(e.to_string()).await,
+    }
+}
+
+/// One upload of a Matrix file into a Slack conversation.
+struct Upload<'a> {
+    core: &'a Core,
+    portal: &'a Portal,
+    event_id: &'a EventId,
+    sender: &'a UserId,
+    media: &'a Media,
+    thread_ts: Option<&'a Ts>,
+}
+
+impl Upload<'_> {
+    /// Downloads the file from the homeserver and shares it with `slack`'s account, with
+    /// `comment`. Err: what may pass (retried); Ok(Err): refused.
+    async fn run(
+        &self,
+        slack: &SlackClient,
+        comment: Option<String>,
+    ) -> Result<std::result::Result<(), Refusal>> {
+        let Upload {
+            core,
+            portal,
+            event_id,
+            sender,
+            media,
+            thread_ts,
+        } = self;
+        let too_large = |len: Option<u64>| {
+            Ok(Err(Refusal::File(match len {
+                Some(len) => format!(
+                    "it is larger than Slack accepts ({len} bytes, at most {SLACK_MAX_FILE})"
+                ),
+                None => format!("it is larger than Slack accepts (at most {SLACK_MAX_FILE} bytes)"),
+            })))
+        };
+        let download = match core.matrix.download_stream(&media.mxc).await {
+            Ok(r) => r,
+            Err(e) => {
+                let e = BridgeError::from(e);
+                if e.is_retryable() {
+                    return Err(e);
+                }
+                return Ok(Err(Refusal::File(format!(
+                    "the homeserver did not give the file: {e}"
+                ))));
+            }
+        };
+        // Slack wants the length first; a download without one goes through a temporary file.
+        let (body, len) = match download.content_length() {
+            Some(len) => (reqwest::Body::wrap_stream(download.bytes_stream()), len),
+            None => match spool(download).await {
+                Ok((file, len)) => (
+                    reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file)),
+                    len,
+                ),
+                Err(Spool::TooLarge) => return too_large(None),
+                Err(Spool::Failed(e)) => {
+                    return Err(BridgeError::Other(format!(
+                        "downloading the file from the homeserver: {e}"
+                    )));
+                }
+            },
+        };
+        if len > SLACK_MAX_FILE {
+            return too_large(Some(len));
+        }
+        let refused = |e: SlackError| -> Result<std::result::Result<(), Refusal>> {
+            if e.is_retryable() {
+                Err(e.into())
+            } else {
+                Ok(Err(Refusal::Slack(e)))
+            }
+        };
+        let target = match slack.files_get_upload_url_external(&media.name, len).await {
+            Ok(t) => t,
+            Err(e) => return refused(e),
+        };
+        core.store
+            .set_outgoing_file(event_id, &target.file_id, sender)
+            .await?;
+        if let Err(e) = slack
+            .upload_stream_to_url(&target.upload_url, body, len)
+            .await
+        {
+            return refused(e);
+        }
+        let done = slack
+            .files_complete_upload_external(
+                &[FileUpload {
+                    id: target.file_id.clone(),
+                    title: Some(media.name.clone()),
+                }],
+                Some(&portal.channel_id),
+                *thread_ts,
+                comment.as_deref(),
+            )
+            .await;
+        match done {
+            Ok(_) => {
+                core.store.mark_outgoing_uploaded(event_id).await?;
+                tracing::debug!(%event_id, file = %target.file_id, channel = %portal.channel_id, "matrix file uploaded to slack");
+                Ok(Ok(()))
+            }
+            Err(e) => refused(e),
+        }
     }
 }
 
@@ -257,6 +333,25 @@ pub async fn on_echo(
         tracing::debug!(event_id = %up.event_id, ts = %msg.ts, file = %file.id, "slack share of a matrix file recorded");
     }
     Ok(())
+}
+
+/// Whether a Slack message is the share of Matrix files: every file in it is one the
+/// bridge uploaded (recorded before its bytes were sent).
+pub async fn is_echo(core: &Core, team_id: &TeamId, msg: &Message) -> Result<bool> {
+    if msg.files.is_empty() {
+        return Ok(false);
+    }
+    for file in &msg.files {
+        if core
+            .store
+            .outgoing_by_file(team_id, &file.id)
+            .await?
+            .is_none()
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// The file of a media msgtype (not encrypted ones: the bridge is in no encrypted room).

@@ -115,21 +115,18 @@ pub(super) async fn to_slack(
         ..own.clone()
     };
     let started = std::time::Instant::now();
-    let result = match user_login::client_of(core, &rt.slack, &portal.team_id, sender).await? {
-        Some(client) => match client.chat_post_message(&own).await {
-            Err(e) if e.is_auth_dead() => {
-                user_login::token_refused(core, &portal.team_id, sender, &e.to_string()).await;
-                rt.slack.chat_post_message(&relay).await
-            }
-            // Their account is not in this conversation: the relay is.
-            Err(e) if matches!(e.code(), Some("not_in_channel" | "channel_not_found")) => {
-                tracing::debug!(%event_id, channel = %portal.channel_id, error = %e, "the linked Slack account cannot post here; relaying");
-                rt.slack.chat_post_message(&relay).await
-            }
-            other => other,
+    let result = user_login::as_user(
+        core,
+        &rt.slack,
+        &portal.team_id,
+        sender,
+        user_login::NOT_IN_CONVERSATION,
+        |c, as_them| {
+            let post = if as_them { &own } else { &relay };
+            async move { c.chat_post_message(post).await }
         },
-        None => rt.slack.chat_post_message(&relay).await,
-    };
+    )
+    .await?;
     core.metrics.slack_send(started.elapsed());
     match result {
         Ok(posted) => {

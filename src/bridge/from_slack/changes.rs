@@ -56,11 +56,22 @@ pub(super) async fn on_changed(
         tracing::debug!(%channel, ts = %message.ts, edit = %edited.ts, "edit already bridged");
         return Ok(());
     }
-    if first.sender.starts_with('@') {
-        // A message from Matrix: only our own bot can edit it on Slack, and that is the echo.
-        return Ok(());
+    if core.is_expected_edit(rt.team_id(), channel, &message.ts, &message.text) {
+        tracing::debug!(%channel, ts = %message.ts, "the echo of an edit from matrix");
+        return core
+            .store
+            .set_message_edit_ts(rt.team_id(), channel, &message.ts, &edited.ts)
+            .await
+            .map_err(Into::into);
     }
     let target = Target::of(core, rt, channel, &sender_of(message)?).await?;
+    if first.sender.starts_with('@') && target.sender.as_str() != first.sender {
+        // A message from Matrix, edited on Slack: an edit only its Matrix author may send,
+        // so it shows when they are this Slack user's double puppet. (The bot's own edits
+        // are echoes, dropped before.)
+        tracing::debug!(%channel, ts = %message.ts, "slack edit of a matrix message whose author cannot be puppeted; not bridged");
+        return Ok(());
+    }
     let is_me = message.subtype.as_deref() == Some("me_message");
     let content = message_content(core, rt, message, is_me).await;
     let before = match previous {

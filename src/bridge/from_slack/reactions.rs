@@ -51,6 +51,16 @@ pub(super) async fn on_added(
         return Ok(());
     };
     let team = rt.team_id();
+    if let Some(l) = core.store.user_login_by_slack(team, &r.user).await? {
+        // The echo of a reaction a Matrix user made with their linked account.
+        let same = core
+            .store
+            .reactions_with(team, &channel, &ts, &r.reaction)
+            .await?;
+        if same.iter().any(|s| s.user_id == l.mxid.as_str()) {
+            return Ok(());
+        }
+    }
     let had = core
         .store
         .reactions_of(team, &channel, &ts, &r.user)
@@ -120,17 +130,14 @@ pub(super) async fn on_removed(
         return Ok(());
     };
     let target = Target::in_room(core, rt, &row.room_id, &r.user.clone().into()).await?;
-    let (room, event) = (&row.room_id, &row.event_id);
+    let event = &row.event_id;
     let txn = format!("slack-unreact-{}", row.event_id);
-    match core
-        .matrix
-        .redact(Some(&target.ghost), room, event, &txn, None)
-        .await
-    {
-        Ok(_) => {}
-        Err(e) if e.errcode() == Some("M_NOT_FOUND") => {}
-        Err(e) => return Err(e.into()),
+    // Gone first: the redaction's echo (from a double puppet) then finds nothing to remove
+    // on Slack. Back when the redaction fails, for the retry.
+    core.store.delete_reaction(event).await?;
+    if let Err(e) = target.redact(core, event, &txn).await {
+        core.store.insert_reaction(&row).await?;
+        return Err(e);
     }
-    core.store.delete_reaction(&row.event_id).await?;
     Ok(())
 }

@@ -136,6 +136,11 @@ impl SlackClient {
         &self.inner.api_url
     }
 
+    /// Whether this client acts as a Slack user ([`Self::for_user`]) rather than the bot.
+    pub fn is_user(&self) -> bool {
+        self.inner.bot_token.expose().starts_with("xoxp-")
+    }
+
     /// A client that acts as a Slack user (their `xoxp-…` token from `login-user`): every
     /// method sends that token, paced apart from the bot, as Slack limits user tokens per user.
     pub fn for_user(&self, token: Secret) -> SlackClient {
