@@ -66,6 +66,12 @@ let
     // optionalAttrs (cfg.database.passwordFile != null) {
       database_password = cfg.database.passwordFile;
     }
+    // optionalAttrs (cfg.oauthClientSecretFile != null) {
+      oauth_client_secret = cfg.oauthClientSecretFile;
+    }
+    // lib.mapAttrs' (
+      domain: path: lib.nameValuePair (doublePuppetCredential domain) path
+    ) cfg.doublePuppetSecretFiles
     // lib.listToAttrs (
       lib.concatLists (
         lib.imap0 (i: login: [
@@ -75,6 +81,8 @@ let
       )
     );
   credential = name: "${credentialsDir}/${name}";
+  # A credential name for a domain's double-puppet secret (a port's colon is not allowed).
+  doublePuppetCredential = domain: "double_puppet_${lib.replaceStrings [ ":" ] [ "_" ] domain}";
 
   localDatabaseUri = "postgres://${cfg.user}@localhost/${cfg.user}?host=/run/postgresql";
   databaseUri =
@@ -107,12 +115,21 @@ let
       // optionalAttrs (cfg.database.passwordFile != null) {
         password_file = credential "database_password";
       };
-      slack = optionalAttrs (cfg.logins != [ ]) {
-        logins = lib.imap0 (i: login: {
-          bot_token_file = credential "slack_bot_token_${toString i}";
-          app_token_file = credential "slack_app_token_${toString i}";
-          inherit (login) owner;
-        }) cfg.logins;
+      slack =
+        optionalAttrs (cfg.logins != [ ]) {
+          logins = lib.imap0 (i: login: {
+            bot_token_file = credential "slack_bot_token_${toString i}";
+            app_token_file = credential "slack_app_token_${toString i}";
+            inherit (login) owner;
+          }) cfg.logins;
+        }
+        // optionalAttrs (cfg.oauthClientSecretFile != null) {
+          oauth.client_secret_file = credential "oauth_client_secret";
+        };
+      bridge = optionalAttrs (cfg.doublePuppetSecretFiles != { }) {
+        double_puppet.secret_files = lib.mapAttrs (
+          domain: _: credential (doublePuppetCredential domain)
+        ) cfg.doublePuppetSecretFiles;
       };
     }
   );
@@ -333,6 +350,18 @@ in
     };
     encryptionKeyFile = secretFileOption "encryption key of the stored Slack tokens" // {
       description = "File with the key that seals the Slack tokens in the database (32 bytes, base64). Default: generated once into the state directory (back it up with the database); `slack-bridge rotate-key` replaces it there.";
+    };
+
+    oauthClientSecretFile = secretFileOption "Slack app's OAuth Client Secret" // {
+      description = "File with the Slack app's Client Secret (slack.oauth.client_secret), for `login-user` through Slack's approval page; settings.slack.oauth holds the client_id and redirect_url.";
+    };
+    doublePuppetSecretFiles = mkOption {
+      type = types.attrsOf secretPath;
+      default = { };
+      example = {
+        "example.org" = "/run/secrets/slack-bridge/double_puppet";
+      };
+      description = "Per homeserver domain, a file with `as_token:<token>` of the double-puppet appservice (bridge.double_puppet.secret_files; see the README, Double puppeting), read through LoadCredential.";
     };
 
     database = {

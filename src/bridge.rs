@@ -31,11 +31,11 @@ use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId};
 use tokio::sync::OwnedMutexGuard;
 
 use crate::{
-    config::Config,
+    config::{self, Config},
     ids::{ChannelId, TeamId, Ts},
     matrix::{MatrixClient, MatrixError, Namespace},
     metrics::Metrics,
-    slack::web::SlackError,
+    slack::web::{SlackClient, SlackError},
     store::{Store, StoreError},
     supervisor::Supervisor,
 };
@@ -133,6 +133,9 @@ pub struct Core {
     /// Edits made on Slack with a linked user's token, by message: the text whose
     /// `message_changed` is their echo (it comes from the user, not the bot).
     expected_edits: Mutex<HashMap<(TeamId, ChannelId, Ts), String>>,
+    /// One Slack client per linked Matrix user and workspace, so Slack's pacing of their
+    /// token is learned once and kept.
+    user_clients: Mutex<HashMap<(TeamId, OwnedUserId), SlackClient>>,
 }
 
 impl Core {
@@ -162,6 +165,7 @@ impl Core {
             joined: Mutex::new(HashSet::new()),
             membership_moves: Mutex::new(HashMap::new()),
             expected_edits: Mutex::new(HashMap::new()),
+            user_clients: Mutex::new(HashMap::new()),
         })
     }
 
@@ -304,6 +308,27 @@ impl Core {
             .expect("membership moves")
             .get(&(room.to_owned(), user.to_owned()))
             .is_some_and(|at| *at >= since)
+    }
+
+    /// The client acting as `mxid`'s linked Slack account with `token`: the one made
+    /// before while the token is the same, so its pacing carries over.
+    pub fn user_client(
+        &self,
+        team: &TeamId,
+        mxid: &UserId,
+        bot: &SlackClient,
+        token: config::Secret,
+    ) -> SlackClient {
+        let mut clients = self.user_clients.lock().expect("user clients");
+        let key = (team.clone(), mxid.to_owned());
+        match clients.get(&key) {
+            Some(c) if c.has_token(&token) => c.clone(),
+            _ => {
+                let c = bot.for_user(token);
+                clients.insert(key, c.clone());
+                c
+            }
+        }
     }
 
     /// The bridge is changing a message's text on Slack as a linked user.

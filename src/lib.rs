@@ -19,7 +19,9 @@
 //!   (HTML too deep or too large to parse goes as its plain body; `tests/fuzz.rs` checks);
 //! - [`bridge`]: logins, portals, ghosts and both directions of message flow, through one
 //!   durable queue per portal each way ([`bridge::queue`]); a new portal's backfill and the
-//!   catch-up after a gap run as tasks in those queues ([`bridge::history`]);
+//!   catch-up after a gap run as tasks in those queues ([`bridge::history`]); Matrix users
+//!   who link their Slack account act there as themselves ([`bridge::user_login`]) and
+//!   appear in Matrix as themselves ([`bridge::double_puppet`]);
 //! - [`retry`]: the one backoff policy every retry loop uses;
 //! - [`crypto`]: the encryption key and the sealing of stored Slack tokens; [`rotate_key`]:
 //!   `slack-bridge rotate-key`;

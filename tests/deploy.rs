@@ -280,6 +280,57 @@ fn every_nix_file_parses() {
     }
 }
 
+/// The OAuth client secret (for `login-user`) and the double-puppet secrets are files too:
+/// credentials of the unit, named by path in the config, valid for the bridge.
+#[test]
+fn module_passes_the_oauth_and_double_puppet_secrets_as_credentials() {
+    let test = "module_passes_the_oauth_and_double_puppet_secrets_as_credentials";
+    let machine = Machine::new();
+    let client = machine.secret("oauth_client_secret", "secret-oauth-client\n");
+    let puppet = machine.secret("double_puppet", "as_token:secret-puppet-token\n");
+    let Some(r) = evaluated(
+        test,
+        &format!(
+            r#"{{
+              services.slack-bridge = {{
+                enable = true;
+                settings.homeserver.domain = "example.org";
+                settings.slack.oauth = {{ client_id = "1.2"; redirect_url = "https://b.example.org/ok"; }};
+                database.createLocally = false;
+                oauthClientSecretFile = "{client}";
+                doublePuppetSecretFiles."example.org" = "{puppet}";
+              }};
+            }}"#
+        ),
+    ) else {
+        return;
+    };
+    assert_eq!(r["failedAssertions"], Value::Array(vec![]));
+    let unit = &r["units"]["slack-bridge"];
+    assert_eq!(
+        strings(&unit["serviceConfig"]["LoadCredential"]),
+        [
+            format!("double_puppet_example.org:{puppet}"),
+            format!("oauth_client_secret:{client}"),
+        ]
+    );
+    let text = r["configText"].as_str().unwrap();
+    assert!(!text.contains("secret-"), "a secret in the store: {text}");
+    let config = machine.start(&r);
+    let y = yaml(&config);
+    assert_eq!(
+        y["slack"]["oauth"]["client_secret_file"].as_str().unwrap(),
+        machine.path("credentials/oauth_client_secret")
+    );
+    assert_eq!(y["slack"]["oauth"]["client_id"], "1.2", "the settings stay");
+    assert_eq!(
+        y["bridge"]["double_puppet"]["secret_files"]["example.org"]
+            .as_str()
+            .unwrap(),
+        machine.path("credentials/double_puppet_example.org")
+    );
+}
+
 #[test]
 fn module_with_sqlite_renders_a_hardened_unit_and_a_valid_config() {
     let test = "module_with_sqlite_renders_a_hardened_unit_and_a_valid_config";

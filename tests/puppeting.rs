@@ -661,6 +661,38 @@ async fn a_linked_users_slack_side_comes_from_their_matrix_account(
         .collect();
     assert_eq!(edits.len(), 2, "the Slack edit and the owner's: {edits:#?}");
 
+    // What he posted from Matrix (as Dave), Dave edits on Slack: the edit comes from the
+    // owner's account, as the original did.
+    let mine = w
+        .owner
+        .send_text(&room, "posted from matrix")
+        .await
+        .unwrap();
+    let post = w.wait_for_post("posted from matrix").await;
+    let mine_ts = post.response["ts"].as_str().unwrap().to_owned();
+    w.emu
+        .edit(
+            &dave,
+            &general,
+            &mine_ts,
+            "posted from matrix, fixed on slack",
+        )
+        .unwrap();
+    let slack_edit = w
+        .owner
+        .wait_for_event(
+            &room,
+            |e: &Value| e["content"]["m.relates_to"]["event_id"] == mine.as_str(),
+            WAIT,
+        )
+        .await
+        .expect("Dave's Slack edit of the Matrix message");
+    assert_eq!(slack_edit["sender"], me.as_str());
+    assert_eq!(
+        slack_edit["content"]["m.new_content"]["body"],
+        "posted from matrix, fixed on slack"
+    );
+
     // And deletes it in Matrix: deleted on Slack as Dave.
     w.owner.redact(&room, &msg_id, None).await.unwrap();
     poll("the delete on Slack", WAIT, async || {

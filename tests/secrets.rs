@@ -1,7 +1,8 @@
 //! No secret in any log line, at trace level for every crate: the bridge binary logs in by
 //! command (once with wrong tokens), links a Slack user account through OAuth (after a refused
-//! user token), moves files both ways (with a failed download and a failed upload on the way),
-//! and its whole log is searched for every token, the OAuth client secret and code, every
+//! user token), brings that account's Slack message as the user's double puppet, moves files
+//! both ways (with a failed download and a failed upload on the way), and its whole log is
+//! searched for every token, the OAuth client secret and code, the double-puppet as_token, every
 //! pre-signed upload URL, every private file URL and every Socket Mode URL it was handed.
 
 mod support;
@@ -9,20 +10,18 @@ mod support;
 use serde_json::json;
 use slack_emulator::Workspace;
 use support::{
+    bridge::EnvOptions,
     process::BridgeProcess,
-    world::{WAIT, body, management_room_of, poll, wait_after, world_with},
+    world::{WAIT, body, management_room_of, poll, wait_after, world_with_env},
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_secret_reaches_the_log_at_trace_level() {
-    let w = world_with(
-        testkit::HomeserverKind::Synapse,
-        Workspace::demo(),
-        None,
-        false,
-        vec![],
-    )
-    .await;
+    let opts = EnvOptions {
+        double_puppet: true,
+        ..EnvOptions::default()
+    };
+    let w = world_with_env(Workspace::demo(), None, false, opts).await;
     let (client_id, client_secret) = w.emu.oauth_client();
     w.env.edit_config(
         "    client_id: \"\"",
@@ -75,6 +74,19 @@ async fn no_secret_reaches_the_log_at_trace_level() {
     let general = w.emu.channel_id("general").unwrap();
     let room = w.joined_room_of(&general).await;
     let alice = w.emu.user_id("alice").unwrap();
+
+    // The linked account writes on Slack: it comes from the owner's account (the
+    // double-puppet appservice's token).
+    let dave = w.emu.user_id("dave").unwrap();
+    w.emu
+        .post_message(&dave, &general, "as my own account")
+        .unwrap();
+    let own = w
+        .owner
+        .wait_for_text(&room, "as my own account", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(own["sender"], w.owner.user_id());
 
     // Slack → Matrix: one file whose first download fails, one that goes through.
     w.emu.fail_status("files.download", 1, 500);
@@ -161,9 +173,14 @@ async fn no_secret_reaches_the_log_at_trace_level() {
                 .to_owned(),
         ),
     ];
+    let puppet = &config.bridge.double_puppet.secrets["test.local"];
+    let puppet = puppet.expose().strip_prefix("as_token:").unwrap();
+    secrets.push(("the double-puppet as_token".into(), puppet.to_owned()));
+    // (Dave's token has no files:write: his files go through the relay.)
     for call in w.emu.calls("files.getUploadURLExternal") {
-        let url = call.response["upload_url"].as_str().unwrap().to_owned();
-        secrets.push(("a pre-signed upload URL".into(), url));
+        if let Some(url) = call.response["upload_url"].as_str() {
+            secrets.push(("a pre-signed upload URL".into(), url.to_owned()));
+        }
     }
     for call in w.emu.calls("apps.connections.open") {
         if let Some(url) = call.response["url"].as_str() {

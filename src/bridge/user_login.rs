@@ -223,7 +223,7 @@ pub async fn client_of(
         .get_user_login(sender, team)
         .await?
         .filter(|l| l.state == LoginState::Ok)
-        .map(|l| slack.for_user(l.token)))
+        .map(|l| core.user_client(team, sender, slack, l.token)))
 }
 
 /// Makes a Slack call as `sender`: with their linked account when they have one that works,
@@ -255,8 +255,9 @@ where
     Ok(call(bot.clone(), false).await)
 }
 
-/// Slack's answers to a linked account that is not in the conversation.
-pub const NOT_IN_CONVERSATION: &[&str] = &["not_in_channel", "channel_not_found"];
+/// Slack's answers to a linked account that is not in the conversation, or that was not
+/// granted the scope (`reactions:write`, `files:write`): the relay does it instead.
+pub const RELAY_INSTEAD: &[&str] = &["not_in_channel", "channel_not_found", "missing_scope"];
 
 /// Changes a message on Slack as its author: the sender's linked account when they have one
 /// (what it posted is only its own to change), and the bot for what the relay posted (before

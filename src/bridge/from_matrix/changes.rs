@@ -348,7 +348,7 @@ pub(super) async fn react(
         &rt.slack,
         &portal.team_id,
         &r.sender,
-        user_login::NOT_IN_CONVERSATION,
+        user_login::RELAY_INSTEAD,
         |c, _| async move { c.reactions_add(channel, ts, name).await },
     )
     .await?;

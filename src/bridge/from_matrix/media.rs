@@ -125,7 +125,7 @@ pub(super) async fn to_slack(
             }
             Err(Refusal::Slack(e))
                 if e.code()
-                    .is_some_and(|c| user_login::NOT_IN_CONVERSATION.contains(&c)) =>
+                    .is_some_and(|c| user_login::RELAY_INSTEAD.contains(&c)) =>
             {
                 tracing::debug!(%event_id, error = %e, "the linked Slack account cannot share here; relaying the file");
             }

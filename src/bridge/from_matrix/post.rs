@@ -120,7 +120,7 @@ pub(super) async fn to_slack(
         &rt.slack,
         &portal.team_id,
         sender,
-        user_login::NOT_IN_CONVERSATION,
+        user_login::RELAY_INSTEAD,
         |c, as_them| {
             let post = if as_them { &own } else { &relay };
             async move { c.chat_post_message(post).await }

@@ -136,6 +136,11 @@ impl SlackClient {
         &self.inner.api_url
     }
 
+    /// Whether this client sends `token`.
+    pub fn has_token(&self, token: &Secret) -> bool {
+        self.inner.bot_token.expose() == token.expose()
+    }
+
     /// Whether this client acts as a Slack user ([`Self::for_user`]) rather than the bot.
     pub fn is_user(&self) -> bool {
         self.inner.bot_token.expose().starts_with("xoxp-")
