@@ -42,6 +42,41 @@ use crate::{
 
 pub use login::LoginRuntime;
 
+/// How long an edit made as a linked user waits for its Socket Mode echo.
+const EXPECTED_EDIT_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The texts edits made as linked users set, by message, until their echoes come.
+#[derive(Default)]
+struct ExpectedEdits(HashMap<(TeamId, ChannelId, Ts), Vec<(String, std::time::Instant)>>);
+
+impl ExpectedEdits {
+    /// Expects `text`; expectations older than [`EXPECTED_EDIT_TTL`] (an echo that never
+    /// came) are dropped.
+    fn expect(&mut self, key: (TeamId, ChannelId, Ts), text: &str, now: std::time::Instant) {
+        self.0.retain(|_, texts| {
+            texts.retain(|(_, at)| now.duration_since(*at) < EXPECTED_EDIT_TTL);
+            !texts.is_empty()
+        });
+        self.0.entry(key).or_default().push((text.to_owned(), now));
+    }
+
+    /// Whether `text` was expected; that expectation and the ones before it (whose echoes
+    /// Slack sent first) are used up.
+    fn take(&mut self, key: &(TeamId, ChannelId, Ts), text: &str) -> bool {
+        let Some(texts) = self.0.get_mut(key) else {
+            return false;
+        };
+        let Some(i) = texts.iter().position(|(t, _)| t == text) else {
+            return false;
+        };
+        texts.drain(..=i);
+        if texts.is_empty() {
+            self.0.remove(key);
+        }
+        true
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BridgeError {
     #[error("homeserver: {0}")]
@@ -132,7 +167,7 @@ pub struct Core {
     membership_moves: Mutex<HashMap<(OwnedRoomId, OwnedUserId), std::time::Instant>>,
     /// Edits made on Slack with a linked user's token, by message: the text whose
     /// `message_changed` is their echo (it comes from the user, not the bot).
-    expected_edits: Mutex<HashMap<(TeamId, ChannelId, Ts), String>>,
+    expected_edits: Mutex<ExpectedEdits>,
     /// One Slack client per linked Matrix user and workspace, so Slack's pacing of their
     /// token is learned once and kept.
     user_clients: Mutex<HashMap<(TeamId, OwnedUserId), SlackClient>>,
@@ -164,7 +199,7 @@ impl Core {
             history: history::Registry::default(),
             joined: Mutex::new(HashSet::new()),
             membership_moves: Mutex::new(HashMap::new()),
-            expected_edits: Mutex::new(HashMap::new()),
+            expected_edits: Mutex::default(),
             user_clients: Mutex::new(HashMap::new()),
         })
     }
@@ -333,14 +368,15 @@ impl Core {
 
     /// The bridge is changing a message's text on Slack as a linked user.
     pub fn expect_edit(&self, team: &TeamId, channel: &ChannelId, ts: &Ts, text: &str) {
-        self.expected_edits
-            .lock()
-            .expect("expected edits")
-            .insert((team.clone(), channel.clone(), ts.clone()), text.to_owned());
+        let key = (team.clone(), channel.clone(), ts.clone());
+        self.expected_edits.lock().expect("expected edits").expect(
+            key,
+            text,
+            std::time::Instant::now(),
+        );
     }
 
-    /// Whether a `message_changed` to `text` is the echo of [`Self::expect_edit`]; the
-    /// expectation is used up either way.
+    /// Whether a `message_changed` to `text` is the echo of an [`Self::expect_edit`].
     pub fn is_expected_edit(
         &self,
         team: &TeamId,
@@ -348,11 +384,11 @@ impl Core {
         ts: &Ts,
         text: &str,
     ) -> bool {
+        let key = (team.clone(), channel.clone(), ts.clone());
         self.expected_edits
             .lock()
             .expect("expected edits")
-            .remove(&(team.clone(), channel.clone(), ts.clone()))
-            .is_some_and(|t| t == text)
+            .take(&key, text)
     }
 
     pub fn mark_joined(&self, room: &RoomId, user: &UserId) {
@@ -377,5 +413,45 @@ impl Core {
         );
         OwnedUserId::try_from(mxid.as_str())
             .map_err(|e| BridgeError::Other(format!("ghost id {mxid}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_echoes_are_known_in_order_and_not_forever() {
+        let key = || {
+            (
+                TeamId::from("T1"),
+                ChannelId::from("C1"),
+                Ts::from("1.000001"),
+            )
+        };
+        let mut e = ExpectedEdits::default();
+        let t0 = std::time::Instant::now();
+        // Two quick edits: both echoes are known, in their order.
+        e.expect(key(), "one", t0);
+        e.expect(key(), "two", t0);
+        assert!(e.take(&key(), "one"));
+        assert!(!e.take(&key(), "one"), "used up");
+        assert!(e.take(&key(), "two"));
+        // An echo that is skipped (Slack sent only the last) uses up the earlier ones.
+        e.expect(key(), "a", t0);
+        e.expect(key(), "b", t0);
+        assert!(e.take(&key(), "b"));
+        assert!(!e.take(&key(), "a"));
+        // Someone else's text is not an echo.
+        e.expect(key(), "mine", t0);
+        assert!(!e.take(&key(), "theirs"));
+        // An expectation whose echo never came is gone after the TTL.
+        e.expect(
+            key(),
+            "late",
+            t0 + EXPECTED_EDIT_TTL + std::time::Duration::from_secs(1),
+        );
+        assert!(!e.take(&key(), "mine"));
+        assert!(e.take(&key(), "late"));
     }
 }

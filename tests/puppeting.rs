@@ -496,6 +496,33 @@ async fn a_linked_user_reacts_shares_and_is_mentioned_as_themselves(
     assert_eq!(files.len(), 1, "only the owner's: {files:#?}");
     assert_eq!(files[0]["sender"], w.owner.user_id());
 
+    // A second one, which Dave takes back on Slack: its annotation goes in Matrix too.
+    let tada = w
+        .owner
+        .send_event(
+            &room,
+            "m.reaction",
+            &json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": lunch_id, "key": "🎉"}}),
+        )
+        .await
+        .unwrap();
+    poll("Dave's tada on Slack", WAIT, async || {
+        let m = w.emu.message(&general, &ts)?;
+        let names: Vec<Value> = m["reactions"]
+            .as_array()?
+            .iter()
+            .map(|r| r["name"].clone())
+            .collect();
+        names.contains(&json!("tada")).then_some(())
+    })
+    .await;
+    w.emu.unreact(&dave, &general, &ts, "tada").unwrap();
+    poll("the tada redacted in Matrix", WAIT, async || {
+        let e = w.owner.event(&room, &tada).await.ok()?;
+        (e["content"] == json!({})).then_some(())
+    })
+    .await;
+
     // Removed in Matrix: removed as Dave.
     w.owner.redact(&room, &reaction, None).await.unwrap();
     let remove = poll("reactions.remove", WAIT, async || {
@@ -539,10 +566,22 @@ async fn a_linked_users_slack_side_comes_from_their_matrix_account(
     let w = setup_with(hs, db, false, true).await;
     let bridge = w.env.run_bridge_full().await;
     let dm = management_room_of(&w.owner).await;
-    let dave = link_dave(&w, &dm).await;
     let general = w.emu.channel_id("general").unwrap();
     let room = w.joined_room_of(&general).await;
     let me = w.owner.user_id().to_owned();
+    // Before the link, Dave's ghost brings what he writes.
+    let dave = w.emu.user_id("dave").unwrap().to_string();
+    let early_ts = w
+        .emu
+        .post_message(&dave, &general, "before the link")
+        .unwrap();
+    let early = w
+        .owner
+        .wait_for_text(&room, "before the link", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(early["sender"], w.ghost(&dave));
+    link_dave(&w, &dm).await;
 
     let ts = w
         .emu
@@ -660,6 +699,22 @@ async fn a_linked_users_slack_side_comes_from_their_matrix_account(
         })
         .collect();
     assert_eq!(edits.len(), 2, "the Slack edit and the owner's: {edits:#?}");
+
+    // The message from before the link, edited on Slack: the edit is the ghost's, as the
+    // original is (clients ignore a replacement from someone else).
+    w.emu
+        .edit(&dave, &general, &early_ts, "before the link, edited after")
+        .unwrap();
+    let early_edit = w
+        .owner
+        .wait_for_event(
+            &room,
+            |e: &Value| e["content"]["m.relates_to"]["event_id"] == early["event_id"],
+            WAIT,
+        )
+        .await
+        .expect("the edit of the early message");
+    assert_eq!(early_edit["sender"], w.ghost(&dave));
 
     // What he posted from Matrix (as Dave), Dave edits on Slack: the edit comes from the
     // owner's account, as the original did.

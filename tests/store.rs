@@ -572,6 +572,7 @@ async fn messages_and_reactions(db: &TestDb) {
         emoji: "thumbsup".into(),
         event_id: event_id("$react"),
         room_id: room_id("!r:x"),
+        made_as: None,
     };
     assert!(store.insert_reaction(&r).await.unwrap());
     assert!(!store.insert_reaction(&r).await.unwrap());
@@ -620,6 +621,28 @@ async fn messages_and_reactions(db: &TestDb) {
             .unwrap(),
         std::slice::from_ref(&r)
     );
+    // A Matrix user's reaction, made as their linked Slack account once Slack said so.
+    let mine = ReactionRow {
+        user_id: "@a:x".into(),
+        event_id: event_id("$mine"),
+        ..r.clone()
+    };
+    assert!(store.insert_reaction(&mine).await.unwrap());
+    store
+        .set_reaction_made_as(&event_id("$mine"), Some(&"U9".into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_reaction_by_event(&event_id("$mine"))
+            .await
+            .unwrap()
+            .unwrap()
+            .made_as
+            .as_deref(),
+        Some("U9")
+    );
+    assert!(store.delete_reaction(&event_id("$mine")).await.unwrap());
     assert!(store.delete_reaction(&event_id("$react")).await.unwrap());
 
     // Edits and deletes are recorded on every part.

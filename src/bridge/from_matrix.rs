@@ -171,6 +171,10 @@ impl QueueHandler for Outbound {
             if let Err(e) = core.store.fail_outgoing(&event_id, reason).await {
                 tracing::error!(error = %e, "cannot record a failed send");
             }
+            // A reaction is recorded before Slack is asked: one that never got there is not.
+            if let Err(e) = core.store.delete_reaction(&event_id).await {
+                tracing::error!(error = %e, "cannot forget a reaction that was not sent");
+            }
             let what = serde_json::from_str::<Raw<AnyTimelineEvent>>(&item.payload)
                 .ok()
                 .and_then(|raw| raw.deserialize().ok())

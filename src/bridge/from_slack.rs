@@ -216,7 +216,7 @@ async fn handle_message(core: &Arc<Core>, rt: &Arc<LoginRuntime>, m: MessageEven
     {
         return Ok(());
     }
-    if super::from_matrix::media::is_echo(core, rt.team_id(), msg).await? {
+    if super::from_matrix::media::is_echo(core, rt.team_id(), &m.channel, msg).await? {
         // A Matrix file shared with a linked user's account: theirs on Slack, ours to map.
         return super::from_matrix::media::on_echo(core, rt.team_id(), &m.channel, msg).await;
     }
@@ -373,24 +373,66 @@ impl Target {
         room: &RoomId,
         slack_user: &SenderId,
     ) -> Result<Target> {
-        if let Some(user) = slack_user.user()
-            && let Some(p) = double_puppet::of(core, rt.team_id(), &user).await?
-        {
-            match double_puppet::ensure_joined(core, room, &p).await {
-                Ok(()) => {
-                    return Ok(Target {
-                        room: room.to_owned(),
-                        sender: p.mxid,
-                        puppet: Some(p.client),
-                    });
-                }
-                Err(e) if e.is_retryable() => return Err(e),
-                // Refused (banned, or the secret does not work): the ghost sends.
-                Err(e) => {
-                    tracing::warn!(%room, user = %p.mxid, error = %e, "double puppet cannot join the portal; sending as the ghost")
-                }
+        match Self::puppet(core, rt, room, slack_user).await? {
+            Some(t) => Ok(t),
+            None => Self::ghost(core, rt, room, slack_user).await,
+        }
+    }
+
+    /// The sender of a change to `event` (an edit, a reaction's removal): whoever sent it,
+    /// the ghost or the double puppet; None when it is neither now (the user linked or
+    /// unlinked since, or it came from Matrix).
+    pub async fn as_sender_of(
+        core: &Arc<Core>,
+        rt: &Arc<LoginRuntime>,
+        room: &RoomId,
+        slack_user: &SenderId,
+        event: &EventId,
+    ) -> Result<Option<Target>> {
+        let sent_by = core.matrix.event_sender(room, event).await?;
+        let ghost = core.ghost_mxid(rt.team_id(), slack_user)?;
+        if sent_by.as_ref() == Some(&ghost) {
+            return Self::ghost(core, rt, room, slack_user).await.map(Some);
+        }
+        Ok(Self::puppet(core, rt, room, slack_user)
+            .await?
+            .filter(|t| Some(&t.sender) == sent_by.as_ref()))
+    }
+
+    /// The user's double puppet, joined; None without one (or when it cannot join).
+    async fn puppet(
+        core: &Arc<Core>,
+        rt: &Arc<LoginRuntime>,
+        room: &RoomId,
+        slack_user: &SenderId,
+    ) -> Result<Option<Target>> {
+        let Some(user) = slack_user.user() else {
+            return Ok(None);
+        };
+        let Some(p) = double_puppet::of(core, rt.team_id(), &user).await? else {
+            return Ok(None);
+        };
+        match double_puppet::ensure_joined(core, room, &p).await {
+            Ok(()) => Ok(Some(Target {
+                room: room.to_owned(),
+                sender: p.mxid,
+                puppet: Some(p.client),
+            })),
+            // Refused (banned, a secret that does not work) or their homeserver is away:
+            // the ghost sends rather than the conversation waiting.
+            Err(e) => {
+                tracing::warn!(%room, user = %p.mxid, error = %e, "double puppet cannot join the portal; sending as the ghost");
+                Ok(None)
             }
         }
+    }
+
+    async fn ghost(
+        core: &Arc<Core>,
+        rt: &Arc<LoginRuntime>,
+        room: &RoomId,
+        slack_user: &SenderId,
+    ) -> Result<Target> {
         let ghost = ghost::ensure_ghost(core, rt, slack_user).await?;
         ghost::ensure_joined(core, room, &ghost).await?;
         Ok(Target {

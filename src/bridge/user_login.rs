@@ -277,6 +277,20 @@ where
     as_user(core, bot, team, sender, &not_theirs, |c, _| call(c)).await
 }
 
+/// The Slack account `mxid` linked in `team`, while the link works.
+pub async fn linked_account(
+    core: &Core,
+    team: &TeamId,
+    mxid: &UserId,
+) -> Result<Option<ids::UserId>> {
+    Ok(core
+        .store
+        .get_user_login(mxid, team)
+        .await?
+        .filter(|l| l.state == LoginState::Ok)
+        .map(|l| l.slack_user_id))
+}
+
 /// Whether `mxid` linked the Slack account `user` (a link that still works).
 pub async fn is_linked(
     core: &Core,
@@ -284,11 +298,7 @@ pub async fn is_linked(
     mxid: &UserId,
     user: &ids::UserId,
 ) -> Result<bool> {
-    Ok(core
-        .store
-        .get_user_login(mxid, team)
-        .await?
-        .is_some_and(|l| l.state == LoginState::Ok && l.slack_user_id == *user))
+    Ok(linked_account(core, team, mxid).await?.as_ref() == Some(user))
 }
 
 /// Slack refused a linked user's token while posting for them: the link stops, and they are

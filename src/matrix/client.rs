@@ -30,7 +30,7 @@ use ruma::{
             message::send_message_event,
             profile::set_profile_field,
             redact::redact_event,
-            room::create_room,
+            room::{create_room, get_room_event},
             state::{get_state_event_for_key, send_state_event},
         },
         path_builder::VersionHistory,
@@ -628,6 +628,20 @@ impl MatrixClient {
         );
         req.reason = reason.map(str::to_owned);
         Ok(self.send(req, as_user).await?.event_id)
+    }
+
+    /// Who sent an event, as the bot sees it; None when the event is unknown.
+    pub async fn event_sender(
+        &self,
+        room_id: &RoomId,
+        event_id: &ruma::EventId,
+    ) -> Result<Option<OwnedUserId>, MatrixError> {
+        let req = get_room_event::v3::Request::new(room_id.to_owned(), event_id.to_owned());
+        match self.send(req, None).await {
+            Ok(r) => Ok(r.event.get_field::<OwnedUserId>("sender").ok().flatten()),
+            Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// The display name and avatar (`mxc://`) `user_id` has in `room` (its member event).

@@ -3,12 +3,12 @@
 use ruma::{EventId, OwnedEventId, OwnedRoomId};
 
 use super::{Result, Store, now_ms, on_pool};
-use crate::ids::{ChannelId, TeamId, Ts};
+use crate::ids::{ChannelId, TeamId, Ts, UserId};
 
-const INSERT: &str = "INSERT INTO reactions (team_id, channel_id, msg_ts, user_id, emoji, event_id, room_id, created_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING";
+const INSERT: &str = "INSERT INTO reactions (team_id, channel_id, msg_ts, user_id, emoji, event_id, room_id, made_as, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING";
 const SELECT: &str =
-    "SELECT team_id, channel_id, msg_ts, user_id, emoji, event_id, room_id FROM reactions";
+    "SELECT team_id, channel_id, msg_ts, user_id, emoji, event_id, room_id, made_as FROM reactions";
 const DELETE: &str = "DELETE FROM reactions WHERE event_id = $1";
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -23,6 +23,9 @@ pub struct ReactionRow {
     pub event_id: OwnedEventId,
     #[sqlx(try_from = "String")]
     pub room_id: OwnedRoomId,
+    /// For a reaction from Matrix: the linked Slack account it was made as; None when it is
+    /// the bot's (one for every Matrix user without a link).
+    pub made_as: Option<UserId>,
 }
 
 impl Store {
@@ -35,6 +38,7 @@ impl Store {
             .bind(&r.emoji)
             .bind(r.event_id.as_str())
             .bind(r.room_id.as_str())
+            .bind(&r.made_as)
             .bind(now_ms())
             .execute(pool)
             .await?
@@ -109,6 +113,21 @@ impl Store {
             .bind(emoji)
             .fetch_all(pool)
             .await?))
+    }
+
+    /// Records who a Matrix user's reaction was made as on Slack, once the call said.
+    pub async fn set_reaction_made_as(
+        &self,
+        event_id: &EventId,
+        made_as: Option<&UserId>,
+    ) -> Result<()> {
+        on_pool!(self, pool => sqlx::query("UPDATE reactions SET made_as = $1 WHERE event_id = $2")
+            .bind(made_as)
+            .bind(event_id.as_str())
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(())
     }
 
     pub async fn delete_reaction(&self, event_id: &EventId) -> Result<bool> {

@@ -172,52 +172,41 @@ pub(super) async fn redact(
         .await;
     }
     if let Some(reaction) = core.store.get_reaction_by_event(target).await? {
-        if !reaction.user_id.starts_with('@') {
-            // A Slack user's reaction: theirs to remove, when they linked the redacting
-            // Matrix account (it came from there as their double puppet).
-            let user = crate::ids::UserId::from(reaction.user_id.as_str());
-            if user_login::is_linked(core, &portal.team_id, &r.sender, &user).await? {
-                return unreact_own(core, portal, room, event_id, &reaction, &r.sender).await;
+        // Whose reaction it is on Slack: a Matrix user's own (made as their linked
+        // account), the bot's for Matrix users without one, or a Slack user's, which only
+        // they may remove (from the Matrix account they linked, as their double puppet).
+        let own = match UserId::parse(&reaction.user_id) {
+            Ok(mxid) => reaction.made_as.is_some().then_some(mxid),
+            Err(_) => {
+                let user = crate::ids::UserId::from(reaction.user_id.as_str());
+                if !user_login::is_linked(core, &portal.team_id, &r.sender, &user).await? {
+                    tracing::debug!(%target, "redaction of a Slack user's reaction; not removed on slack");
+                    return Ok(());
+                }
+                Some(r.sender.clone())
             }
-            tracing::debug!(%target, "redaction of a Slack user's reaction; not removed on slack");
-            return Ok(());
-        }
+        };
         let Some(rt) = gate(core, portal, room, &r.sender, event_id, "reaction removal").await?
         else {
             return Ok(());
         };
-        unreact(core, &rt, room, event_id, &reaction, &r.sender).await?;
+        return match own {
+            Some(mxid) => unreact_as(core, &rt, room, event_id, &reaction, &mxid).await,
+            None => unreact(core, &rt, room, event_id, &reaction).await,
+        };
     }
     Ok(())
 }
 
-/// Removes a Matrix user's Slack reaction: their own, made with their linked account, or
-/// the bot's once no Matrix user without a link has that emoji on the message.
+/// Removes the bot's Slack reaction once no other Matrix user it stands for has that emoji
+/// on the message.
 async fn unreact(
     core: &Core,
     rt: &LoginRuntime,
     room: &RoomId,
     event_id: &EventId,
     reaction: &ReactionRow,
-    sender: &UserId,
 ) -> Result<()> {
-    let (channel, ts, emoji) = (&reaction.channel_id, &reaction.msg_ts, &reaction.emoji);
-    if let Some(own) = user_login::client_of(core, &rt.slack, &reaction.team_id, sender).await? {
-        match own.reactions_remove(channel, ts, emoji).await {
-            Ok(()) => {
-                core.store.delete_reaction(&reaction.event_id).await?;
-                return Ok(());
-            }
-            Err(e) if e.is_auth_dead() => {
-                user_login::token_refused(core, &reaction.team_id, sender, &e.to_string()).await;
-            }
-            Err(e) if e.is_retryable() => return Err(e.into()),
-            // Not theirs (made by the bot before they linked): the bot's is removed below.
-            Err(e) => {
-                tracing::debug!(%event_id, error = %e, "the linked account has no such reaction; removing the bot's")
-            }
-        }
-    }
     let others = core
         .store
         .reactions_with(
@@ -227,18 +216,9 @@ async fn unreact(
             &reaction.emoji,
         )
         .await?;
-    let mut still_wanted = false;
-    for o in others.iter().filter(|o| o.event_id != reaction.event_id) {
-        // Matrix users whose reaction is the bot's: those without a working link.
-        if let Ok(user) = UserId::parse(&o.user_id)
-            && user_login::client_of(core, &rt.slack, &o.team_id, &user)
-                .await?
-                .is_none()
-        {
-            still_wanted = true;
-            break;
-        }
-    }
+    let still_wanted = others.iter().any(|o| {
+        o.user_id.starts_with('@') && o.made_as.is_none() && o.event_id != reaction.event_id
+    });
     if !still_wanted {
         let result = rt
             .slack
@@ -258,29 +238,34 @@ async fn unreact(
     Ok(())
 }
 
-/// Removes a linked user's own Slack reaction with their token, when a Matrix user redacts
-/// its annotation.
-async fn unreact_own(
-    core: &Arc<Core>,
-    portal: &Portal,
+/// Removes a reaction made on Slack as `mxid`'s linked account, with their token. Gone from
+/// the store first, so Slack's `reaction_removed` echo finds nothing to redact; back when the
+/// call may be retried.
+async fn unreact_as(
+    core: &Core,
+    rt: &LoginRuntime,
     room: &RoomId,
     event_id: &EventId,
     reaction: &ReactionRow,
-    sender: &UserId,
+    mxid: &UserId,
 ) -> Result<()> {
-    let Some(rt) = gate(core, portal, room, sender, event_id, "reaction removal").await? else {
-        return Ok(());
-    };
-    let Some(own) = user_login::client_of(core, &rt.slack, &portal.team_id, sender).await? else {
-        return Ok(());
-    };
-    // Gone first: Slack's reaction_removed echo then finds nothing to redact.
     core.store.delete_reaction(&reaction.event_id).await?;
+    let team = &reaction.team_id;
+    let Some(own) = user_login::client_of(core, &rt.slack, team, mxid).await? else {
+        tracing::debug!(%event_id, %mxid, "the linked Slack account is gone; its reaction stays on slack");
+        return Ok(());
+    };
     let result = own
         .reactions_remove(&reaction.channel_id, &reaction.msg_ts, &reaction.emoji)
         .await;
-    if matches!(&result, Err(e) if e.is_retryable()) {
-        core.store.insert_reaction(reaction).await?;
+    match &result {
+        Err(e) if e.is_retryable() => {
+            core.store.insert_reaction(reaction).await?;
+        }
+        Err(e) if e.is_auth_dead() => {
+            user_login::token_refused(core, team, mxid, &e.to_string()).await;
+        }
+        _ => {}
     }
     settle(
         core,
@@ -330,7 +315,9 @@ pub(super) async fn react(
         .await;
         return Ok(());
     };
-    // Recorded first: the Socket Mode echo of a reaction made as the user is then known.
+    // Recorded first, as made by their linked account when they have one: the Socket Mode
+    // echo of a reaction made as them is then known.
+    let linked = user_login::linked_account(core, &portal.team_id, &r.sender).await?;
     let reaction = ReactionRow {
         team_id: row.team_id.clone(),
         channel_id: row.channel_id.clone(),
@@ -339,19 +326,28 @@ pub(super) async fn react(
         emoji: name.to_owned(),
         event_id: event_id.to_owned(),
         room_id: room.to_owned(),
+        made_as: linked.clone(),
     };
     core.store.insert_reaction(&reaction).await?;
     // As the sender's linked account, else one reaction of the bot for every Matrix user.
     let (channel, ts) = (&row.channel_id, &row.ts);
+    let as_them = std::sync::atomic::AtomicBool::new(false);
     let result = user_login::as_user(
         core,
         &rt.slack,
         &portal.team_id,
         &r.sender,
         user_login::RELAY_INSTEAD,
-        |c, _| async move { c.reactions_add(channel, ts, name).await },
+        |c, them| {
+            as_them.store(them, std::sync::atomic::Ordering::Relaxed);
+            async move { c.reactions_add(channel, ts, name).await }
+        },
     )
     .await?;
+    if linked.is_some() && !as_them.load(std::sync::atomic::Ordering::Relaxed) {
+        // Their account could not: the bot's reaction stands for them.
+        core.store.set_reaction_made_as(event_id, None).await?;
+    }
     let refused =
         matches!(&result, Err(e) if !e.is_retryable() && !already_done(e, &["already_reacted"]));
     if refused {

@@ -69,9 +69,9 @@ pub(super) async fn to_slack(
         Outgoing::New => {}
         Outgoing::Pending => {
             if let Some(file) = core.store.outgoing_file(event_id).await? {
-                // Asked as whoever uploaded it: a file not shared yet is only theirs to see.
-                let own = user_login::client_of(core, &rt.slack, &portal.team_id, sender).await?;
-                match own.as_ref().unwrap_or(&rt.slack).files_info(&file).await {
+                // Asked as the bot (a linked user's token may lack files:read): a file that
+                // was shared here, by whichever account, is one it can see.
+                match rt.slack.files_info(&file).await {
                     Ok(_) => {
                         tracing::info!(%event_id, %file, "the earlier upload was completed; not uploading again");
                         return core
@@ -335,19 +335,31 @@ pub async fn on_echo(
     Ok(())
 }
 
-/// Whether a Slack message is the share of Matrix files: every file in it is one the
-/// bridge uploaded (recorded before its bytes were sent).
-pub async fn is_echo(core: &Core, team_id: &TeamId, msg: &Message) -> Result<bool> {
+/// Whether a Slack message is the share of Matrix files by a linked user's account: every
+/// file in it is one the bridge uploaded (recorded before its bytes were sent) as that
+/// user, into this conversation, and not yet seen shared. (A later share of the same file
+/// elsewhere, or by someone else, is a Slack message like any other.)
+pub async fn is_echo(
+    core: &Core,
+    team_id: &TeamId,
+    channel: &ChannelId,
+    msg: &Message,
+) -> Result<bool> {
+    let Some(poster) = msg.user.as_ref() else {
+        return Ok(false);
+    };
     if msg.files.is_empty() {
         return Ok(false);
     }
     for file in &msg.files {
-        if core
-            .store
-            .outgoing_by_file(team_id, &file.id)
+        let Some(up) = core.store.outgoing_by_file(team_id, &file.id).await? else {
+            return Ok(false);
+        };
+        let by_them = user_login::linked_account(core, team_id, &up.sender)
             .await?
-            .is_none()
-        {
+            .as_ref()
+            == Some(poster);
+        if up.slack_ts.is_some() || up.channel_id != *channel || !by_them {
             return Ok(false);
         }
     }

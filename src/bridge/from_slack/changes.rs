@@ -64,14 +64,16 @@ pub(super) async fn on_changed(
             .await
             .map_err(Into::into);
     }
-    let target = Target::of(core, rt, channel, &sender_of(message)?).await?;
-    if first.sender.starts_with('@') && target.sender.as_str() != first.sender {
-        // A message from Matrix, edited on Slack: an edit only its Matrix author may send,
-        // so it shows when they are this Slack user's double puppet. (The bot's own edits
-        // are echoes, dropped before.)
-        tracing::debug!(%channel, ts = %message.ts, "slack edit of a matrix message whose author cannot be puppeted; not bridged");
+    // An edit counts only from the original's sender: the ghost, or the double puppet (also
+    // for a message from Matrix the Slack user posted as themselves; the bot's own edits are
+    // echoes, dropped before).
+    let sender = sender_of(message)?;
+    let Some(target) =
+        Target::as_sender_of(core, rt, &first.room_id, &sender, &first.event_id).await?
+    else {
+        tracing::debug!(%channel, ts = %message.ts, "slack edit of a message whose matrix sender this slack user cannot send as; not bridged");
         return Ok(());
-    }
+    };
     let is_me = message.subtype.as_deref() == Some("me_message");
     let content = message_content(core, rt, message, is_me).await;
     let before = match previous {

@@ -42,6 +42,23 @@ fn reaction_key(name: &str) -> String {
     emoji::shortcode_to_unicode(name).map_or_else(|| format!(":{name}:"), str::to_owned)
 }
 
+/// A Matrix user's reaction that was made on Slack as the reacting account.
+async fn made_as(
+    core: &Core,
+    team: &crate::ids::TeamId,
+    channel: &ChannelId,
+    ts: &Ts,
+    r: &ReactionEvent,
+) -> Result<Option<ReactionRow>> {
+    let same = core
+        .store
+        .reactions_with(team, channel, ts, &r.reaction)
+        .await?;
+    Ok(same
+        .into_iter()
+        .find(|s| s.made_as.as_ref() == Some(&r.user)))
+}
+
 pub(super) async fn on_added(
     core: &Arc<Core>,
     rt: &Arc<LoginRuntime>,
@@ -51,15 +68,9 @@ pub(super) async fn on_added(
         return Ok(());
     };
     let team = rt.team_id();
-    if let Some(l) = core.store.user_login_by_slack(team, &r.user).await? {
-        // The echo of a reaction a Matrix user made with their linked account.
-        let same = core
-            .store
-            .reactions_with(team, &channel, &ts, &r.reaction)
-            .await?;
-        if same.iter().any(|s| s.user_id == l.mxid.as_str()) {
-            return Ok(());
-        }
+    // The echo of a reaction a Matrix user made as their linked account.
+    if made_as(core, team, &channel, &ts, r).await?.is_some() {
+        return Ok(());
     }
     let had = core
         .store
@@ -106,6 +117,7 @@ pub(super) async fn on_added(
                 emoji: r.reaction.clone(),
                 event_id: event_id.clone(),
                 room_id: message.room_id.clone(),
+                made_as: None,
             })
             .await?;
         tracing::debug!(%channel, %ts, reaction = %r.reaction, %event_id, "slack reaction bridged");
@@ -126,18 +138,48 @@ pub(super) async fn on_removed(
         .get_reaction(rt.team_id(), channel, ts, &r.user, &r.reaction)
         .await?
     else {
+        // One a Matrix user made as this Slack account, removed on Slack: its annotation goes
+        // (the bot redacts it; the account's owner is not ours to act as).
+        if let Some(mine) = made_as(core, rt.team_id(), channel, ts, r).await? {
+            core.store.delete_reaction(&mine.event_id).await?;
+            let txn = format!("slack-unreact-{}", mine.event_id);
+            if let Err(e) = redact_as_bot(core, &mine, &txn).await {
+                core.store.insert_reaction(&mine).await?;
+                return Err(e);
+            }
+            return Ok(());
+        }
         tracing::debug!(%channel, %ts, reaction = %r.reaction, "removal of a reaction the bridge never bridged; ignored");
         return Ok(());
     };
-    let target = Target::in_room(core, rt, &row.room_id, &r.user.clone().into()).await?;
     let event = &row.event_id;
     let txn = format!("slack-unreact-{}", row.event_id);
     // Gone first: the redaction's echo (from a double puppet) then finds nothing to remove
     // on Slack. Back when the redaction fails, for the retry.
     core.store.delete_reaction(event).await?;
-    if let Err(e) = target.redact(core, event, &txn).await {
+    let sender = r.user.clone().into();
+    let redacted = match Target::as_sender_of(core, rt, &row.room_id, &sender, event).await {
+        Ok(Some(target)) => target.redact(core, event, &txn).await,
+        // Its sender is not ours to act as now: the bot (room admin) redacts.
+        Ok(None) => redact_as_bot(core, &row, &txn).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = redacted {
         core.store.insert_reaction(&row).await?;
         return Err(e);
     }
     Ok(())
+}
+
+/// Redacts a reaction's annotation as the bot; one already gone is fine.
+async fn redact_as_bot(core: &Core, row: &ReactionRow, txn: &str) -> Result<()> {
+    match core
+        .matrix
+        .redact(None, &row.room_id, &row.event_id, txn, None)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
