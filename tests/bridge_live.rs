@@ -164,15 +164,19 @@ async fn renames_and_topic_changes_reach_the_room(hs: HomeserverKind) {
     .await;
     // The store agrees with the room (it is written after the room's state).
     let store = w.store().await.unwrap();
-    poll("the portal's name and topic in the store", WAIT, async || {
-        let portal = store
-            .get_portal(&w.emu.team_id().into(), &random.as_str().into())
-            .await
-            .unwrap()
-            .unwrap();
-        (portal.name == "#random-stuff" && portal.topic == "Lunch plans and cat pictures")
-            .then_some(())
-    })
+    poll(
+        "the portal's name and topic in the store",
+        WAIT,
+        async || {
+            let portal = store
+                .get_portal(&w.emu.team_id().into(), &random.as_str().into())
+                .await
+                .unwrap()
+                .unwrap();
+            (portal.name == "#random-stuff" && portal.topic == "Lunch plans and cat pictures")
+                .then_some(())
+        },
+    )
     .await;
     store.close().await;
     bridge.stop().await.unwrap();
