@@ -285,19 +285,7 @@ async fn a_linked_user_posts_as_themselves(hs: HomeserverKind, db: Option<TestDb
     // bot may not touch his message).
     let ts = on_slack["ts"].as_str().unwrap().to_owned();
     let original = copies[0]["event_id"].as_str().unwrap().to_owned();
-    w.owner
-        .send_event(
-            &room,
-            "m.room.message",
-            &json!({
-                "msgtype": "m.text",
-                "body": "* hello, edited",
-                "m.new_content": {"msgtype": "m.text", "body": "hello, edited"},
-                "m.relates_to": {"rel_type": "m.replace", "event_id": original},
-            }),
-        )
-        .await
-        .unwrap();
+    edit_in_matrix(&w, &room, &original, "hello, edited").await;
     poll("the edit on Slack", WAIT, async || {
         (w.emu.message(&general, &ts)?["text"] == "hello, edited").then_some(())
     })
@@ -352,6 +340,23 @@ async fn a_linked_user_posts_as_themselves(hs: HomeserverKind, db: Option<TestDb
     assert_eq!(after.token_kind, slack_emulator::TokenKind::Bot);
     assert!(after.param("username").is_some());
     bridge.stop().await.unwrap();
+}
+
+/// The owner edits `event` in Matrix to `text`.
+async fn edit_in_matrix(w: &World, room: &str, event: &str, text: &str) {
+    w.owner
+        .send_event(
+            room,
+            "m.room.message",
+            &json!({
+                "msgtype": "m.text",
+                "body": format!("* {text}"),
+                "m.new_content": {"msgtype": "m.text", "body": text},
+                "m.relates_to": {"rel_type": "m.replace", "event_id": event},
+            }),
+        )
+        .await
+        .unwrap();
 }
 
 /// Links the owner to the Slack user `dave` with a pasted user token.
@@ -670,19 +675,7 @@ async fn a_linked_users_slack_side_comes_from_their_matrix_account(
 
     // He edits his Slack message in Matrix: changed on Slack with Dave's token, and its
     // message_changed brings no second edit.
-    w.owner
-        .send_event(
-            &room,
-            "m.room.message",
-            &json!({
-                "msgtype": "m.text",
-                "body": "* fixed from matrix",
-                "m.new_content": {"msgtype": "m.text", "body": "fixed from matrix"},
-                "m.relates_to": {"rel_type": "m.replace", "event_id": msg_id},
-            }),
-        )
-        .await
-        .unwrap();
+    edit_in_matrix(&w, &room, &msg_id, "fixed from matrix").await;
     poll("the edit on Slack", WAIT, async || {
         (w.emu.message(&general, &ts)?["text"] == "fixed from matrix").then_some(())
     })

@@ -27,6 +27,9 @@ use crate::{
     store::{Portal, ReactionRow},
 };
 
+/// Slack's answers to a reaction's removal that mean it is gone already.
+const UNREACT_DONE: &[&str] = &["no_reaction", "message_not_found"];
+
 /// A Slack error that means the change is already there.
 fn already_done(e: &SlackError, codes: &[&str]) -> bool {
     e.code().is_some_and(|c| codes.contains(&c))
@@ -230,7 +233,7 @@ async fn unreact(
             event_id,
             "reaction removal",
             result,
-            &["no_reaction", "message_not_found"],
+            UNREACT_DONE,
         )
         .await?;
     }
@@ -273,7 +276,7 @@ async fn unreact_as(
         event_id,
         "reaction removal",
         result,
-        &["no_reaction", "message_not_found"],
+        UNREACT_DONE,
     )
     .await
 }
